@@ -1,0 +1,178 @@
+"""The ``tap`` command line: synth, check, etl convert, local up/down, demo and jobs.
+
+Heavy modules (cdktf bindings, DuckDB, moto) are imported inside the subcommands that need them, so
+``tap --help`` and config errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+# jsii prints a Node.js end-of-life banner on every start; it is noise for users of this CLI.
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _load_config(path: str | None, **overrides: object):  # type: ignore[no-untyped-def]
+    from analytics_platform.infra.config import load_config
+
+    return load_config(path, **overrides)
+
+
+def synth_for_cdktf(config_path: str | None) -> int:
+    """Entry used by ``tap.py`` (``cdktf synth``): output goes where the cdktf CLI asks."""
+    return _run(lambda: _synth(config_path, os.environ.get("CDKTF_OUTDIR", "cdktf.out")))
+
+
+def _synth(config_path: str | None, outdir: str) -> int:
+    from analytics_platform.infra.app import synth
+
+    config = _load_config(config_path)
+    out = synth(config, outdir=outdir)
+    regions = ", ".join(r.region for r in config.regions)
+    print(f"synthesized {len(config.regions)} stack(s) ({regions}) into {out}/stacks")
+    return EXIT_OK
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    return _synth(args.config, args.out)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from analytics_platform.infra.checks import run_checks
+
+    config = _load_config(args.config)
+    if not args.no_synth:
+        _synth(args.config, args.out)
+    findings = run_checks(config, Path(args.out), run_checkov=not args.skip_checkov)
+    for finding in findings:
+        print(f"FINDING {finding}")
+    print(f"tap check: {len(findings)} finding(s) in {len(config.regions)} stack(s)")
+    return EXIT_FAILED if findings else EXIT_OK
+
+
+def _cmd_etl_convert(args: argparse.Namespace) -> int:
+    from analytics_platform.etl.convert_cli import convert_command
+
+    return convert_command(args.input, args.output, max_reject_ratio=args.max_reject_ratio, as_json=args.json)
+
+
+def _cmd_local_up(args: argparse.Namespace) -> int:
+    from analytics_platform.local.platform import local_up
+
+    return local_up(config_path=args.config, port=args.port)
+
+
+def _cmd_local_down(args: argparse.Namespace) -> int:
+    from analytics_platform.local.platform import local_down
+
+    return local_down()
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from analytics_platform.local.demo import run_demo
+
+    return run_demo(config_path=args.config, port=args.port, keep=args.keep)
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    from analytics_platform.local.jobs_query import jobs_command
+
+    return jobs_command(
+        region=args.region, status=args.status, since=args.since, as_json=args.json, config_path=args.config
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tap``."""
+    parser = argparse.ArgumentParser(prog="tap", description="Multi-region analytics platform as code.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        return command
+
+    def config_option(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--config", help="JSON or TOML configuration file (default: built-in defaults)")
+
+    synth = add("synth", _cmd_synth, "Synthesize one Terraform stack per region.")
+    synth.add_argument("--out", default="cdktf.out", help="output folder (default: cdktf.out)")
+    config_option(synth)
+
+    check = add("check", _cmd_check, "Synthesize, then check residency, IAM, tags, names and checkov.")
+    check.add_argument("--out", default="cdktf.out", help="synth output folder (default: cdktf.out)")
+    check.add_argument("--no-synth", action="store_true", help="check an existing synth output")
+    check.add_argument("--skip-checkov", action="store_true", help="run only the project's own checks")
+    config_option(check)
+
+    etl = add("etl", lambda _a: EXIT_USAGE, "ETL worker tools.")
+    etl_sub = etl.add_subparsers(dest="etl_command", required=True)
+    convert = etl_sub.add_parser("convert", help="Run the worker's transform on a local file.")
+    convert.set_defaults(handler=_cmd_etl_convert)
+    convert.add_argument("input", help="CSV / JSON Lines / JSON array file, optionally gzip")
+    convert.add_argument("output", nargs="?", help="Parquet output (default: INPUT stem + .parquet)")
+    convert.add_argument("--max-reject-ratio", type=float, default=0.1, help="default 0.1")
+    convert.add_argument("--json", action="store_true", help="print the job summary as JSON")
+
+    local = add("local", lambda _a: EXIT_USAGE, "Embedded local AWS.")
+    local_sub = local.add_subparsers(dest="local_command", required=True)
+    up = local_sub.add_parser("up", help="Start local AWS and apply every regional stack to it.")
+    up.set_defaults(handler=_cmd_local_up)
+    up.add_argument("--port", type=int, default=None, help="endpoint port (default: a free port)")
+    config_option(up)
+    down = local_sub.add_parser("down", help="Destroy the local stacks and stop local AWS.")
+    down.set_defaults(handler=_cmd_local_down)
+
+    demo = add("demo", _cmd_demo, "Run the platform locally end to end with sample data.")
+    demo.add_argument("--keep", action="store_true", help="leave the local platform up afterwards")
+    demo.add_argument("--port", type=int, default=None, help="endpoint port (default: a free port)")
+    config_option(demo)
+
+    jobs = add("jobs", _cmd_jobs, "List jobs of one region through the job table's indexes.")
+    jobs.add_argument("--region", required=True)
+    jobs.add_argument("--status", choices=["PENDING", "RUNNING", "SUCCEEDED", "FAILED"])
+    jobs.add_argument("--since", help="ISO date or time, or a duration such as 2h / 30m (default: 24h)")
+    jobs.add_argument("--json", action="store_true")
+    config_option(jobs)
+    return parser
+
+
+def _run(action: Callable[[], int]) -> int:
+    from analytics_platform.infra.config import ConfigError
+
+    try:
+        return action()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # the user gets one clear line; TAP_DEBUG=1 shows the traceback
+        if os.environ.get("TAP_DEBUG"):
+            raise
+        name = type(error).__name__
+        print(f"error: {name}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tap``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return _run(lambda: int(args.handler(args)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["build_parser", "main", "synth_for_cdktf"]

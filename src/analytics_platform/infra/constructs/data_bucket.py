@@ -1,0 +1,137 @@
+"""The regional data bucket: versioned, SSE-S3, private, TLS-only, EventBridge notifications on."""
+
+from __future__ import annotations
+
+import json
+
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfiguration,
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition,
+    S3BucketLifecycleConfigurationRuleTransition,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_notification import S3BucketNotification
+from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (
+    S3BucketOwnershipControls,
+    S3BucketOwnershipControlsRule,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
+    S3BucketVersioningA,
+    S3BucketVersioningVersioningConfiguration,
+)
+from constructs import Construct
+
+#: Key prefixes of the data bucket.
+RAW_PREFIX = "raw/"
+PROCESSED_PREFIX = "processed/"
+QUARANTINE_PREFIX = "quarantine/"
+
+
+class DataBucket(Construct):
+    """S3 bucket for raw uploads (``raw/``), Parquet output (``processed/``) and rejects (``quarantine/``).
+
+    Exposes ``bucket`` and ``notification`` (EventBridge delivery switched on).
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, bucket_name: str, glacier_transition_days: int
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # force_destroy: the spec requires every resource to be destroyable for test environments.
+        self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=True)
+        S3BucketVersioningA(
+            self,
+            "versioning",
+            bucket=self.bucket.id,
+            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
+        )
+        S3BucketServerSideEncryptionConfigurationA(
+            self,
+            "encryption",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default=(
+                        S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                            sse_algorithm="AES256"
+                        )
+                    )
+                )
+            ],
+        )
+        public_access = S3BucketPublicAccessBlock(
+            self,
+            "public-access",
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+        )
+        S3BucketOwnershipControls(
+            self,
+            "ownership",
+            bucket=self.bucket.id,
+            rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
+        )
+        S3BucketLifecycleConfiguration(
+            self,
+            "lifecycle",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketLifecycleConfigurationRule(
+                    id="archive-to-glacier",
+                    status="Enabled",
+                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    transition=[
+                        S3BucketLifecycleConfigurationRuleTransition(
+                            days=glacier_transition_days, storage_class="GLACIER"
+                        )
+                    ],
+                    noncurrent_version_transition=[
+                        S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition(
+                            noncurrent_days=glacier_transition_days, storage_class="GLACIER"
+                        )
+                    ],
+                    abort_incomplete_multipart_upload=[
+                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                            days_after_initiation=7
+                        )
+                    ],
+                )
+            ],
+        )
+        S3BucketPolicy(
+            self,
+            "tls-only",
+            bucket=self.bucket.id,
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "DenyInsecureTransport",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [self.bucket.arn, f"{self.bucket.arn}/*"],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ],
+                }
+            ),
+            depends_on=[public_access],
+        )
+        self.notification = S3BucketNotification(
+            self, "eventbridge", bucket=self.bucket.id, eventbridge=True
+        )

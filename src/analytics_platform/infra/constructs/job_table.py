@@ -1,0 +1,55 @@
+"""The regional DynamoDB job table: on-demand, PITR, encrypted, two GSIs for time-range queries."""
+
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.dynamodb_table import (
+    DynamodbTable,
+    DynamodbTableAttribute,
+    DynamodbTableGlobalSecondaryIndex,
+    DynamodbTablePointInTimeRecovery,
+    DynamodbTableServerSideEncryption,
+)
+from constructs import Construct
+
+#: Attribute and index names shared with the worker (``etl.jobs``) - kept equal by a unit test.
+PARTITION_KEY = "job_id"
+DAY_INDEX = "by-day"
+DAY_INDEX_KEYS = ("job_day", "created_at")
+STATUS_INDEX = "by-status"
+STATUS_INDEX_KEYS = ("job_status", "created_at")
+
+
+class JobTable(Construct):
+    """One record per job, keyed by ``job_id``; query by day + time or by status + time.
+
+    Exposes ``table``.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, table_name: str) -> None:
+        super().__init__(scope, construct_id)
+        attributes = sorted({PARTITION_KEY, *DAY_INDEX_KEYS, *STATUS_INDEX_KEYS})
+        self.table = DynamodbTable(
+            self,
+            "table",
+            name=table_name,
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=PARTITION_KEY,
+            attribute=[DynamodbTableAttribute(name=name, type="S") for name in attributes],
+            global_secondary_index=[
+                DynamodbTableGlobalSecondaryIndex(
+                    name=DAY_INDEX,
+                    hash_key=DAY_INDEX_KEYS[0],
+                    range_key=DAY_INDEX_KEYS[1],
+                    projection_type="ALL",
+                ),
+                DynamodbTableGlobalSecondaryIndex(
+                    name=STATUS_INDEX,
+                    hash_key=STATUS_INDEX_KEYS[0],
+                    range_key=STATUS_INDEX_KEYS[1],
+                    projection_type="ALL",
+                ),
+            ],
+            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
+            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True),
+            deletion_protection_enabled=False,
+        )

@@ -1,0 +1,224 @@
+"""Regional dashboard, alarms and the encrypted SNS topic they notify."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
+    CloudwatchMetricAlarm,
+    CloudwatchMetricAlarmMetricQuery,
+    CloudwatchMetricAlarmMetricQueryMetric,
+)
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
+from constructs import Construct
+
+PERIOD_SECONDS = 300
+
+
+def alarm_key_policy(*, partition: str, account_id: str) -> str:
+    """Key policy: the account administers the key; CloudWatch may encrypt alarm notifications.
+
+    In a key policy ``Resource: "*"`` means "this key" - it is the only value AWS accepts there.
+    """
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "CloudWatchAlarmsEncrypt",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                },
+            ],
+        }
+    )
+
+
+def dashboard_body(
+    *, region: str, function_name: str, queue_name: str, dlq_name: str, error_rate_threshold: float
+) -> dict[str, Any]:
+    """Widgets for the worker and both queues; every metric carries its dimension."""
+
+    def lam(metric: str, stat: str = "Sum") -> list[Any]:
+        return ["AWS/Lambda", metric, "FunctionName", function_name, {"stat": stat}]
+
+    def sqs(metric: str, queue: str, stat: str = "Maximum") -> list[Any]:
+        return ["AWS/SQS", metric, "QueueName", queue, {"stat": stat}]
+
+    def widget(title: str, metrics: list[Any], x: int, y: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "type": "metric",
+            "x": x,
+            "y": y,
+            "width": 12,
+            "height": 6,
+            "properties": {
+                "title": title,
+                "region": region,
+                "metrics": metrics,
+                "period": PERIOD_SECONDS,
+                "view": "timeSeries",
+                **extra,
+            },
+        }
+
+    return {
+        "widgets": [
+            widget("ETL invocations and errors", [lam("Invocations"), lam("Errors"), lam("Throttles")], 0, 0),
+            widget("ETL duration (ms)", [lam("Duration", "Average"), lam("Duration", "p99")], 12, 0),
+            widget(
+                "ETL error rate (%)",
+                [
+                    [*lam("Errors")[:4], {"id": "errors", "stat": "Sum", "visible": False}],
+                    [*lam("Invocations")[:4], {"id": "invocations", "stat": "Sum", "visible": False}],
+                    [{"expression": "100 * errors / MAX([invocations, 1])", "label": "error rate %", "id": "rate"}],
+                ],
+                0,
+                6,
+                annotations={"horizontal": [{"label": "alarm", "value": error_rate_threshold}]},
+            ),
+            widget(
+                "Queue depth and age",
+                [
+                    sqs("ApproximateNumberOfMessagesVisible", queue_name),
+                    sqs("ApproximateNumberOfMessagesNotVisible", queue_name),
+                    sqs("ApproximateAgeOfOldestMessage", queue_name),
+                ],
+                12,
+                6,
+            ),
+            widget("Dead-letter queue depth", [sqs("ApproximateNumberOfMessagesVisible", dlq_name)], 0, 12),
+        ]
+    }
+
+
+class Monitoring(Construct):
+    """Dashboard, three alarms and the KMS-encrypted ``topic`` they notify."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        region: str,
+        partition: str,
+        account_id: str,
+        topic_name: str,
+        kms_alias: str,
+        dashboard_name: str,
+        alarm_names: tuple[str, str, str],
+        function_name: str,
+        queue_name: str,
+        dlq_name: str,
+        error_rate_threshold_percent: float,
+        oldest_message_alarm_seconds: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        key = KmsKey(
+            self,
+            "alarm-key",
+            description=f"Encrypts alarm notifications of {topic_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            policy=alarm_key_policy(partition=partition, account_id=account_id),
+        )
+        KmsAlias(self, "alarm-key-alias", name=kms_alias, target_key_id=key.key_id)
+        self.topic = SnsTopic(self, "topic", name=topic_name, kms_master_key_id=key.arn)
+        self.dashboard = CloudwatchDashboard(
+            self,
+            "dashboard",
+            dashboard_name=dashboard_name,
+            dashboard_body=json.dumps(
+                dashboard_body(
+                    region=region,
+                    function_name=function_name,
+                    queue_name=queue_name,
+                    dlq_name=dlq_name,
+                    error_rate_threshold=error_rate_threshold_percent,
+                )
+            ),
+        )
+        error_rate_name, dlq_alarm_name, age_alarm_name = alarm_names
+        actions = {"alarm_actions": [self.topic.arn], "ok_actions": [self.topic.arn]}
+
+        def lambda_metric(query_id: str, metric: str) -> CloudwatchMetricAlarmMetricQuery:
+            return CloudwatchMetricAlarmMetricQuery(
+                id=query_id,
+                return_data=False,
+                metric=CloudwatchMetricAlarmMetricQueryMetric(
+                    namespace="AWS/Lambda",
+                    metric_name=metric,
+                    dimensions={"FunctionName": function_name},
+                    period=PERIOD_SECONDS,
+                    stat="Sum",
+                ),
+            )
+
+        self.error_rate_alarm = CloudwatchMetricAlarm(
+            self,
+            "error-rate",
+            alarm_name=error_rate_name,
+            alarm_description=f"ETL error rate above {error_rate_threshold_percent}% of invocations",
+            comparison_operator="GreaterThanThreshold",
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            threshold=error_rate_threshold_percent,
+            treat_missing_data="notBreaching",
+            metric_query=[
+                lambda_metric("errors", "Errors"),
+                lambda_metric("invocations", "Invocations"),
+                CloudwatchMetricAlarmMetricQuery(
+                    id="error_rate",
+                    expression="100 * errors / MAX([invocations, 1])",
+                    label="Error rate (%)",
+                    return_data=True,
+                ),
+            ],
+            **actions,
+        )
+        self.dlq_alarm = CloudwatchMetricAlarm(
+            self,
+            "dlq-not-empty",
+            alarm_name=dlq_alarm_name,
+            alarm_description="Messages reached the dead-letter queue: uploads that could not be processed",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": dlq_name},
+            statistic="Maximum",
+            period=PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=0,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+            **actions,
+        )
+        self.age_alarm = CloudwatchMetricAlarm(
+            self,
+            "oldest-message",
+            alarm_name=age_alarm_name,
+            alarm_description=f"Oldest queued upload waited more than {oldest_message_alarm_seconds} s",
+            namespace="AWS/SQS",
+            metric_name="ApproximateAgeOfOldestMessage",
+            dimensions={"QueueName": queue_name},
+            statistic="Maximum",
+            period=PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=oldest_message_alarm_seconds,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+            **actions,
+        )

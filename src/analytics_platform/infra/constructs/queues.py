@@ -1,0 +1,67 @@
+"""The regional work queue and its dead-letter queue, both encrypted."""
+
+from __future__ import annotations
+
+import json
+
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
+from cdktf_cdktf_provider_aws.sqs_queue_policy import SqsQueuePolicy
+from constructs import Construct
+
+
+class WorkQueues(Construct):
+    """SQS ``queue`` (visibility timeout, SSE) redriving to ``dlq`` after ``max_receive_count`` receives."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        queue_name: str,
+        dlq_name: str,
+        visibility_timeout_seconds: int,
+        max_receive_count: int,
+        dlq_retention_seconds: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dlq = SqsQueue(
+            self,
+            "dlq",
+            name=dlq_name,
+            message_retention_seconds=dlq_retention_seconds,
+            sqs_managed_sse_enabled=True,
+        )
+        self.queue = SqsQueue(
+            self,
+            "queue",
+            name=queue_name,
+            visibility_timeout_seconds=visibility_timeout_seconds,
+            message_retention_seconds=4 * 24 * 3600,
+            sqs_managed_sse_enabled=True,
+            redrive_policy=json.dumps(
+                {"deadLetterTargetArn": self.dlq.arn, "maxReceiveCount": max_receive_count}
+            ),
+        )
+
+    def allow_rule_to_send(self, rule_arn: str) -> SqsQueuePolicy:
+        """Queue policy: only the given EventBridge rule may send messages."""
+        return SqsQueuePolicy(
+            self,
+            "policy",
+            queue_url=self.queue.url,
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "AllowUploadRuleOnly",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "events.amazonaws.com"},
+                            "Action": "sqs:SendMessage",
+                            "Resource": self.queue.arn,
+                            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                        }
+                    ],
+                }
+            ),
+        )

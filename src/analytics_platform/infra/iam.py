@@ -1,0 +1,147 @@
+"""IAM policy statements built from named action bundles, each scoped to exact resource ARNs.
+
+Modelled on aws-cdk-lib's ``perms.ts`` files: a bundle names the actions one kind of access needs, and
+a grant pairs a bundle with the ARNs it may touch. Nothing here imports cdktf: ARNs may be plain strings
+or Terraform tokens, and the result is a plain policy document.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# --- action bundles -------------------------------------------------------------------------------
+S3_READ_OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+S3_WRITE_OBJECT_ACTIONS = ("s3:PutObject",)
+DYNAMODB_JOB_WRITE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+SQS_CONSUME_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+)
+LOGS_WRITE_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+FLOW_LOGS_WRITE_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
+ENI_MANAGE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+ENI_DESCRIBE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups")
+XRAY_WRITE_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+
+#: The only statements allowed to use ``Resource: "*"`` or a resource-id wildcard, each with its reason.
+#: ``tap check`` and the unit tests read this list; anything else with a wildcard is a finding.
+WILDCARD_ALLOW_LIST: Mapping[str, str] = {
+    "AllowEniDescribe": (
+        "ec2:Describe* calls support no resource-level permissions; AWS requires Resource '*' for the "
+        "network-interface lookups Lambda makes when it attaches the function to the VPC"
+    ),
+    "AllowXRayWrite": (
+        "xray:PutTraceSegments and PutTelemetryRecords support no resource-level permissions; active "
+        "tracing (spec: X-Ray active) cannot work without them"
+    ),
+    "AllowEniManage": (
+        "the network interface does not exist before Lambda creates it, so its ARN is only known as "
+        "network-interface/*; the statement is pinned to this region, this account and this VPC by condition"
+    ),
+    "AllowOwnLogStreams": (
+        "Lambda and flow logs name their log streams at run time; the ARN is pinned to one exact log group"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One ``Allow`` statement with a stable ``Sid``."""
+
+    sid: str
+    actions: Sequence[str]
+    resources: Sequence[str]
+    condition: Mapping[str, Any] | None = None
+
+    def render(self) -> dict[str, Any]:
+        """The statement as it appears in a policy document."""
+        body: dict[str, Any] = {
+            "Sid": self.sid,
+            "Effect": "Allow",
+            "Action": sorted(self.actions),
+            "Resource": list(self.resources),
+        }
+        if self.condition:
+            body["Condition"] = dict(self.condition)
+        return body
+
+
+def policy_document(statements: Iterable[Statement]) -> str:
+    """A JSON policy document; Terraform tokens inside ARNs stay interpolations."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [s.render() for s in statements]}, indent=2)
+
+
+def assume_role_document(service: str, source_account: str | None = None) -> str:
+    """Trust policy letting one AWS service principal assume the role."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if source_account is not None:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, indent=2)
+
+
+# --- grants ---------------------------------------------------------------------------------------
+def read_objects(bucket_arn: str, prefix: str) -> Statement:
+    """Read object versions under one key prefix of one bucket."""
+    return Statement("ReadRawObjects", S3_READ_OBJECT_ACTIONS, [f"{bucket_arn}/{prefix}*"])
+
+
+def write_objects(bucket_arn: str, prefixes: Sequence[str]) -> Statement:
+    """Write objects under the given key prefixes of one bucket."""
+    return Statement("WriteResultObjects", S3_WRITE_OBJECT_ACTIONS, [f"{bucket_arn}/{p}*" for p in prefixes])
+
+
+def write_jobs(table_arn: str) -> Statement:
+    """Create and update job records in one table (no scans, no deletes)."""
+    return Statement("WriteJobRecords", DYNAMODB_JOB_WRITE_ACTIONS, [table_arn])
+
+
+def consume_queue(queue_arn: str) -> Statement:
+    """What the Lambda event source mapping needs to consume one queue."""
+    return Statement("ConsumeQueue", SQS_CONSUME_ACTIONS, [queue_arn])
+
+
+def write_own_logs(log_group_arn: str, sid: str = "AllowOwnLogStreams",
+                   actions: Sequence[str] = LOGS_WRITE_ACTIONS) -> Statement:
+    """Write log streams of one exact log group."""
+    return Statement(sid, actions, [f"{log_group_arn}:log-stream:*"])
+
+
+def describe_network_interfaces() -> Statement:
+    """Describe calls AWS cannot scope (allow-listed)."""
+    return Statement("AllowEniDescribe", ENI_DESCRIBE_ACTIONS, ["*"])
+
+
+def manage_network_interfaces(
+    *, partition: str, region: str, account_id: str, vpc_arn: str, subnet_arns: Sequence[str],
+    security_group_arn: str,
+) -> Statement:
+    """Create / delete the function's network interfaces in this VPC only."""
+    eni_arn = f"arn:{partition}:ec2:{region}:{account_id}:network-interface/*"
+    return Statement(
+        "AllowEniManage",
+        ENI_MANAGE_ACTIONS,
+        [eni_arn, *subnet_arns, security_group_arn],
+        condition={
+            "StringEquals": {"aws:RequestedRegion": region},
+            "ArnEqualsIfExists": {"ec2:Vpc": vpc_arn},
+        },
+    )
+
+
+def write_traces() -> Statement:
+    """X-Ray segment upload (allow-listed: no resource-level permissions exist)."""
+    return Statement("AllowXRayWrite", XRAY_WRITE_ACTIONS, ["*"])

@@ -1,0 +1,229 @@
+"""One self-contained Terraform stack per region: own provider, own state, no reference elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
+from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
+from constructs import Construct
+
+from analytics_platform.infra import iam
+from analytics_platform.infra.config import PlatformConfig, RegionConfig
+from analytics_platform.infra.constructs.data_bucket import (
+    PROCESSED_PREFIX,
+    QUARANTINE_PREFIX,
+    RAW_PREFIX,
+    DataBucket,
+)
+from analytics_platform.infra.constructs.etl_function import EtlFunction
+from analytics_platform.infra.constructs.events import UploadEvents
+from analytics_platform.infra.constructs.job_table import JobTable
+from analytics_platform.infra.constructs.monitoring import Monitoring
+from analytics_platform.infra.constructs.network import Network
+from analytics_platform.infra.constructs.queues import WorkQueues
+from analytics_platform.packaging import LambdaPackage
+
+AWS_PROVIDER_VERSION = "5.100.0"
+#: Services the stacks use; with ``local_endpoint`` set, all of them point at the local AWS endpoint.
+LOCAL_ENDPOINT_SERVICES = (
+    "cloudwatch", "cloudwatchevents", "cloudwatchlogs", "dynamodb", "ec2", "iam", "kms", "lambda_",
+    "s3", "sns", "sqs", "sts",
+)  # fmt: skip
+#: Share of the function's memory DuckDB may use; the rest is Python, buffers and boto3.
+DUCKDB_MEMORY_SHARE = 0.3
+
+
+def stack_id(region: str, suffix: str) -> str:
+    """Stack (and state) identifier of one region."""
+    return f"analytics-{region}-{suffix}"
+
+
+def worker_environment(config: PlatformConfig, region: str) -> dict[str, str]:
+    """The function's region-specific settings (``AWS_REGION`` itself is reserved by Lambda)."""
+    names = config.names(region)
+    return {
+        "DATA_REGION": region,
+        "BUCKET_NAME": names.bucket,
+        "TABLE_NAME": names.table,
+        "RAW_PREFIX": RAW_PREFIX,
+        "PROCESSED_PREFIX": PROCESSED_PREFIX,
+        "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
+        "ENVIRONMENT_SUFFIX": config.environment_suffix,
+        "MAX_OBJECT_BYTES": str(config.max_object_mb * 1024 * 1024),
+        "MAX_REJECT_RATIO": str(config.max_reject_ratio),
+        "MAX_RECEIVE_COUNT": str(config.max_receive_count),
+        "DUCKDB_MEMORY_LIMIT_MB": str(max(64, int(config.lambda_memory_mb * DUCKDB_MEMORY_SHARE))),
+        "POWERTOOLS_SERVICE_NAME": "etl-worker",
+        "POWERTOOLS_METRICS_NAMESPACE": "AnalyticsPlatform",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+class RegionalStack(TerraformStack):
+    """Everything one region needs, identical in shape across regions.
+
+    Exposes the constructs as attributes (``network``, ``data``, ``jobs``, ``queues``, ``events``,
+    ``worker``, ``monitoring``) and declares the stack outputs.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: PlatformConfig,
+        region: RegionConfig,
+        package: LambdaPackage,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        name = region.region
+        names = config.names(name)
+        self._configure_backend(config, construct_id, name)
+        AwsProvider(
+            self,
+            "aws",
+            region=name,
+            default_tags=[AwsProviderDefaultTags(tags=config.tags(name))],
+            **self._local_endpoint_settings(config.local_endpoint),
+        )
+        partition = DataAwsPartition(self, "partition").partition
+        account_id = DataAwsCallerIdentity(self, "account").account_id
+
+        self.network = Network(
+            self,
+            "network",
+            region=name,
+            cidr=region.vpc_cidr,
+            az_count=region.az_count,
+            vpc_name=names.vpc,
+            flow_log_group_name=names.flow_log_group,
+            flow_log_role_name=names.flow_log_role,
+            log_retention_days=config.log_retention_days,
+        )
+        self.data = DataBucket(
+            self, "data", bucket_name=names.bucket, glacier_transition_days=config.glacier_transition_days
+        )
+        self.jobs = JobTable(self, "jobs", table_name=names.table)
+        self.queues = WorkQueues(
+            self,
+            "queues",
+            queue_name=names.queue,
+            dlq_name=names.dlq,
+            visibility_timeout_seconds=config.queue_visibility_timeout_seconds,
+            max_receive_count=config.max_receive_count,
+            dlq_retention_seconds=config.dlq_retention_seconds,
+        )
+        self.events = UploadEvents(
+            self,
+            "events",
+            rule_name=names.rule,
+            bucket_name=names.bucket,
+            raw_prefix=RAW_PREFIX,
+            queues=self.queues,
+        )
+        bucket_arn = self.data.bucket.arn
+        statements = [
+            iam.read_objects(bucket_arn, RAW_PREFIX),
+            iam.write_objects(bucket_arn, [PROCESSED_PREFIX, QUARANTINE_PREFIX]),
+            iam.write_jobs(self.jobs.table.arn),
+            iam.consume_queue(self.queues.queue.arn),
+            iam.describe_network_interfaces(),
+            iam.manage_network_interfaces(
+                partition=partition,
+                region=name,
+                account_id=account_id,
+                vpc_arn=self.network.vpc.arn,
+                subnet_arns=[subnet.arn for subnet in self.network.subnets],
+                security_group_arn=self.network.worker_security_group.arn,
+            ),
+            iam.write_traces(),
+        ]
+        self.worker = EtlFunction(
+            self,
+            "worker",
+            function_name=names.function,
+            role_name=names.role,
+            log_group_name=names.log_group,
+            package_path=package.path,
+            package_hash=package.sha256_b64,
+            architecture=config.lambda_architecture,
+            memory_mb=config.lambda_memory_mb,
+            timeout_seconds=config.lambda_timeout_seconds,
+            ephemeral_storage_mb=config.ephemeral_storage_mb,
+            reserved_concurrency=config.lambda_reserved_concurrency,
+            batch_size=config.lambda_batch_size,
+            log_retention_days=config.log_retention_days,
+            environment=worker_environment(config, name),
+            subnet_ids=self.network.subnet_ids,
+            security_group_ids=[self.network.worker_security_group.id],
+            policy_statements=statements,
+            queue_arn=self.queues.queue.arn,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "monitoring",
+            region=name,
+            partition=partition,
+            account_id=account_id,
+            topic_name=names.topic,
+            kms_alias=names.kms_alias,
+            dashboard_name=names.dashboard,
+            alarm_names=(names.alarm_error_rate, names.alarm_dlq, names.alarm_age),
+            function_name=names.function,
+            queue_name=names.queue,
+            dlq_name=names.dlq,
+            error_rate_threshold_percent=config.error_rate_threshold_percent,
+            oldest_message_alarm_seconds=config.oldest_message_alarm_seconds,
+        )
+        self._outputs(name)
+
+    def _configure_backend(self, config: PlatformConfig, construct_id: str, region: str) -> None:
+        if config.backend == "s3":
+            names = config.names(region)
+            # State bucket and lock table live in the stack's own region: no state crosses a region.
+            S3Backend(
+                self,
+                bucket=names.state_bucket,
+                key=f"{construct_id}/terraform.tfstate",
+                region=region,
+                dynamodb_table=names.lock_table,
+                encrypt=True,
+            )
+        else:
+            LocalBackend(self, path=str(Path(config.state_dir) / f"{construct_id}.tfstate"))
+
+    @staticmethod
+    def _local_endpoint_settings(endpoint: str | None) -> dict[str, object]:
+        if endpoint is None:
+            return {}
+        return {
+            "access_key": "test",
+            "secret_key": "test",
+            "skip_credentials_validation": True,
+            "skip_metadata_api_check": "true",
+            "skip_requesting_account_id": True,
+            "skip_region_validation": True,
+            "s3_use_path_style": True,
+            "endpoints": [AwsProviderEndpoints(**dict.fromkeys(LOCAL_ENDPOINT_SERVICES, endpoint))],
+        }
+
+    def _outputs(self, region: str) -> None:
+        snake = region.replace("-", "_")
+        values = {
+            "bucket_name": (self.data.bucket.bucket, "s3_bucket_name"),
+            "function_arn": (self.worker.function.arn, "lambda_function_arn"),
+            "function_name": (self.worker.function.function_name, None),
+            "table_name": (self.jobs.table.name, "dynamodb_table_name"),
+            "queue_url": (self.queues.queue.url, "sqs_queue_url"),
+            "dlq_url": (self.queues.dlq.url, "sqs_dlq_url"),
+            "vpc_id": (self.network.vpc.id, "vpc_id"),
+            "dashboard_name": (self.monitoring.dashboard.dashboard_name, "dashboard_name"),
+            "topic_arn": (self.monitoring.topic.arn, "sns_topic_arn"),
+        }
+        for output_id, (value, seed_name) in values.items():
+            TerraformOutput(self, output_id, value=value)
+            if seed_name:
+                TerraformOutput(self, f"{seed_name}_{snake}", value=value)
