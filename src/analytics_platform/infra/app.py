@@ -25,7 +25,11 @@ def build_app(
     # The CDKTF iteration pattern of the spec: the same stack class, once per region.
     for region in config.regions:
         stacks[region.region] = RegionalStack(
-            app, stack_id(region.region, config.environment_suffix), config=config, region=region, package=package
+            app,
+            stack_id(region.region, config.environment_suffix),
+            config=config,
+            region=region,
+            package=package,
         )
     return app, stacks
 

@@ -1,8 +1,8 @@
 """Fast, safe access to the prebuilt AWS provider bindings.
 
 ``cdktf_cdktf_provider_aws/__init__.py`` eagerly imports all ~2,100 submodules (about 10 s here), though a
-stack needs a few dozen. :func:`aws` registers the package without running that ``__init__`` and then
-lets the caller import only the submodules it uses; the submodule still loads the jsii assembly through ``._jsii``, so
+stack needs a few dozen. :func:`prepare` registers the package without running that ``__init__``, so the
+caller imports only the submodules it uses; each still loads the jsii assembly through ``._jsii``, and
 the synthesized output is byte-identical (a unit test compares both paths).
 
 Set ``TAP_PLAIN_PROVIDER_IMPORT=1`` to use the plain import instead; any failure of the fast path falls

@@ -316,8 +316,7 @@ def validate(config: PlatformConfig) -> PlatformConfig:
         "must be a number from 0 (no rejects allowed) to below 1",
     )
     _require(
-        isinstance(config.error_rate_threshold_percent, int | float)
-        and 0 < config.error_rate_threshold_percent <= 100,
+        isinstance(config.error_rate_threshold_percent, int | float) and 0 < config.error_rate_threshold_percent <= 100,
         "error_rate_threshold_percent",
         "must be above 0 and at most 100",
     )

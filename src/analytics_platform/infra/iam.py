@@ -114,8 +114,9 @@ def consume_queue(queue_arn: str) -> Statement:
     return Statement("ConsumeQueue", SQS_CONSUME_ACTIONS, [queue_arn])
 
 
-def write_own_logs(log_group_arn: str, sid: str = "AllowOwnLogStreams",
-                   actions: Sequence[str] = LOGS_WRITE_ACTIONS) -> Statement:
+def write_own_logs(
+    log_group_arn: str, sid: str = "AllowOwnLogStreams", actions: Sequence[str] = LOGS_WRITE_ACTIONS
+) -> Statement:
     """Write log streams of one exact log group."""
     return Statement(sid, actions, [f"{log_group_arn}:log-stream:*"])
 
@@ -126,7 +127,12 @@ def describe_network_interfaces() -> Statement:
 
 
 def manage_network_interfaces(
-    *, partition: str, region: str, account_id: str, vpc_arn: str, subnet_arns: Sequence[str],
+    *,
+    partition: str,
+    region: str,
+    account_id: str,
+    vpc_arn: str,
+    subnet_arns: Sequence[str],
     security_group_arn: str,
 ) -> Statement:
     """Create / delete the function's network interfaces in this VPC only."""

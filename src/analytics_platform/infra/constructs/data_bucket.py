@@ -43,9 +43,7 @@ class DataBucket(Construct):
     Exposes ``bucket`` and ``notification`` (EventBridge delivery switched on).
     """
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, bucket_name: str, glacier_transition_days: int
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, bucket_name: str, glacier_transition_days: int) -> None:
         super().__init__(scope, construct_id)
         # force_destroy: the spec requires every resource to be destroyable for test environments.
         self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=True)
@@ -104,9 +102,7 @@ class DataBucket(Construct):
                         )
                     ],
                     abort_incomplete_multipart_upload=[
-                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                            days_after_initiation=7
-                        )
+                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)
                     ],
                 )
             ],
@@ -132,6 +128,4 @@ class DataBucket(Construct):
             ),
             depends_on=[public_access],
         )
-        self.notification = S3BucketNotification(
-            self, "eventbridge", bucket=self.bucket.id, eventbridge=True
-        )
+        self.notification = S3BucketNotification(self, "eventbridge", bucket=self.bucket.id, eventbridge=True)

@@ -85,7 +85,13 @@ def dashboard_body(
                 [
                     [*lam("Errors")[:4], {"id": "errors", "stat": "Sum", "visible": False}],
                     [*lam("Invocations")[:4], {"id": "invocations", "stat": "Sum", "visible": False}],
-                    [{"expression": "100 * errors / MAX([invocations, 1])", "label": "error rate %", "id": "rate"}],
+                    [
+                        {
+                            "expression": "100 * errors / MAX([invocations, 1])",
+                            "label": "error rate %",
+                            "id": "rate",
+                        }
+                    ],
                 ],
                 0,
                 6,

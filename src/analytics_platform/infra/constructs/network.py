@@ -62,7 +62,9 @@ class Network(Construct):
         DefaultSecurityGroup(self, "default-sg", vpc_id=self.vpc.id, ingress=[], egress=[])
 
         zones = DataAwsAvailabilityZones(self, "zones", state="available")
-        subnet_blocks = list(ipaddress.IPv4Network(cidr).subnets(new_prefix=min(ipaddress.IPv4Network(cidr).prefixlen + 4, 28)))
+        subnet_blocks = list(
+            ipaddress.IPv4Network(cidr).subnets(new_prefix=min(ipaddress.IPv4Network(cidr).prefixlen + 4, 28))
+        )
         self.route_table = RouteTable(self, "private-routes", vpc_id=self.vpc.id, tags={"Name": f"{vpc_name}-private"})
         self.subnets: list[Subnet] = []
         for index in range(az_count):

@@ -38,9 +38,7 @@ class WorkQueues(Construct):
             visibility_timeout_seconds=visibility_timeout_seconds,
             message_retention_seconds=4 * 24 * 3600,
             sqs_managed_sse_enabled=True,
-            redrive_policy=json.dumps(
-                {"deadLetterTargetArn": self.dlq.arn, "maxReceiveCount": max_receive_count}
-            ),
+            redrive_policy=json.dumps({"deadLetterTargetArn": self.dlq.arn, "maxReceiveCount": max_receive_count}),
         )
 
     def allow_rule_to_send(self, rule_arn: str) -> SqsQueuePolicy:

@@ -1,0 +1,51 @@
+"""``tap etl convert``: exactly the worker's transform on a local file, with its job summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from analytics_platform.etl.exceptions import PermanentError
+from analytics_platform.etl.transform import Limits, convert_file
+
+
+def default_output(source: Path) -> Path:
+    """``data/orders.csv.gz`` -> ``data/orders.parquet``."""
+    name = source.name
+    for extension in (".gz", ".gzip"):
+        if name.lower().endswith(extension):
+            name = name[: -len(extension)]
+    return source.with_name(Path(name).stem + ".parquet")
+
+
+def convert_command(input_path: str, output_path: str | None, *, max_reject_ratio: float, as_json: bool) -> int:
+    """Convert and print the summary; exit 0 on success, 1 when the worker would mark the job FAILED."""
+    source = Path(input_path)
+    if not source.is_file():
+        print(f"error: {source} does not exist or is not a file", file=sys.stderr)
+        return 2
+    target = Path(output_path) if output_path else default_output(source)
+    limits = Limits(memory_mb=307, max_reject_ratio=max_reject_ratio)
+    with tempfile.TemporaryDirectory(prefix="tap-convert-") as work:
+        try:
+            result = convert_file(source, target, name=source.name, limits=limits, work_dir=Path(work))
+        except PermanentError as error:
+            summary = {"status": "FAILED", "error_type": type(error).__name__, "error": str(error)}
+            print(json.dumps(summary, indent=2) if as_json else f"FAILED ({type(error).__name__}): {error}")
+            return 1
+    summary = {"status": "SUCCEEDED", **result.summary()}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"SUCCEEDED  {source} -> {target}")
+    print(f"  format:   {summary['format']}")
+    print(f"  rows:     {result.rows_in} in, {result.rows_out} out, {result.rows_rejected} rejected")
+    print(f"  size:     {result.bytes_in} bytes in, {result.bytes_out} bytes Parquet (zstd)")
+    if result.quarantine_path:
+        print(f"  rejects:  {result.quarantine_path}")
+    print("  schema:")
+    for name, kind in result.schema:
+        print(f"    {name:<32} {kind}")
+    return 0

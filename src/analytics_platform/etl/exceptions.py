@@ -1,0 +1,75 @@
+"""Every exception of the worker. Permanent ones end the job FAILED; transient ones are retried."""
+
+from __future__ import annotations
+
+
+class EtlError(Exception):
+    """Base class of the worker's errors."""
+
+
+class PermanentError(EtlError):
+    """Retrying cannot help: the job ends FAILED with this reason and the message is acknowledged.
+
+    ``result`` carries the partial figures (rows, rejects, quarantine file) when there are any.
+    """
+
+    result: object | None = None
+
+
+class UnsupportedFormatError(PermanentError):
+    """The object is not CSV, JSON Lines or a JSON array (optionally gzip)."""
+
+
+class EmptyInputError(PermanentError):
+    """The object has zero bytes."""
+
+
+class NoRowsError(PermanentError):
+    """The object parsed, but holds no data rows (for example a header only)."""
+
+
+class EncodingError(PermanentError):
+    """The text is not UTF-8, or the content is binary."""
+
+
+class CompressionError(PermanentError):
+    """The object claims to be gzip but is not, or the gzip stream is corrupt."""
+
+
+class MalformedContentError(PermanentError):
+    """The content cannot be parsed as the detected format."""
+
+
+class SchemaError(PermanentError):
+    """The columns are unusable, for example duplicate names after normalisation."""
+
+
+class TooLargeError(PermanentError):
+    """The object is larger than the function can hold on its disk."""
+
+
+class RejectShareExceededError(PermanentError):
+    """More rows were rejected than the configured share allows."""
+
+
+class MissingObjectError(PermanentError):
+    """The object version named in the event no longer exists."""
+
+
+class TransientError(EtlError):
+    """Throttling, 5xx or a timeout: fail only this record so SQS redelivers it."""
+
+
+class MalformedMessageError(EtlError):
+    """The SQS message is not an S3 ``Object Created`` event for this region's bucket.
+
+    No job can be recorded for it; the record fails so the message ends in the DLQ for inspection.
+    """
+
+
+class JobAlreadyFinishedError(EtlError):
+    """A redelivered event for a job that already SUCCEEDED or FAILED (a no-op)."""
+
+
+class JobInProgressError(EtlError):
+    """Another invocation holds a live lease on this job (concurrent duplicate delivery; a no-op)."""

@@ -1,0 +1,146 @@
+"""In-process AWS (moto decorators) around the real worker and handler."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from analytics_platform.etl import handler as handler_module
+from analytics_platform.etl.events import ObjectRef, object_created_event
+from analytics_platform.etl.jobs import DAY_INDEX, STATUS_INDEX
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+REGION = "us-east-1"
+BUCKET = "analytics-bucket-us-east-1-test"
+TABLE = "analytics-jobs-us-east-1-test"
+
+
+class FakeContext:
+    """The parts of the Lambda context object the handler and Powertools read."""
+
+    function_name = "analytics-etl-us-east-1-test"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:analytics-etl-us-east-1-test"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 240_000
+
+
+def create_job_table(client: Any, name: str) -> None:
+    """The job table with the stack's key schema and indexes."""
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": n, "AttributeType": "S"} for n in ("job_id", "job_day", "job_status", "created_at")
+        ],
+        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": hash_key, "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, hash_key in ((DAY_INDEX, "job_day"), (STATUS_INDEX, "job_status"))
+        ],
+    )
+
+
+@dataclass
+class Platform:
+    """One region's bucket and table inside moto, plus helpers to upload and invoke."""
+
+    s3: Any
+    table: Any
+    tmp: Path
+
+    def upload(self, key: str, data: bytes) -> tuple[str, str]:
+        """Put an object; returns (key, version id)."""
+        response = self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+        return key, response["VersionId"]
+
+    def body_for(self, key: str, version: str | None, size: int | None = None) -> str:
+        """The EventBridge event body SQS would carry for that object."""
+        if size is None:
+            size = self.s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
+        return json.dumps(object_created_event(BUCKET, key, version_id=version, size=size, region=REGION))
+
+    def sqs_event(self, *bodies: str, receive_count: int = 1) -> dict[str, Any]:
+        """An SQS event of several records, shaped like the fixture."""
+        template = json.loads((FIXTURES / "sqs_record_template.json").read_text())
+        records = []
+        for body in bodies:
+            record = copy.deepcopy(template)
+            record["messageId"] = str(uuid.uuid4())
+            record["body"] = body
+            record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+            records.append(record)
+        return {"Records": records}
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Run the real Lambda handler."""
+        return handler_module.lambda_handler(event, FakeContext())
+
+    def upload_and_process(self, key: str, data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Upload, invoke once, return (handler response, job record)."""
+        key, version = self.upload(key, data)
+        response = self.invoke(self.sqs_event(self.body_for(key, version)))
+        return response, self.job(key, version)
+
+    def job(self, key: str, version: str) -> dict[str, Any]:
+        """The job record of one object version."""
+        ref = ObjectRef(BUCKET, key, version, 0, datetime.now(UTC), REGION)
+        return self.table.get_item(Key={"job_id": ref.job_id}, ConsistentRead=True).get("Item", {})
+
+    def keys(self, prefix: str) -> list[str]:
+        """Object keys under a prefix."""
+        listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+        return [item["Key"] for item in listing.get("Contents", [])]
+
+
+@pytest.fixture
+def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
+    """A fresh moto account with the region's bucket and table, and the worker's environment set."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "DATA_REGION": REGION,
+        "BUCKET_NAME": BUCKET,
+        "TABLE_NAME": TABLE,
+        "MAX_OBJECT_BYTES": str(50 * 1024 * 1024),
+        "MAX_REJECT_RATIO": "0.1",
+        "DUCKDB_MEMORY_LIMIT_MB": "256",
+        "TAP_WORK_DIR": str(tmp_path),
+        "POWERTOOLS_METRICS_NAMESPACE": "Test",
+        "POWERTOOLS_DEV": "false",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_job_table(dynamodb, TABLE)
+        handler_module.get_worker.cache_clear()
+        yield Platform(s3, boto3.resource("dynamodb", region_name=REGION).Table(TABLE), tmp_path)
+        handler_module.get_worker.cache_clear()
