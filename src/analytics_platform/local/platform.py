@@ -1,0 +1,257 @@
+"""``tap local up`` / ``tap local down``: the whole platform on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from analytics_platform.local.terraform import TerraformRunner, run_per_region
+
+HOME_VARIABLE = "TAP_LOCAL_HOME"
+READY_TIMEOUT_SECONDS = 60
+POLLER_TIMEOUT_SECONDS = 60
+
+
+class LocalPlatformError(RuntimeError):
+    """The local platform could not be started or stopped."""
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    """Files of the local platform under ``.tap/local`` (or ``$TAP_LOCAL_HOME``)."""
+
+    root: Path
+
+    @classmethod
+    def default(cls) -> LocalPaths:
+        """``$TAP_LOCAL_HOME`` or ``./.tap/local``."""
+        return cls(Path(os.environ.get(HOME_VARIABLE, ".tap/local")).resolve())
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs.json"
+
+    @property
+    def runtime(self) -> Path:
+        return self.root / "runtime"
+
+    @property
+    def synth(self) -> Path:
+        return self.root / "cdktf.out"
+
+    @property
+    def journal(self) -> Path:
+        return self.runtime / "invocations.jsonl"
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def read_state(paths: LocalPaths) -> dict[str, Any] | None:
+    """The running platform's state, or None if nothing is up."""
+    if not paths.state.exists():
+        return None
+    state = json.loads(paths.state.read_text())
+    return state if _pid_alive(int(state.get("pid", -1))) else None
+
+
+def _endpoint_answers(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):  # noqa: S310 - loopback only
+            return True
+    except OSError:
+        return False
+
+
+def _start_daemon(paths: LocalPaths, port: int, regions: list[str]) -> subprocess.Popen[bytes]:
+    paths.runtime.mkdir(parents=True, exist_ok=True)
+    (paths.runtime / "ready").unlink(missing_ok=True)
+    log = (paths.runtime / "server.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "analytics_platform.local.server", "--port", str(port),
+         "--regions", ",".join(regions), "--work-dir", str(paths.runtime)],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    log.close()
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    endpoint = f"http://127.0.0.1:{port}"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LocalPlatformError(f"local AWS endpoint exited at start; see {paths.runtime / 'server.log'}")
+        if (paths.runtime / "ready").exists() and _endpoint_answers(endpoint):
+            return process
+        time.sleep(0.2)
+    process.kill()
+    raise LocalPlatformError(f"local AWS endpoint did not answer on port {port} within {READY_TIMEOUT_SECONDS} s")
+
+
+def _stop_daemon(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except OSError:
+        return
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _pid_alive(pid):
+        time.sleep(0.2)
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    if _pid_alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _stack_dirs(paths: LocalPaths, config: Any) -> dict[str, Path]:
+    from analytics_platform.infra.stack import stack_id
+
+    return {
+        r.region: paths.synth / "stacks" / stack_id(r.region, config.environment_suffix) for r in config.regions
+    }
+
+
+def _terraform_outputs(runner: TerraformRunner, stack_dir: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        ["terraform", "output", "-json"], cwd=stack_dir, env=runner.environment(), capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    return {name: value["value"] for name, value in json.loads(result.stdout).items()}
+
+
+def _wait_for_pollers(paths: LocalPaths, regions: list[str]) -> None:
+    deadline = time.monotonic() + POLLER_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        started = set()
+        if paths.journal.exists():
+            for line in paths.journal.read_text().splitlines():
+                entry = json.loads(line)
+                if entry.get("event") == "poller_started":
+                    started.add(entry["region"])
+        if set(regions) <= started:
+            return
+        time.sleep(0.5)
+    raise LocalPlatformError(f"the local Lambda runtime did not pick up every region; see {paths.journal}")
+
+
+def platform_up(
+    *, config_path: str | None = None, port: int | None = None, paths: LocalPaths | None = None,
+    progress: Callable[[str], None] = print, parallel: bool = True, overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Start the endpoint, apply every stack, start the runtime; returns the outputs document."""
+    from analytics_platform.infra.app import synth
+    from analytics_platform.infra.config import load_config
+
+    paths = paths or LocalPaths.default()
+    running = read_state(paths)
+    if running:
+        raise LocalPlatformError(
+            f"the local platform is already up at {running['endpoint']} (pid {running['pid']}); "
+            "run 'tap local down' first"
+        )
+    port = port or free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    config = load_config(
+        config_path, local_endpoint=endpoint, state_dir=str(paths.root / "tfstate"), **(overrides or {})
+    )
+    regions = [r.region for r in config.regions]
+    paths.root.mkdir(parents=True, exist_ok=True)
+    for stale in (paths.journal, paths.outputs):
+        stale.unlink(missing_ok=True)
+    progress(f"starting local AWS endpoint on {endpoint}")
+    daemon = _start_daemon(paths, port, regions)
+    state = {"pid": daemon.pid, "port": port, "endpoint": endpoint, "regions": regions,
+             "config_path": config_path, "environment_suffix": config.environment_suffix,
+             "overrides": overrides or {}}  # fmt: skip
+    paths.state.write_text(json.dumps(state, indent=2))
+    try:
+        progress(f"synthesizing {len(regions)} regional stack(s)")
+        synth(config, outdir=paths.synth, build_dir=Path(".tap/build"))
+        runner = TerraformRunner.create(paths.root / "terraform")
+        stacks = _stack_dirs(paths, config)
+        progress(f"applying {len(regions)} stack(s) with terraform, {'in parallel' if parallel else 'in sequence'}")
+        run_per_region(lambda r: runner.apply(stacks[r], f"apply-{r}"), regions, parallel=parallel,
+                       progress=progress)  # fmt: skip
+        outputs = {"endpoint": endpoint, "regions": {}}
+        for region in regions:
+            values = _terraform_outputs(runner, stacks[region])
+            outputs["regions"][region] = {
+                key: values[key] for key in ("bucket_name", "table_name", "queue_url", "dlq_url", "function_name")
+            }
+        paths.outputs.write_text(json.dumps(outputs, indent=2))
+        progress("waiting for the local Lambda runtime to attach to every queue")
+        _wait_for_pollers(paths, regions)
+    except BaseException:
+        _stop_daemon(daemon.pid)
+        paths.state.unlink(missing_ok=True)
+        raise
+    progress(f"local platform is up: {paths.outputs}")
+    return outputs
+
+
+def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], None] = print) -> bool:
+    """Destroy every stack and stop the endpoint; False if nothing was up."""
+    from analytics_platform.infra.config import load_config
+
+    paths = paths or LocalPaths.default()
+    state = read_state(paths)
+    if state is None:
+        paths.state.unlink(missing_ok=True)
+        return False
+    config = load_config(
+        state.get("config_path"), local_endpoint=state["endpoint"], state_dir=str(paths.root / "tfstate"),
+        environment_suffix=state["environment_suffix"], **state.get("overrides", {}),
+    )  # fmt: skip
+    try:
+        runner = TerraformRunner.create(paths.root / "terraform")
+        stacks = _stack_dirs(paths, config)
+        progress(f"destroying {len(stacks)} stack(s)")
+        run_per_region(lambda r: runner.destroy(stacks[r], f"destroy-{r}"), list(stacks), progress=progress,
+                       verb="destroying")  # fmt: skip
+    finally:
+        progress("stopping the local AWS endpoint")
+        _stop_daemon(int(state["pid"]))
+        paths.state.unlink(missing_ok=True)
+        paths.outputs.unlink(missing_ok=True)
+    return True
+
+
+def local_up(*, config_path: str | None, port: int | None) -> int:
+    """CLI wrapper: exit 1 with a clear message when already up."""
+    try:
+        platform_up(config_path=config_path, port=port)
+    except LocalPlatformError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def local_down() -> int:
+    """CLI wrapper: a clear message when nothing is up."""
+    if not platform_down():
+        print("the local platform is not running; nothing to stop")
+    return 0

@@ -1,0 +1,156 @@
+"""Run the real Terraform binary on synthesized stacks, offline, through a provider filesystem mirror."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+PROVIDER = "registry.terraform.io/hashicorp/aws"
+PROVIDER_VERSION = "5.100.0"
+MIRROR_VARIABLE = "TAP_PROVIDER_MIRROR"
+#: Where machine images commonly keep a provider mirror; ``TAP_PROVIDER_MIRROR`` overrides these.
+MIRROR_CANDIDATES = ("/opt/tf-plugins", "~/.terraform.d/plugins", "/usr/share/terraform/plugins")
+
+
+class TerraformError(RuntimeError):
+    """Terraform is missing, the mirror is missing, or a Terraform command failed."""
+
+
+def find_provider_mirror(environ: Mapping[str, str] | None = None) -> Path:
+    """The folder holding ``registry.terraform.io/hashicorp/aws/5.100.0``; a clear error if absent."""
+    env = os.environ if environ is None else environ
+    configured = env.get(MIRROR_VARIABLE)
+    candidates = [configured] if configured else list(MIRROR_CANDIDATES)
+    for candidate in candidates:
+        root = Path(os.path.expanduser(candidate))
+        if (root / PROVIDER / PROVIDER_VERSION).is_dir():
+            return root
+    where = f"{MIRROR_VARIABLE}={configured}" if configured else ", ".join(MIRROR_CANDIDATES)
+    raise TerraformError(
+        f"no filesystem mirror of {PROVIDER} {PROVIDER_VERSION} found (looked in {where}). "
+        f"Set {MIRROR_VARIABLE} to a folder containing {PROVIDER}/{PROVIDER_VERSION}/<os_arch>/."
+    )
+
+
+def write_cli_config(path: Path, mirror: Path, plugin_cache: Path) -> Path:
+    """A Terraform CLI config that installs the AWS provider only from the mirror."""
+    plugin_cache.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f'plugin_cache_dir = "{plugin_cache}"\n'
+        "provider_installation {\n"
+        f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = ["{PROVIDER}"]\n  }}\n'
+        f'  direct {{\n    exclude = ["{PROVIDER}"]\n  }}\n'
+        "}\n"
+    )
+    return path
+
+
+@dataclass(frozen=True)
+class TerraformRunner:
+    """Runs Terraform commands in stack folders with the offline CLI config; logs go to ``log_dir``."""
+
+    cli_config: Path
+    log_dir: Path
+    extra_env: Mapping[str, str] | None = None
+
+    @classmethod
+    def create(cls, work_dir: Path, extra_env: Mapping[str, str] | None = None) -> TerraformRunner:
+        """Check for the binary and the mirror, and write the CLI config under ``work_dir``."""
+        if shutil.which("terraform") is None:
+            raise TerraformError("the terraform binary is not on PATH (Terraform >= 1.5 is required)")
+        mirror = find_provider_mirror()
+        config = write_cli_config(work_dir / "terraformrc", mirror, work_dir / "plugin-cache")
+        (work_dir / "logs").mkdir(parents=True, exist_ok=True)
+        return cls(config, work_dir / "logs", extra_env)
+
+    def environment(self) -> dict[str, str]:
+        """The environment of every Terraform process."""
+        env = dict(os.environ)
+        env.update(
+            {
+                "TF_CLI_CONFIG_FILE": str(self.cli_config),
+                "TF_IN_AUTOMATION": "1",
+                "TF_INPUT": "0",
+                "CHECKPOINT_DISABLE": "1",
+            }
+        )
+        env.update(self.extra_env or {})
+        return env
+
+    def run(self, stack_dir: Path, *args: str, log_name: str) -> None:
+        """Run ``terraform <args>`` in ``stack_dir``; raises with the log's tail on failure."""
+        log = self.log_dir / f"{log_name}.log"
+        with log.open("a") as handle:
+            handle.write(f"\n$ terraform {' '.join(args)}\n")
+            handle.flush()
+            result = subprocess.run(
+                ["terraform", *args], cwd=stack_dir, env=self.environment(), stdout=handle,
+                stderr=subprocess.STDOUT, check=False,
+            )  # fmt: skip
+        if result.returncode != 0:
+            tail = "\n".join(log.read_text().splitlines()[-25:])
+            raise TerraformError(f"terraform {args[0]} failed in {stack_dir.name} (log: {log}):\n{tail}")
+
+    def init(self, stack_dir: Path, log_name: str) -> None:
+        """``terraform init`` from the mirror."""
+        self.run(stack_dir, "init", "-no-color", "-input=false", log_name=log_name)
+
+    def apply(self, stack_dir: Path, log_name: str) -> None:
+        """``init`` then ``apply -auto-approve``."""
+        self.init(stack_dir, log_name)
+        self.run(stack_dir, "apply", "-no-color", "-input=false", "-auto-approve", log_name=log_name)
+
+    def destroy(self, stack_dir: Path, log_name: str) -> None:
+        """``destroy -auto-approve``."""
+        self.init(stack_dir, log_name)
+        self.run(stack_dir, "destroy", "-no-color", "-input=false", "-auto-approve", log_name=log_name)
+
+    def validate(self, stack_dir: Path, log_name: str) -> None:
+        """``init -backend=false`` then ``validate``."""
+        self.run(stack_dir, "init", "-no-color", "-input=false", "-backend=false", log_name=log_name)
+        self.run(stack_dir, "validate", "-no-color", log_name=log_name)
+
+
+def run_per_region(
+    action: Callable[[str], None],
+    regions: Sequence[str],
+    *,
+    parallel: bool = True,
+    progress: Callable[[str], None] = print,
+    verb: str = "applying",
+) -> dict[str, float]:
+    """Run ``action(region)`` for every region, in parallel by default; returns seconds per region.
+
+    Every region is attempted even if another fails; the first failure is raised afterwards.
+    """
+    timings: dict[str, float] = {}
+    errors: list[BaseException] = []
+
+    def one(region: str) -> None:
+        started = time.monotonic()
+        progress(f"  [{region}] {verb}...")
+        try:
+            action(region)
+        except BaseException as error:
+            progress(f"  [{region}] FAILED after {time.monotonic() - started:.1f}s")
+            errors.append(error)
+            return
+        timings[region] = time.monotonic() - started
+        progress(f"  [{region}] done in {timings[region]:.1f}s")
+
+    if parallel:
+        with ThreadPoolExecutor(max_workers=len(regions) or 1) as pool:
+            list(pool.map(one, regions))
+    else:
+        for region in regions:
+            one(region)
+    if errors:
+        raise errors[0]
+    return timings
