@@ -53,7 +53,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     if not args.no_synth:
         _synth(args.config, args.out)
-    findings = run_checks(config, Path(args.out), run_checkov=not args.skip_checkov)
+    findings = run_checks(config, Path(args.out), with_checkov=not args.skip_checkov)
     for finding in findings:
         print(f"FINDING {finding}")
     print(f"tap check: {len(findings)} finding(s) in {len(config.regions)} stack(s)")

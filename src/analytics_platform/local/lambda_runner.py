@@ -10,8 +10,8 @@ for the function - the deployed package - in a warm subprocess with the function
 
 from __future__ import annotations
 
-import hashlib
 import base64
+import hashlib
 import io
 import json
 import os
@@ -103,7 +103,7 @@ class FunctionRuntime:
         }
         log = self._log_path.open("ab")
         self._process = subprocess.Popen(
-            [sys.executable, str(BOOTSTRAP)], stdin=subprocess.PIPE, stdout=log, stderr=log, env=env,
+            [sys.executable, "-P", str(BOOTSTRAP)], stdin=subprocess.PIPE, stdout=log, stderr=log, env=env,
             pass_fds=(write_fd,), cwd=self._code_dir,
         )  # fmt: skip
         os.close(write_fd)

@@ -83,7 +83,7 @@ def read_state(paths: LocalPaths) -> dict[str, Any] | None:
 
 def _endpoint_answers(endpoint: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):  # noqa: S310 - loopback only
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
             return True
     except OSError:
         return False
@@ -130,9 +130,7 @@ def _stop_daemon(pid: int) -> None:
 def _stack_dirs(paths: LocalPaths, config: Any) -> dict[str, Path]:
     from analytics_platform.infra.stack import stack_id
 
-    return {
-        r.region: paths.synth / "stacks" / stack_id(r.region, config.environment_suffix) for r in config.regions
-    }
+    return {r.region: paths.synth / "stacks" / stack_id(r.region, config.environment_suffix) for r in config.regions}
 
 
 def _terraform_outputs(runner: TerraformRunner, stack_dir: Path) -> dict[str, Any]:
@@ -159,8 +157,13 @@ def _wait_for_pollers(paths: LocalPaths, regions: list[str]) -> None:
 
 
 def platform_up(
-    *, config_path: str | None = None, port: int | None = None, paths: LocalPaths | None = None,
-    progress: Callable[[str], None] = print, parallel: bool = True, overrides: dict[str, Any] | None = None,
+    *,
+    config_path: str | None = None,
+    port: int | None = None,
+    paths: LocalPaths | None = None,
+    progress: Callable[[str], None] = print,
+    parallel: bool = True,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Start the endpoint, apply every stack, start the runtime; returns the outputs document."""
     from analytics_platform.infra.app import synth

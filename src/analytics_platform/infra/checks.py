@@ -1,0 +1,188 @@
+"""``tap check``: static checks on the synthesized stacks (no cdktf import: it reads the JSON).
+
+Findings: a reference from one region's stack to another region, an IAM wildcard outside the allow-list,
+a managed policy, a missing required tag, a name off the ``{type}-{region}-{suffix}`` convention, and
+every checkov failure that is not suppressed below with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from analytics_platform.infra.config import KNOWN_REGIONS, REQUIRED_TAGS, PlatformConfig
+from analytics_platform.infra.iam import WILDCARD_ALLOW_LIST
+
+#: checkov checks that contradict the specification, each with the requirement that rules it out.
+CHECKOV_SUPPRESSIONS: Mapping[str, str] = {
+    "CKV_AWS_338": "spec: CloudWatch Logs retention must be exactly 30 days, not one year",
+    "CKV_AWS_158": "spec: log groups keep 30-day operational logs with CloudWatch's default encryption; no data "
+    "rows are logged, and a CMK per log group would outlive 'all resources destroyable'",
+    "CKV_AWS_145": "spec 3: data buckets use SSE-S3 encryption (AES256), not KMS",
+    "CKV_AWS_144": "data-residency rule: no data crosses a region boundary, so no cross-region replication",
+    "CKV_AWS_119": "job table is encrypted at rest (SSE on, AWS-managed key); a CMK would block 'independently "
+    "destroyable' (KMS keys linger in pending deletion) and the table holds metadata only",
+    "CKV_AWS_116": "the function is SQS-triggered: failed messages go to the queue's redrive DLQ (spec 6); a "
+    "function DLQ applies only to asynchronous invocations",
+    "CKV_AWS_272": "the package is built reproducibly by the project and pinned by source_code_hash; code signing "
+    "needs an AWS Signer profile that is not part of the spec",
+    "CKV_AWS_173": "the environment holds only resource names, prefixes and limits (spec 4), no secrets",
+    "CKV_AWS_18": "every object is tracked by a job record; server access logs would need an extra log bucket per "
+    "region that the spec does not ask for",
+    "CKV_AWS_394": "subnets are spread over the region's available zones by index; zone ids differ per account, "
+    "so pinning them would break deployment into another account",
+}
+NAMED_ATTRIBUTES = ("bucket", "name", "function_name", "dashboard_name", "alarm_name")
+UNNAMED_TYPES = {"aws_iam_role_policy"}  # inline policies are named within their role
+ALLOWED_KEY_PREFIXES = ("raw/", "processed/", "quarantine/")
+
+
+def _stack_files(outdir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    for stack_json in sorted((outdir / "stacks").glob("*/cdk.tf.json")):
+        yield stack_json.parent.name, json.loads(stack_json.read_text())
+
+
+def _resources(stack: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for resource_type, instances in stack.get("resource", {}).items():
+        for name, body in instances.items():
+            yield resource_type, name, body
+
+
+def check_residency(stack_name: str, stack: dict[str, Any], region: str) -> list[str]:
+    """No mention of any other region anywhere in the stack; the provider is pinned to this region."""
+    text = json.dumps(stack)
+    findings = [
+        f"{stack_name}: refers to another region {other!r}"
+        for other in sorted(KNOWN_REGIONS - {region})
+        if re.search(rf"(?<![a-z0-9]){re.escape(other)}(?![0-9])", text)
+    ]
+    for provider in stack.get("provider", {}).get("aws", []):
+        if provider.get("region") != region:
+            findings.append(f"{stack_name}: aws provider region {provider.get('region')!r} is not {region}")
+    return findings
+
+
+def _statement_findings(where: str, statement: dict[str, Any]) -> list[str]:
+    if statement.get("Effect") != "Allow":
+        return []
+    sid = statement.get("Sid", "")
+    actions = statement.get("Action", [])
+    resources = statement.get("Resource", [])
+    actions = [actions] if isinstance(actions, str) else actions
+    resources = [resources] if isinstance(resources, str) else resources
+    findings = [f"{where}: wildcard action {a!r}" for a in actions if "*" in a]
+    for resource in resources:
+        if "*" not in resource:
+            continue
+        if re.match(r"^arn:[^:]*:[^:]*:\*:|^arn:[^:]*:[^:]*:[^:]*:\*:", resource):
+            findings.append(f"{where}: region or account wildcard in {resource!r}")
+        elif sid in WILDCARD_ALLOW_LIST:
+            continue
+        elif any(resource.endswith(f"/{prefix}*") for prefix in ALLOWED_KEY_PREFIXES):
+            continue
+        else:
+            findings.append(f"{where}: wildcard resource {resource!r} (statement {sid or 'without Sid'})")
+    return findings
+
+
+def check_iam(stack_name: str, stack: dict[str, Any]) -> list[str]:
+    """Role policies: no wildcard beyond the allow-list; no managed policies at all."""
+    findings: list[str] = []
+    for resource_type, name, body in _resources(stack):
+        if resource_type in {"aws_iam_role_policy_attachment", "aws_iam_policy_attachment"}:
+            findings.append(f"{stack_name}/{name}: managed policy attachment")
+        if resource_type == "aws_iam_role" and body.get("managed_policy_arns"):
+            findings.append(f"{stack_name}/{name}: managed policy ARNs")
+        if resource_type == "aws_iam_role_policy":
+            document = json.loads(body["policy"])
+            for statement in document.get("Statement", []):
+                findings += _statement_findings(f"{stack_name}/{name}", statement)
+    return findings
+
+
+def check_tags(stack_name: str, stack: dict[str, Any], region: str) -> list[str]:
+    """Required tags through the provider's default tags, with this region's value."""
+    findings: list[str] = []
+    for provider in stack.get("provider", {}).get("aws", []):
+        tags: dict[str, str] = {}
+        for block in provider.get("default_tags", []):
+            tags.update(block.get("tags", {}))
+        missing = [tag for tag in REQUIRED_TAGS if not tags.get(tag)]
+        if missing:
+            findings.append(f"{stack_name}: provider default tags lack {', '.join(missing)}")
+        if tags.get("Region") not in (None, region):
+            findings.append(f"{stack_name}: Region tag {tags.get('Region')!r} is not {region}")
+    return findings
+
+
+def check_names(stack_name: str, stack: dict[str, Any], region: str, suffix: str) -> list[str]:
+    """Every literal physical name carries the region and the environment suffix."""
+    findings: list[str] = []
+    for resource_type, name, body in _resources(stack):
+        if resource_type in UNNAMED_TYPES:
+            continue
+        for attribute in NAMED_ATTRIBUTES:
+            value = body.get(attribute)
+            if not isinstance(value, str) or "${" in value:
+                continue
+            if f"{region}-{suffix}" not in value:
+                findings.append(f"{stack_name}/{name}: {attribute} {value!r} lacks '{region}-{suffix}'")
+    return findings
+
+
+def checkov_binary() -> str | None:
+    """``$TAP_CHECKOV``, the project's ``.venv-checkov``, or ``checkov`` on PATH."""
+    for candidate in (os.environ.get("TAP_CHECKOV"), ".venv-checkov/bin/checkov", shutil.which("checkov")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    return None
+
+
+def run_checkov(stack_dir: Path) -> list[str]:
+    """checkov on one stack; failures not in :data:`CHECKOV_SUPPRESSIONS` are findings."""
+    binary = checkov_binary()
+    if binary is None:
+        return [f"{stack_dir.name}: checkov is not installed (make install-checkov, or set TAP_CHECKOV)"]
+    result = subprocess.run(
+        [binary, "-d", str(stack_dir), "--framework", "terraform_json", "--skip-download", "--quiet",
+         "--compact", "-o", "json", "--skip-check", ",".join(CHECKOV_SUPPRESSIONS)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    try:
+        reports = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return [f"{stack_dir.name}: checkov did not produce a report: {result.stderr.strip()[-400:]}"]
+    reports = reports if isinstance(reports, list) else [reports]
+    findings = []
+    for report in reports:
+        for failed in report.get("results", {}).get("failed_checks", []):
+            findings.append(f"{stack_dir.name}: checkov {failed['check_id']} {failed['resource']}: {failed['check_name']}")
+        if report.get("summary", {}).get("parsing_errors"):
+            findings.append(f"{stack_dir.name}: checkov could not parse the stack")
+    return findings
+
+
+def run_checks(config: PlatformConfig, outdir: Path, *, with_checkov: bool = True) -> list[str]:
+    """All findings over the synthesized stacks of ``config`` in ``outdir``."""
+    from analytics_platform.infra.stack import stack_id
+
+    expected = {stack_id(r.region, config.environment_suffix): r.region for r in config.regions}
+    stacks = dict(_stack_files(outdir))
+    findings = [f"{name}: stack missing from {outdir}" for name in expected if name not in stacks]
+    for name, stack in stacks.items():
+        region = expected.get(name)
+        if region is None:
+            continue
+        findings += check_residency(name, stack, region)
+        findings += check_iam(name, stack)
+        findings += check_tags(name, stack, region)
+        findings += check_names(name, stack, region, config.environment_suffix)
+        if with_checkov:
+            findings += run_checkov(outdir / "stacks" / name)
+    return findings

@@ -1,0 +1,117 @@
+"""``tap jobs``: list one region's jobs through the job table's GSIs (by status + time, by day + time)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+
+from analytics_platform.etl.jobs import DAY_INDEX, STATUS_INDEX, iso
+
+DURATION = re.compile(r"^(\d+)([smhd])$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(value: str | None, now: datetime | None = None) -> datetime:
+    """``2h`` / ``30m`` / ``7d``, an ISO date or time; default: 24 hours ago."""
+    now = now or datetime.now(UTC)
+    if not value:
+        return now - timedelta(hours=24)
+    match = DURATION.match(value.strip())
+    if match:
+        return now - timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise ValueError(f"--since: {value!r} is neither a duration (2h, 30m, 7d) nor an ISO date/time") from error
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _query_all(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    while True:
+        response = table.query(**kwargs)
+        items.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return items
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def query_jobs(table: Any, *, since: datetime, status: str | None = None, now: datetime | None = None) -> list[dict]:
+    """Jobs created at or after ``since``, newest first; never a table scan."""
+    start = iso(since)
+    if status:
+        items = _query_all(
+            table,
+            IndexName=STATUS_INDEX,
+            KeyConditionExpression=Key("job_status").eq(status) & Key("created_at").gte(start),
+        )
+    else:
+        items = []
+        day = since.astimezone(UTC).date()
+        last = (now or datetime.now(UTC)).date()
+        while day <= last:
+            items += _query_all(
+                table,
+                IndexName=DAY_INDEX,
+                KeyConditionExpression=Key("job_day").eq(day.isoformat()) & Key("created_at").gte(start),
+            )
+            day += timedelta(days=1)
+    return sorted(items, key=lambda item: item["created_at"], reverse=True)
+
+
+def job_table(region: str, config_path: str | None) -> Any:
+    """The region's table: the local platform's if it is up, else real AWS's."""
+    outputs = Path(".tap/local/outputs.json")
+    if outputs.exists():
+        document = json.loads(outputs.read_text())
+        if region not in document["regions"]:
+            raise ValueError(f"region {region} is not part of the local platform ({', '.join(document['regions'])})")
+        resource = boto3.resource(
+            "dynamodb", region_name=region, endpoint_url=document["endpoint"], aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )  # fmt: skip
+        return resource.Table(document["regions"][region]["table_name"])
+    from analytics_platform.infra.config import load_config
+
+    config = load_config(config_path)
+    config.region(region)
+    return boto3.resource("dynamodb", region_name=region).Table(config.names(region).table)
+
+
+def format_rows(items: list[dict[str, Any]]) -> list[str]:
+    """A fixed-width table."""
+    header = f"{'created_at':<25} {'status':<10} {'dataset':<12} {'rows':>7} {'rejects':>7} {'ms':>7}  input / reason"
+    lines = [header, "-" * len(header)]
+    for item in items:
+        detail = item.get("input_key", "")
+        if item.get("job_status") == "FAILED":
+            detail += f"  ({item.get('error_type')}: {str(item.get('error_message', ''))[:60]})"
+        lines.append(
+            f"{item['created_at']:<25} {item['job_status']:<10} {item.get('dataset', '')!s:<12} "
+            f"{int(item.get('rows_out', 0)):>7} {int(item.get('rows_rejected', 0)):>7} "
+            f"{int(item.get('duration_ms', 0)):>7}  {detail}"
+        )
+    return lines
+
+
+def jobs_command(*, region: str, status: str | None, since: str | None, as_json: bool, config_path: str | None) -> int:
+    """CLI entry of ``tap jobs``."""
+    try:
+        start = parse_since(since)
+        items = query_jobs(job_table(region, config_path), since=start, status=status)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps(items, indent=2, default=lambda v: int(v) if v == int(v) else float(v)))
+    else:
+        print("\n".join(format_rows(items)))
+        print(f"{len(items)} job(s) in {region} since {iso(start)}")
+    return 0

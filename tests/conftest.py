@@ -1,0 +1,30 @@
+"""Shared fixtures: the stacks are synthesized once per test session (synth is slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``{"outdir": Path, "config": PlatformConfig, "stacks": {region: cdk.tf.json as dict}}``."""
+    from analytics_platform.infra.app import synth
+    from analytics_platform.infra.config import load_config
+    from analytics_platform.infra.stack import stack_id
+
+    config = load_config(None, environ={"ENVIRONMENT_SUFFIX": "unit"})
+    outdir = tmp_path_factory.mktemp("synth")
+    synth(config, outdir=outdir, build_dir=ROOT / ".tap" / "build")
+    stacks = {
+        r.region: json.loads((outdir / "stacks" / stack_id(r.region, "unit") / "cdk.tf.json").read_text())
+        for r in config.regions
+    }
+    return {"outdir": outdir, "config": config, "stacks": stacks}

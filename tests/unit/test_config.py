@@ -1,0 +1,93 @@
+"""Configuration is validated before synth; every rejection names its field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from analytics_platform.cli import main
+from analytics_platform.infra.config import ConfigError, PlatformConfig, load_config
+
+
+def test_defaults_match_the_specification() -> None:
+    config = load_config(None, environ={})
+    assert [(r.region, r.vpc_cidr) for r in config.regions] == [
+        ("us-east-1", "10.0.0.0/16"), ("eu-west-1", "10.1.0.0/16"), ("ap-southeast-1", "10.2.0.0/16"),
+    ]  # fmt: skip
+    assert config.environment_suffix == "dev"
+    assert (config.lambda_memory_mb, config.queue_visibility_timeout_seconds, config.max_receive_count) == (1024, 300, 3)
+    assert config.log_retention_days == 30 and config.glacier_transition_days == 90
+    assert config.names("eu-west-1").bucket == "analytics-bucket-eu-west-1-dev"
+    assert set(config.tags("us-east-1")) >= {"Environment", "Region", "CostCenter", "ManagedBy"}
+
+
+def test_environment_suffix_comes_from_the_environment() -> None:
+    assert load_config(None, environ={"ENVIRONMENT_SUFFIX": "pr42"}).environment_suffix == "pr42"
+
+
+def test_any_number_of_regions_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('regions = [{region = "eu-central-1", vpc_cidr = "10.8.0.0/16"}, "us-east-1"]\n')
+    config = load_config(path, environ={})
+    assert [r.region for r in config.regions] == ["eu-central-1", "us-east-1"]
+
+
+REJECTIONS = {
+    "overlapping": ({"regions": [{"region": "us-east-1", "vpc_cidr": "10.0.0.0/16"},
+                                 {"region": "eu-west-1", "vpc_cidr": "10.0.128.0/17"}]}, "regions[1].vpc_cidr"),
+    "invalid_cidr": ({"regions": [{"region": "us-east-1", "vpc_cidr": "10.0.0.300/16"}]}, "regions[0].vpc_cidr"),
+    "host_bits_set": ({"regions": [{"region": "us-east-1", "vpc_cidr": "10.0.0.1/16"}]}, "regions[0].vpc_cidr"),
+    "public_cidr": ({"regions": [{"region": "us-east-1", "vpc_cidr": "8.8.0.0/16"}]}, "regions[0].vpc_cidr"),
+    "too_small": ({"regions": [{"region": "us-east-1", "vpc_cidr": "10.0.0.0/26"}]}, "regions[0].vpc_cidr"),
+    "unknown_region": ({"regions": [{"region": "moon-east-1", "vpc_cidr": "10.0.0.0/16"}]}, "regions[0].region"),
+    "duplicate_region": ({"regions": ["us-east-1", "us-east-1"]}, "regions[1].region"),
+    "no_regions": ({"regions": []}, "regions"),
+    "bad_suffix": ({"environment_suffix": "Prod_1"}, "environment_suffix"),
+    "suffix_too_long": ({"environment_suffix": "a" * 40}, "environment_suffix"),
+    "unknown_setting": ({"colour": "blue"}, "colour"),
+    "timeout_above_visibility": ({"lambda_timeout_seconds": 400}, "lambda_timeout_seconds"),
+    "bad_architecture": ({"lambda_architecture": "sparc"}, "lambda_architecture"),
+    "object_too_big_for_disk": ({"max_object_mb": 8000}, "max_object_mb"),
+    "reject_ratio": ({"max_reject_ratio": 1.5}, "max_reject_ratio"),
+    "backend": ({"backend": "gcs"}, "backend"),
+    "endpoint_not_loopback": ({"local_endpoint": "http://10.0.0.5:4566"}, "local_endpoint"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(REJECTIONS))
+def test_invalid_configuration_is_rejected_naming_the_field(case: str, tmp_path: Path) -> None:
+    raw, field = REJECTIONS[case]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, environ={})
+    assert raised.value.field == field
+    assert field in str(raised.value)
+
+
+def test_cli_stops_before_synth_with_the_field_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a config with overlapping CIDRs WHEN tap synth runs THEN it exits 2 naming the field, writing nothing
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(REJECTIONS["overlapping"][0]))
+    out = tmp_path / "out"
+    assert main(["synth", "--config", str(path), "--out", str(out)]) == 2
+    assert "regions[1].vpc_cidr" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="config"):
+        load_config(path, environ={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.json", environ={})
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(AttributeError):
+        PlatformConfig().environment_suffix = "x"  # type: ignore[misc]

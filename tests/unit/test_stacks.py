@@ -1,0 +1,189 @@
+"""The synthesized stacks (synthesized once per session), asserted property by property."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from analytics_platform.etl import jobs as etl_jobs
+from analytics_platform.infra import iam
+from analytics_platform.infra.checks import check_iam, check_residency, run_checks
+from analytics_platform.infra.constructs import job_table
+
+REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
+
+
+def one(stack: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    instances = list(stack["resource"][resource_type].values())
+    assert len(instances) == 1, f"expected one {resource_type}"
+    return instances[0]
+
+
+@pytest.fixture(scope="module")
+def stacks(synthesized: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return synthesized["stacks"]
+
+
+def test_one_stack_per_region_with_its_own_provider_and_state(stacks: dict[str, Any]) -> None:
+    assert tuple(stacks) == REGIONS
+    for region, stack in stacks.items():
+        assert [p["region"] for p in stack["provider"]["aws"]] == [region]
+        assert stack["terraform"]["required_providers"]["aws"]["version"] == "5.100.0"
+        assert stack["terraform"]["backend"]["local"]["path"].endswith(f"analytics-{region}-unit.tfstate")
+
+
+def test_identical_shape_across_regions(stacks: dict[str, Any]) -> None:
+    shapes = {region: {t: len(i) for t, i in s["resource"].items()} for region, s in stacks.items()}
+    assert shapes["us-east-1"] == shapes["eu-west-1"] == shapes["ap-southeast-1"]
+
+
+@pytest.mark.parametrize(("region", "cidr"), [("us-east-1", "10.0.0.0/16"), ("eu-west-1", "10.1.0.0/16"),
+                                              ("ap-southeast-1", "10.2.0.0/16")])  # fmt: skip
+def test_isolated_vpc(stacks: dict[str, Any], region: str, cidr: str) -> None:
+    stack = stacks[region]
+    assert one(stack, "aws_vpc")["cidr_block"] == cidr
+    assert "aws_internet_gateway" not in stack["resource"] and "aws_nat_gateway" not in stack["resource"]
+    subnets = stack["resource"]["aws_subnet"].values()
+    assert len(subnets) >= 2 and all(s["map_public_ip_on_launch"] is False for s in subnets)
+    default_sg = one(stack, "aws_default_security_group")
+    assert default_sg["ingress"] == [] and default_sg["egress"] == []
+    endpoints = {e["service_name"]: e["vpc_endpoint_type"] for e in stack["resource"]["aws_vpc_endpoint"].values()}
+    assert endpoints == {f"com.amazonaws.{region}.s3": "Gateway", f"com.amazonaws.{region}.dynamodb": "Gateway",
+                         f"com.amazonaws.{region}.xray": "Interface"}  # fmt: skip
+    assert one(stack, "aws_flow_log")["traffic_type"] == "ALL"
+
+
+def test_data_bucket_is_secure_by_default(stacks: dict[str, Any]) -> None:
+    stack = stacks["eu-west-1"]
+    bucket = one(stack, "aws_s3_bucket")
+    assert bucket["bucket"] == "analytics-bucket-eu-west-1-unit" and bucket["force_destroy"] is True
+    assert one(stack, "aws_s3_bucket_versioning")["versioning_configuration"]["status"] == "Enabled"
+    sse = one(stack, "aws_s3_bucket_server_side_encryption_configuration")["rule"][0]
+    assert sse["apply_server_side_encryption_by_default"]["sse_algorithm"] == "AES256"
+    rule = one(stack, "aws_s3_bucket_lifecycle_configuration")["rule"][0]
+    assert rule["transition"][0] == {"days": 90, "storage_class": "GLACIER"} and "filter" in rule
+    assert rule["abort_incomplete_multipart_upload"][0]["days_after_initiation"] == 7
+    block = one(stack, "aws_s3_bucket_public_access_block")
+    assert all(block[k] for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                  "restrict_public_buckets"))  # fmt: skip
+    assert one(stack, "aws_s3_bucket_ownership_controls")["rule"]["object_ownership"] == "BucketOwnerEnforced"
+    policy = json.loads(one(stack, "aws_s3_bucket_policy")["policy"])
+    assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert one(stack, "aws_s3_bucket_notification")["eventbridge"] is True
+
+
+def test_rule_matches_raw_uploads_of_this_bucket_and_targets_the_queue(stacks: dict[str, Any]) -> None:
+    stack = stacks["ap-southeast-1"]
+    pattern = json.loads(one(stack, "aws_cloudwatch_event_rule")["event_pattern"])
+    assert pattern == {"source": ["aws.s3"], "detail-type": ["Object Created"],
+                       "detail": {"bucket": {"name": ["analytics-bucket-ap-southeast-1-unit"]},
+                                  "object": {"key": [{"prefix": "raw/"}]}}}  # fmt: skip
+    assert "aws_sqs_queue.queues_queue" in one(stack, "aws_cloudwatch_event_target")["arn"]
+    statement = json.loads(one(stack, "aws_sqs_queue_policy")["policy"])["Statement"][0]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert "aws_cloudwatch_event_rule" in statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+
+
+def test_queue_and_dead_letter_queue(stacks: dict[str, Any]) -> None:
+    queues = {q["name"]: q for q in stacks["us-east-1"]["resource"]["aws_sqs_queue"].values()}
+    queue, dlq = queues["analytics-queue-us-east-1-unit"], queues["analytics-dlq-us-east-1-unit"]
+    assert queue["visibility_timeout_seconds"] == 300 and queue["sqs_managed_sse_enabled"] is True
+    redrive = json.loads(queue["redrive_policy"])
+    assert redrive["maxReceiveCount"] == 3 and "analytics-dlq" not in redrive["deadLetterTargetArn"]
+    assert dlq["message_retention_seconds"] == 14 * 24 * 3600 and dlq["sqs_managed_sse_enabled"] is True
+
+
+def test_worker_function(stacks: dict[str, Any]) -> None:
+    stack = stacks["us-east-1"]
+    function = one(stack, "aws_lambda_function")
+    assert (function["runtime"], function["memory_size"]) == ("python3.11", 1024)
+    assert function["timeout"] <= 300 and function["tracing_config"]["mode"] == "Active"
+    assert function["reserved_concurrent_executions"] > 0 and function["architectures"] == ["x86_64"]
+    assert len(function["vpc_config"]["subnet_ids"]) >= 2
+    env = function["environment"]["variables"]
+    assert env["DATA_REGION"] == "us-east-1" and env["BUCKET_NAME"] == "analytics-bucket-us-east-1-unit"
+    assert env["TABLE_NAME"] == "analytics-jobs-us-east-1-unit" and env["RAW_PREFIX"] == "raw/"
+    assert any("aws_cloudwatch_log_group" in d for d in function["depends_on"])
+    assert function["filename"].endswith(".zip") and function["source_code_hash"]
+    log_groups = {g["name"]: g["retention_in_days"] for g in stack["resource"]["aws_cloudwatch_log_group"].values()}
+    assert log_groups["/aws/lambda/analytics-etl-us-east-1-unit"] == 30 and set(log_groups.values()) == {30}
+    mapping = one(stack, "aws_lambda_event_source_mapping")
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+
+
+def test_job_table_matches_the_worker(stacks: dict[str, Any]) -> None:
+    table = one(stacks["eu-west-1"], "aws_dynamodb_table")
+    assert table["billing_mode"] == "PAY_PER_REQUEST" and table["point_in_time_recovery"]["enabled"] is True
+    assert table["server_side_encryption"]["enabled"] is True and table["hash_key"] == "job_id"
+    indexes = {i["name"]: (i["hash_key"], i["range_key"]) for i in table["global_secondary_index"]}
+    assert indexes == {etl_jobs.DAY_INDEX: ("job_day", "created_at"), etl_jobs.STATUS_INDEX: ("job_status", "created_at")}
+    assert (job_table.DAY_INDEX, job_table.STATUS_INDEX) == (etl_jobs.DAY_INDEX, etl_jobs.STATUS_INDEX)
+
+
+def test_dashboard_metrics_carry_dimensions_and_alarms_notify_encrypted_topic(stacks: dict[str, Any]) -> None:
+    stack = stacks["us-east-1"]
+    body = json.loads(one(stack, "aws_cloudwatch_dashboard")["dashboard_body"])
+    for widget in body["widgets"]:
+        for metric in widget["properties"]["metrics"]:
+            if isinstance(metric[0], str):
+                assert metric[2] in {"FunctionName", "QueueName"} and metric[3].endswith("us-east-1-unit")
+    alarms = {a["alarm_name"]: a for a in stack["resource"]["aws_cloudwatch_metric_alarm"].values()}
+    rate = alarms["analytics-etl-error-rate-us-east-1-unit"]
+    assert any("errors / MAX([invocations, 1])" in q.get("expression", "") for q in rate["metric_query"])
+    assert {"analytics-dlq-not-empty-us-east-1-unit", "analytics-queue-oldest-message-us-east-1-unit"} < set(alarms)
+    for alarm in alarms.values():
+        assert len(alarm["alarm_actions"]) == 1
+        assert re.fullmatch(r"\$\{aws_sns_topic\.monitoring_topic_\w+\.arn\}", alarm["alarm_actions"][0])
+    assert "aws_kms_key" in one(stack, "aws_sns_topic")["kms_master_key_id"]
+
+
+def test_outputs_under_both_names(stacks: dict[str, Any]) -> None:
+    outputs = stacks["eu-west-1"]["output"]
+    for name in ("bucket_name", "function_arn", "table_name", "queue_url", "dlq_url", "vpc_id", "dashboard_name",
+                 "topic_arn", "s3_bucket_name_eu_west_1", "lambda_function_arn_eu_west_1",
+                 "dynamodb_table_name_eu_west_1", "sqs_queue_url_eu_west_1"):  # fmt: skip
+        assert name in outputs
+
+
+def test_iam_is_least_privilege(stacks: dict[str, Any]) -> None:
+    stack = stacks["us-east-1"]
+    policies = {p["name"]: json.loads(p["policy"]) for p in stack["resource"]["aws_iam_role_policy"].values()}
+    worker = {s["Sid"]: s for s in policies["etl-worker"]["Statement"]}
+    assert re.fullmatch(r"\$\{aws_s3_bucket\.data_bucket_\w+\.arn\}/raw/\*", worker["ReadRawObjects"]["Resource"][0])
+    assert worker["WriteJobRecords"]["Action"] == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    star = [sid for sid, s in worker.items() if "*" in s["Resource"]]
+    assert set(star) <= set(iam.WILDCARD_ALLOW_LIST)
+    assert "aws_iam_role_policy_attachment" not in stack["resource"]
+
+
+def test_project_checks_find_nothing_in_the_real_stacks(synthesized: dict[str, Any]) -> None:
+    assert run_checks(synthesized["config"], synthesized["outdir"], with_checkov=False) == []
+
+
+def test_residency_check_catches_a_reference_to_another_region(stacks: dict[str, Any]) -> None:
+    tampered = json.loads(json.dumps(stacks["us-east-1"]))
+    tampered["output"]["leak"] = {"value": "arn:aws:s3:::analytics-bucket-eu-west-1-unit"}
+    assert any("eu-west-1" in f for f in check_residency("s", tampered, "us-east-1"))
+
+
+def test_iam_check_catches_wildcards(stacks: dict[str, Any]) -> None:
+    tampered = json.loads(json.dumps(stacks["us-east-1"]))
+    policy = next(iter(tampered["resource"]["aws_iam_role_policy"].values()))
+    document = json.loads(policy["policy"])
+    document["Statement"].append({"Sid": "Oops", "Effect": "Allow", "Action": "s3:*", "Resource": "*"})
+    document["Statement"].append({"Sid": "Region", "Effect": "Allow", "Action": "sqs:SendMessage",
+                                  "Resource": "arn:aws:sqs:*:123456789012:q"})  # fmt: skip
+    policy["policy"] = json.dumps(document)
+    findings = check_iam("s", tampered)
+    assert any("wildcard action" in f for f in findings) and any("wildcard resource" in f for f in findings)
+    assert any("region or account wildcard" in f for f in findings)
+
+
+def test_no_stack_mentions_another_region(stacks: dict[str, Any]) -> None:
+    for region, stack in stacks.items():
+        text = json.dumps(stack)
+        for other in set(REGIONS) - {region}:
+            assert not re.search(re.escape(other), text), f"{region} stack mentions {other}"
