@@ -17,7 +17,11 @@ def test_defaults_match_the_specification() -> None:
         ("us-east-1", "10.0.0.0/16"), ("eu-west-1", "10.1.0.0/16"), ("ap-southeast-1", "10.2.0.0/16"),
     ]  # fmt: skip
     assert config.environment_suffix == "dev"
-    assert (config.lambda_memory_mb, config.queue_visibility_timeout_seconds, config.max_receive_count) == (1024, 300, 3)
+    assert (config.lambda_memory_mb, config.queue_visibility_timeout_seconds, config.max_receive_count) == (
+        1024,
+        300,
+        3,
+    )
     assert config.log_retention_days == 30 and config.glacier_transition_days == 90
     assert config.names("eu-west-1").bucket == "analytics-bucket-eu-west-1-dev"
     assert set(config.tags("us-east-1")) >= {"Environment", "Region", "CostCenter", "ManagedBy"}

@@ -119,7 +119,10 @@ def test_job_table_matches_the_worker(stacks: dict[str, Any]) -> None:
     assert table["billing_mode"] == "PAY_PER_REQUEST" and table["point_in_time_recovery"]["enabled"] is True
     assert table["server_side_encryption"]["enabled"] is True and table["hash_key"] == "job_id"
     indexes = {i["name"]: (i["hash_key"], i["range_key"]) for i in table["global_secondary_index"]}
-    assert indexes == {etl_jobs.DAY_INDEX: ("job_day", "created_at"), etl_jobs.STATUS_INDEX: ("job_status", "created_at")}
+    assert indexes == {
+        etl_jobs.DAY_INDEX: ("job_day", "created_at"),
+        etl_jobs.STATUS_INDEX: ("job_status", "created_at"),
+    }
     assert (job_table.DAY_INDEX, job_table.STATUS_INDEX) == (etl_jobs.DAY_INDEX, etl_jobs.STATUS_INDEX)
 
 

@@ -82,9 +82,7 @@ def _statement_findings(where: str, statement: dict[str, Any]) -> list[str]:
             continue
         if re.match(r"^arn:[^:]*:[^:]*:\*:|^arn:[^:]*:[^:]*:[^:]*:\*:", resource):
             findings.append(f"{where}: region or account wildcard in {resource!r}")
-        elif sid in WILDCARD_ALLOW_LIST:
-            continue
-        elif any(resource.endswith(f"/{prefix}*") for prefix in ALLOWED_KEY_PREFIXES):
+        elif sid in WILDCARD_ALLOW_LIST or any(resource.endswith(f"/{prefix}*") for prefix in ALLOWED_KEY_PREFIXES):
             continue
         else:
             findings.append(f"{where}: wildcard resource {resource!r} (statement {sid or 'without Sid'})")
@@ -162,7 +160,9 @@ def run_checkov(stack_dir: Path) -> list[str]:
     findings = []
     for report in reports:
         for failed in report.get("results", {}).get("failed_checks", []):
-            findings.append(f"{stack_dir.name}: checkov {failed['check_id']} {failed['resource']}: {failed['check_name']}")
+            findings.append(
+                f"{stack_dir.name}: checkov {failed['check_id']} {failed['resource']}: {failed['check_name']}"
+            )
         if report.get("summary", {}).get("parsing_errors"):
             findings.append(f"{stack_dir.name}: checkov could not parse the stack")
     return findings

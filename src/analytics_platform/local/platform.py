@@ -216,8 +216,30 @@ def platform_up(
     return outputs
 
 
+def leftovers(endpoint: str, regions: list[str], suffix: str) -> list[str]:
+    """Resources of this environment still present on the endpoint (expected: none after destroy)."""
+    import boto3
+
+    found: list[str] = []
+    for region in regions:
+
+        def client(service: str, region: str = region) -> Any:
+            return boto3.client(service, region_name=region, endpoint_url=endpoint, aws_access_key_id="test",
+                                aws_secret_access_key="test")  # fmt: skip
+
+        mark = f"{region}-{suffix}"
+        found += [f"bucket {b['Name']}" for b in client("s3").list_buckets().get("Buckets", []) if mark in b["Name"]]
+        found += [f"table {t}" for t in client("dynamodb").list_tables().get("TableNames", []) if mark in t]
+        found += [f"queue {q}" for q in client("sqs").list_queues().get("QueueUrls", []) if mark in q]
+        found += [f"function {f['FunctionName']}" for f in client("lambda").list_functions().get("Functions", [])
+                  if mark in f["FunctionName"]]  # fmt: skip
+        found += [f"vpc {v['VpcId']}" for v in client("ec2").describe_vpcs().get("Vpcs", [])
+                  if any(t.get("Value", "").endswith(mark) for t in v.get("Tags", []))]  # fmt: skip
+    return found
+
+
 def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], None] = print) -> bool:
-    """Destroy every stack and stop the endpoint; False if nothing was up."""
+    """Destroy every stack, check nothing is left, stop the endpoint; False if nothing was up."""
     from analytics_platform.infra.config import load_config
 
     paths = paths or LocalPaths.default()
@@ -235,6 +257,11 @@ def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], 
         progress(f"destroying {len(stacks)} stack(s)")
         run_per_region(lambda r: runner.destroy(stacks[r], f"destroy-{r}"), list(stacks), progress=progress,
                        verb="destroying")  # fmt: skip
+        remaining = leftovers(state["endpoint"], state["regions"], state["environment_suffix"])
+        (paths.root / "leftovers.json").write_text(json.dumps(remaining))
+        if remaining:
+            raise LocalPlatformError(f"destroy left resources behind: {', '.join(remaining)}")
+        progress("all stacks destroyed; no resources left behind")
     finally:
         progress("stopping the local AWS endpoint")
         _stop_daemon(int(state["pid"]))

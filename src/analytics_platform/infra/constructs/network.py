@@ -119,6 +119,7 @@ class Network(Construct):
             description="HTTPS to interface endpoints",
         )
         self.endpoints: dict[str, VpcEndpoint] = {}
+        previous: list[VpcEndpoint] = []
         for service in GATEWAY_SERVICES:
             endpoint = VpcEndpoint(
                 self,
@@ -128,7 +129,10 @@ class Network(Construct):
                 vpc_endpoint_type="Gateway",
                 route_table_ids=[self.route_table.id],
                 tags={"Name": f"{vpc_name}-{service}"},
+                # One at a time: both endpoints edit the same route table (and moto races otherwise).
+                depends_on=list(previous),
             )
+            previous = [endpoint]
             VpcSecurityGroupEgressRule(
                 self,
                 f"worker-to-{service}",

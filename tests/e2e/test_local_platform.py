@@ -1,0 +1,142 @@
+"""End to end: the real stacks applied by the real Terraform to the local endpoint, real uploads."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import duckdb
+import pytest
+
+from analytics_platform.etl.events import ObjectRef, object_created_event
+from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
+
+pytestmark = pytest.mark.e2e
+REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
+GOOD = b"Id,Full Name,Score\n1,Ann,1.5\n2,Bo,2.5\n3,Cy,3.5\n"
+#: Short queue timings so a failing message reaches the DLQ in seconds; everything else is the default.
+E2E_OVERRIDES = {"queue_visibility_timeout_seconds": 10, "lambda_timeout_seconds": 10, "environment_suffix": "e2e"}
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    paths = LocalPaths(tmp_path_factory.mktemp("local"))
+    outputs = platform_up(paths=paths, overrides=E2E_OVERRIDES)
+    yield {"outputs": outputs, "paths": paths}
+    assert platform_down(paths=paths) is True
+    assert json.loads((paths.root / "leftovers.json").read_text()) == []
+
+
+def client(local: dict[str, Any], service: str, region: str) -> Any:
+    return boto3.client(service, region_name=region, endpoint_url=local["outputs"]["endpoint"],
+                        aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+
+
+def names(local: dict[str, Any], region: str) -> dict[str, str]:
+    return local["outputs"]["regions"][region]
+
+
+def upload(local: dict[str, Any], region: str, key: str, body: bytes) -> ObjectRef:
+    bucket = names(local, region)["bucket_name"]
+    version = client(local, "s3", region).put_object(Bucket=bucket, Key=key, Body=body)["VersionId"]
+    return ObjectRef(bucket, key, version, len(body), datetime.now(UTC), region)
+
+
+def wait_job(local: dict[str, Any], region: str, job_id: str, timeout: float = 90) -> dict[str, Any]:
+    table = boto3.resource("dynamodb", region_name=region, endpoint_url=local["outputs"]["endpoint"],
+                           aws_access_key_id="test", aws_secret_access_key="test").Table(names(local, region)["table_name"])  # fmt: skip
+    deadline = time.monotonic() + timeout
+    item: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        item = table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item", {})
+        if item.get("job_status") in {"SUCCEEDED", "FAILED"}:
+            return item
+        time.sleep(0.5)
+    return item
+
+
+def journal(local: dict[str, Any]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in local["paths"].journal.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_good_file_succeeds_with_readable_parquet_in_its_region(local: dict[str, Any], region: str) -> None:
+    ref = upload(local, region, f"raw/scores/{region}.csv", GOOD)
+    job = wait_job(local, region, ref.job_id)
+    assert job["job_status"] == "SUCCEEDED" and job["rows_out"] == 3 and job["region"] == region
+    bucket, key = job["output_uri"].removeprefix("s3://").split("/", 1)
+    assert bucket == names(local, region)["bucket_name"] and key.startswith("processed/scores/ingest_date=")
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as handle:
+        client(local, "s3", region).download_fileobj(bucket, key, handle)
+        handle.flush()
+        rows = duckdb.connect().execute(f"SELECT full_name FROM '{handle.name}' ORDER BY id").fetchall()
+    assert rows == [("Ann",), ("Bo",), ("Cy",)]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_malformed_file_fails_with_reason(local: dict[str, Any], region: str) -> None:
+    ref = upload(local, region, "raw/scores/broken.json", b'{"a": 1, broken')
+    job = wait_job(local, region, ref.job_id)
+    assert job["job_status"] == "FAILED" and job["error_type"] and job["error_message"]
+
+
+def test_message_failing_every_attempt_reaches_the_dlq_after_exactly_three(local: dict[str, Any]) -> None:
+    region = "eu-west-1"
+    sqs = client(local, "sqs", region)
+    message_id = sqs.send_message(QueueUrl=names(local, region)["queue_url"], MessageBody="not an event")["MessageId"]
+    dlq = names(local, region)["dlq_url"]
+    deadline = time.monotonic() + 120
+    moved: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not moved:
+        moved = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1, VisibilityTimeout=0).get("Messages", [])
+    assert moved and moved[0]["Body"] == "not an event"
+    attempts = [e for e in journal(local) if e.get("event") == "attempt" and e["message_id"] == message_id]
+    assert len(attempts) == 3 and all(a["outcome"] == "failed" for a in attempts)
+    assert [a["receive_count"] for a in attempts] == [1, 2, 3]
+
+
+def test_duplicate_event_is_processed_once(local: dict[str, Any]) -> None:
+    region = "ap-southeast-1"
+    ref = upload(local, region, "raw/scores/dup.csv", GOOD)
+    first = wait_job(local, region, ref.job_id)
+    assert first["job_status"] == "SUCCEEDED"
+    event = object_created_event(ref.bucket, ref.key, version_id=ref.version_id, size=len(GOOD), region=region)
+    sqs = client(local, "sqs", region)
+    duplicate_id = sqs.send_message(QueueUrl=names(local, region)["queue_url"], MessageBody=json.dumps(event))[
+        "MessageId"
+    ]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(e.get("message_id") == duplicate_id for e in journal(local)):
+            break
+        time.sleep(0.5)
+    again = wait_job(local, region, ref.job_id)
+    assert again["attempts"] == 1 and again["finished_at"] == first["finished_at"]
+    key = first["output_uri"].removeprefix("s3://").split("/", 1)[1]
+    versions = client(local, "s3", region).list_object_versions(Bucket=ref.bucket, Prefix=key)["Versions"]
+    assert len(versions) == 1
+
+
+def test_nothing_crosses_a_region(local: dict[str, Any]) -> None:
+    marker = f"raw/residency/{uuid.uuid4().hex}.csv"
+    ref = upload(local, "us-east-1", marker, GOOD)
+    assert wait_job(local, "us-east-1", ref.job_id)["job_status"] == "SUCCEEDED"
+    stem = Path(marker).stem
+    for other in ("eu-west-1", "ap-southeast-1"):
+        s3 = client(local, "s3", other)
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=names(local, other)["bucket_name"]).get("Contents", [])]
+        assert not any(stem in key for key in keys)
+        table = boto3.resource("dynamodb", region_name=other, endpoint_url=local["outputs"]["endpoint"],
+                               aws_access_key_id="test", aws_secret_access_key="test").Table(names(local, other)["table_name"])  # fmt: skip
+        assert "Item" not in table.get_item(Key={"job_id": ref.job_id})
+    functions = {
+        e["function"] for e in journal(local) if e.get("event") == "attempt" and e.get("region") == "us-east-1"
+    }
+    assert functions == {"analytics-etl-us-east-1-e2e"}
