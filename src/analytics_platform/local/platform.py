@@ -247,10 +247,11 @@ def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], 
     if state is None:
         paths.state.unlink(missing_ok=True)
         return False
+    overrides = {**state.get("overrides", {}), "environment_suffix": state["environment_suffix"]}
     config = load_config(
         state.get("config_path"), local_endpoint=state["endpoint"], state_dir=str(paths.root / "tfstate"),
-        environment_suffix=state["environment_suffix"], **state.get("overrides", {}),
-    )  # fmt: skip
+        **overrides,
+    )
     try:
         runner = TerraformRunner.create(paths.root / "terraform")
         stacks = _stack_dirs(paths, config)
