@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _measure import median_of  # noqa: E402
+from _measure import median_of
 
 TWELVE = ["us-east-1", "eu-west-1", "ap-southeast-1", "us-east-2", "us-west-1", "us-west-2", "eu-central-1",
           "eu-west-2", "eu-west-3", "ap-northeast-1", "ap-southeast-2", "ca-central-1"]  # fmt: skip
