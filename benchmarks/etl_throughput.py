@@ -48,8 +48,10 @@ def main(size_mb: int = 1024, large_mb: int = 3072) -> None:
         ours = measure("tap etl convert", [TAP, "etl", "convert", str(source), f"{work}/ours.parquet"], actual)
         pandas = measure("pandas read_csv+to_parquet", [sys.executable, "-c", PANDAS, str(source),
                                                         f"{work}/pandas.parquet"], actual)  # fmt: skip
-        print(f"speed ratio (pandas wall / ours): {pandas[0] / ours[0]:.2f}x; memory ratio (ours / pandas): "
-              f"{ours[1] / pandas[1]:.2f}")
+        print(
+            f"speed ratio (pandas wall / ours): {pandas[0] / ours[0]:.2f}x; memory ratio (ours / pandas): "
+            f"{ours[1] / pandas[1]:.2f}"
+        )
         source.unlink()
         large = Path(work) / "large.csv"
         generate_csv(large, large_mb)

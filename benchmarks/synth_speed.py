@@ -22,7 +22,8 @@ TAP = str(Path(sys.executable).with_name("tap"))
 def main(runs: int = 3) -> None:
     with tempfile.TemporaryDirectory() as work:
         twelve = Path(work) / "twelve.json"
-        twelve.write_text(json.dumps({"regions": [{"region": r, "vpc_cidr": f"10.{i}.0.0/16"} for i, r in enumerate(TWELVE)]}))
+        regions = [{"region": r, "vpc_cidr": f"10.{i}.0.0/16"} for i, r in enumerate(TWELVE)]
+        twelve.write_text(json.dumps({"regions": regions}))
         subprocess_env = dict(os.environ)
         # Build the worker package once so only synthesis is timed.
         median_of(1, [TAP, "synth", "--out", f"{work}/warm"])

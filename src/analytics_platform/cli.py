@@ -12,11 +12,6 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-# jsii prints a Node.js end-of-life banner on every start; it is noise for users of this CLI.
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2

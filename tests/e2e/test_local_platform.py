@@ -39,6 +39,16 @@ def client(local: dict[str, Any], service: str, region: str) -> Any:
                         aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
 
 
+def job_table(local: dict[str, Any], region: str) -> Any:
+    return boto3.resource(
+        "dynamodb",
+        region_name=region,
+        endpoint_url=local["outputs"]["endpoint"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ).Table(names(local, region)["table_name"])
+
+
 def names(local: dict[str, Any], region: str) -> dict[str, str]:
     return local["outputs"]["regions"][region]
 
@@ -50,8 +60,7 @@ def upload(local: dict[str, Any], region: str, key: str, body: bytes) -> ObjectR
 
 
 def wait_job(local: dict[str, Any], region: str, job_id: str, timeout: float = 90) -> dict[str, Any]:
-    table = boto3.resource("dynamodb", region_name=region, endpoint_url=local["outputs"]["endpoint"],
-                           aws_access_key_id="test", aws_secret_access_key="test").Table(names(local, region)["table_name"])  # fmt: skip
+    table = job_table(local, region)
     deadline = time.monotonic() + timeout
     item: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -133,9 +142,7 @@ def test_nothing_crosses_a_region(local: dict[str, Any]) -> None:
         s3 = client(local, "s3", other)
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=names(local, other)["bucket_name"]).get("Contents", [])]
         assert not any(stem in key for key in keys)
-        table = boto3.resource("dynamodb", region_name=other, endpoint_url=local["outputs"]["endpoint"],
-                               aws_access_key_id="test", aws_secret_access_key="test").Table(names(local, other)["table_name"])  # fmt: skip
-        assert "Item" not in table.get_item(Key={"job_id": ref.job_id})
+        assert "Item" not in job_table(local, other).get_item(Key={"job_id": ref.job_id})
     functions = {
         e["function"] for e in journal(local) if e.get("event") == "attempt" and e.get("region") == "us-east-1"
     }

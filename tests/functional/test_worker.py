@@ -17,7 +17,10 @@ from analytics_platform.etl.jobs import DAY_INDEX, STATUS_INDEX
 
 from .conftest import BUCKET, Platform
 
-GOOD_CSV = b'Order ID,Customer Name,Amount,Is Paid,Ordered At\n1,Ann,10.5,true,2026-11-01 10:00:00\n2,"Bo, Jr",7.25,false,2026-11-02 11:30:00\n3,Cy,3,true,2026-11-03 09:15:00\n'
+GOOD_CSV = (
+    b"Order ID,Customer Name,Amount,Is Paid,Ordered At\n1,Ann,10.5,true,2026-11-01 10:00:00\n"
+    b'2,"Bo, Jr",7.25,false,2026-11-02 11:30:00\n3,Cy,3,true,2026-11-03 09:15:00\n'
+)
 GOOD_JSONL = b'{"userId": 1, "score": 0.5, "active": true}\n{"userId": 2, "score": 1.5, "active": false}\n'
 GOOD_ARRAY = b'[{"userId": 1, "city": "Oslo"}, {"userId": 2, "city": "Lima"}, {"userId": 3, "city": "Pune"}]'
 RECORD_FIELDS = {

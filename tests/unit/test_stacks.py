@@ -190,3 +190,21 @@ def test_no_stack_mentions_another_region(stacks: dict[str, Any]) -> None:
         text = json.dumps(stack)
         for other in set(REGIONS) - {region}:
             assert not re.search(re.escape(other), text), f"{region} stack mentions {other}"
+
+
+def test_cdktf_testing_matchers_agree(stacks: dict[str, Any]) -> None:
+    from cdktf import Testing
+    from cdktf_cdktf_provider_aws.s3_bucket_versioning import S3BucketVersioningA
+    from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
+
+    received = json.dumps(stacks["eu-west-1"])
+    versioning = S3BucketVersioningA.TF_RESOURCE_TYPE
+    assert Testing.to_have_resource_with_properties(
+        received, versioning, {"versioning_configuration": {"status": "Enabled"}}
+    )
+    assert not Testing.to_have_resource_with_properties(
+        received, versioning, {"versioning_configuration": {"status": "Suspended"}}
+    )
+    assert Testing.to_have_resource_with_properties(
+        received, SqsQueue.TF_RESOURCE_TYPE, {"visibility_timeout_seconds": 300, "sqs_managed_sse_enabled": True}
+    )

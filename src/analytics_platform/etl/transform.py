@@ -8,7 +8,9 @@ not parse go to a quarantine file (JSON Lines: line number, raw text, error) wit
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
+import io
 import json
 import re
 import zlib
@@ -120,6 +122,7 @@ class Sniffed:
 
     kind: str
     compressed: bool
+    delimiter: str = ","
 
 
 def _open_text_sample(path: Path, compressed: bool) -> bytes:
@@ -131,6 +134,36 @@ def _open_text_sample(path: Path, compressed: bool) -> bytes:
             return handle.read(SAMPLE_BYTES)
     except (OSError, EOFError, zlib.error) as error:
         raise CompressionError(f"corrupt gzip stream: {error}") from error
+
+
+#: CSV delimiters tried, in order of preference when two fit equally well.
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def detect_delimiter(sample: bytes, complete: bool) -> str:
+    """The delimiter that splits the sample's rows into the same number (>= 2) of fields as its header.
+
+    Rows are parsed with RFC 4180 quoting, so delimiters inside quoted fields do not count. The fraction of
+    rows as wide as the header decides (it must be a majority), then the width; a file that no candidate
+    splits that way is one column (``,``). ``complete`` is False when the sample is cut from a longer file
+    (its last line is dropped).
+    """
+    text = sample.decode("utf-8", "replace")
+    if not complete and "\n" in text:
+        text = text[: text.rindex("\n") + 1]
+    best, best_score = DELIMITERS[0], (0.0, 0)
+    for delimiter in DELIMITERS:
+        try:
+            rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if row]
+        except csv.Error:
+            continue
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        score = (sum(len(row) == width for row in rows) / len(rows), width)
+        if score[0] > 0.5 and score > best_score:
+            best, best_score = delimiter, score
+    return best
 
 
 def _strip_name_suffixes(name: str) -> tuple[str, bool]:
@@ -183,6 +216,8 @@ def sniff(path: Path, name: str | None = None) -> Sniffed:
             raise MalformedContentError("JSON of the wrong shape: expected an array of objects or JSON Lines")
         else:
             kind = CSV
+    if kind == CSV:
+        return Sniffed(kind, compressed, detect_delimiter(sample, complete=len(sample) < SAMPLE_BYTES))
     return Sniffed(kind, compressed)
 
 
@@ -211,21 +246,27 @@ def _describe(con: duckdb.DuckDBPyConnection, relation_sql: str) -> list[tuple[s
     return [(str(row[0]), str(row[1])) for row in rows]
 
 
-def _csv_source(path: Path, compressed: bool, limits: Limits, header: bool = True, extra: str = "") -> str:
-    compression = "gzip" if compressed else "none"
+def _csv_source(sniffed: Sniffed, path: Path, limits: Limits, header: bool = True, extra: str = "") -> str:
+    """``read_csv(...)`` with the detected delimiter and RFC 4180 quoting; DuckDB infers the column types."""
+    compression = "gzip" if sniffed.compressed else "none"
     return (
         f"read_csv({_quote_literal(str(path))}, header={str(header).lower()}, compression='{compression}', "
+        f"delim={_quote_literal(sniffed.delimiter)}, quote='\"', escape='\"', "
         f"max_line_size={limits.max_line_bytes}, sample_size=20480{extra})"
     )
 
 
-def _csv_header(con: duckdb.DuckDBPyConnection, path: Path, compressed: bool, limits: Limits) -> list[str]:
-    row = con.execute(
-        f"SELECT * FROM {_csv_source(path, compressed, limits, header=False, extra=', all_varchar=true')} LIMIT 1"
-    ).fetchone()
-    if row is None:
-        raise NoRowsError("no header row")
-    return ["" if value is None else str(value) for value in row]
+def _csv_header(sniffed: Sniffed, path: Path) -> list[str] | None:
+    """The header's names as written (DuckDB renames duplicates; we must see them); None if not in the sample."""
+    sample = _open_text_sample(path, sniffed.compressed)
+    text = sample.decode("utf-8", "replace").lstrip("\ufeff")
+    if len(sample) >= SAMPLE_BYTES and "\n" not in text:
+        return None
+    try:
+        rows = csv.reader(io.StringIO(text, newline=""), delimiter=sniffed.delimiter)
+        return next((row for row in rows if row), None)
+    except csv.Error:
+        return None
 
 
 def _select_list(columns: list[tuple[str, str]], names: list[str]) -> str:
@@ -245,21 +286,21 @@ def _copy_to_parquet(con: duckdb.DuckDBPyConnection, select_sql: str, output: Pa
 
 def _convert_csv(
     con: duckdb.DuckDBPyConnection,
+    sniffed: Sniffed,
     path: Path,
-    compressed: bool,
     limits: Limits,
     output: Path,
     quarantine: Path,
 ) -> tuple[int, int, list[tuple[str, str]]]:
-    header = _csv_header(con, path, compressed, limits)
+    header = _csv_header(sniffed, path)
     source = _csv_source(
+        sniffed,
         path,
-        compressed,
         limits,
         extra=", store_rejects=true, rejects_table='rejects', rejects_scan='rejects_scan'",
     )
     columns = _describe(con, source)
-    if len(header) != len(columns):
+    if header is None or len(header) != len(columns):
         header = [name for name, _ in columns]
     names = normalise_columns(header)
     if len(columns) == 1 and len(header) == 1 and not header[0].strip():
@@ -400,7 +441,7 @@ def convert_file(
     try:
         with _duckdb(limits, work / "duckdb-spill") as con:
             if sniffed.kind == CSV:
-                rows_out, rejected, schema = _convert_csv(con, path, sniffed.compressed, limits, output, quarantine)
+                rows_out, rejected, schema = _convert_csv(con, sniffed, path, limits, output, quarantine)
             else:
                 rows_out, rejected, schema = _convert_json(
                     con, path, sniffed.kind, sniffed.compressed, limits, output, quarantine, work

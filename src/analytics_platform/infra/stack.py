@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
-from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
-from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
 from constructs import Construct
 
 from analytics_platform.infra import iam
@@ -23,15 +20,11 @@ from analytics_platform.infra.constructs.events import UploadEvents
 from analytics_platform.infra.constructs.job_table import JobTable
 from analytics_platform.infra.constructs.monitoring import Monitoring
 from analytics_platform.infra.constructs.network import Network
+from analytics_platform.infra.constructs.provider import regional_provider
 from analytics_platform.infra.constructs.queues import WorkQueues
 from analytics_platform.packaging import LambdaPackage
 
 AWS_PROVIDER_VERSION = "5.100.0"
-#: Services the stacks use; with ``local_endpoint`` set, all of them point at the local AWS endpoint.
-LOCAL_ENDPOINT_SERVICES = (
-    "cloudwatch", "cloudwatchevents", "cloudwatchlogs", "dynamodb", "ec2", "iam", "kms", "lambda_",
-    "s3", "sns", "sqs", "sts",
-)  # fmt: skip
 #: Share of the function's memory DuckDB may use; the rest is Python, buffers and boto3.
 DUCKDB_MEMORY_SHARE = 0.3
 
@@ -82,15 +75,8 @@ class RegionalStack(TerraformStack):
         name = region.region
         names = config.names(name)
         self._configure_backend(config, construct_id, name)
-        AwsProvider(
-            self,
-            "aws",
-            region=name,
-            default_tags=[AwsProviderDefaultTags(tags=config.tags(name))],
-            **self._local_endpoint_settings(config.local_endpoint),
-        )
-        partition = DataAwsPartition(self, "partition").partition
-        account_id = DataAwsCallerIdentity(self, "account").account_id
+        account = regional_provider(self, region=name, tags=config.tags(name), local_endpoint=config.local_endpoint)
+        partition, account_id = account.partition, account.account_id
 
         self.network = Network(
             self,
@@ -194,21 +180,6 @@ class RegionalStack(TerraformStack):
             )
         else:
             LocalBackend(self, path=str(Path(config.state_dir) / f"{construct_id}.tfstate"))
-
-    @staticmethod
-    def _local_endpoint_settings(endpoint: str | None) -> dict[str, object]:
-        if endpoint is None:
-            return {}
-        return {
-            "access_key": "test",
-            "secret_key": "test",
-            "skip_credentials_validation": True,
-            "skip_metadata_api_check": "true",
-            "skip_requesting_account_id": True,
-            "skip_region_validation": True,
-            "s3_use_path_style": True,
-            "endpoints": [AwsProviderEndpoints(**dict.fromkeys(LOCAL_ENDPOINT_SERVICES, endpoint))],
-        }
 
     def _outputs(self, region: str) -> None:
         snake = region.replace("-", "_")

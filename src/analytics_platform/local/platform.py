@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -119,10 +120,8 @@ def _stop_daemon(pid: int) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and _pid_alive(pid):
         time.sleep(0.2)
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
     if _pid_alive(pid):
         os.killpg(pid, signal.SIGKILL)
 
@@ -249,7 +248,9 @@ def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], 
         return False
     overrides = {**state.get("overrides", {}), "environment_suffix": state["environment_suffix"]}
     config = load_config(
-        state.get("config_path"), local_endpoint=state["endpoint"], state_dir=str(paths.root / "tfstate"),
+        state.get("config_path"),
+        local_endpoint=state["endpoint"],
+        state_dir=str(paths.root / "tfstate"),
         **overrides,
     )
     try:
