@@ -11,13 +11,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analytics_platform.infra.config import PlatformConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _load_config(path: str | None, **overrides: object):  # type: ignore[no-untyped-def]
+def _load_config(path: str | None, **overrides: Any) -> PlatformConfig:
     from analytics_platform.infra.config import load_config
 
     return load_config(path, **overrides)

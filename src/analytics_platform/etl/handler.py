@@ -94,4 +94,7 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> dict[str, A
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """SQS-triggered entry point with ``ReportBatchItemFailures``."""
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)

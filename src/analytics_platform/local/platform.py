@@ -186,7 +186,7 @@ def platform_up(
         stale.unlink(missing_ok=True)
     progress(f"starting local AWS endpoint on {endpoint}")
     daemon = _start_daemon(paths, port, regions)
-    state = {"pid": daemon.pid, "port": port, "endpoint": endpoint, "regions": regions,
+    state: dict[str, Any] = {"pid": daemon.pid, "port": port, "endpoint": endpoint, "regions": regions,
              "config_path": config_path, "environment_suffix": config.environment_suffix,
              "overrides": overrides or {}}  # fmt: skip
     paths.state.write_text(json.dumps(state, indent=2))
@@ -198,12 +198,13 @@ def platform_up(
         progress(f"applying {len(regions)} stack(s) with terraform, {'in parallel' if parallel else 'in sequence'}")
         run_per_region(lambda r: runner.apply(stacks[r], f"apply-{r}"), regions, parallel=parallel,
                        progress=progress)  # fmt: skip
-        outputs = {"endpoint": endpoint, "regions": {}}
+        per_region: dict[str, dict[str, str]] = {}
         for region in regions:
             values = _terraform_outputs(runner, stacks[region])
-            outputs["regions"][region] = {
+            per_region[region] = {
                 key: values[key] for key in ("bucket_name", "table_name", "queue_url", "dlq_url", "function_name")
             }
+        outputs = {"endpoint": endpoint, "regions": per_region}
         paths.outputs.write_text(json.dumps(outputs, indent=2))
         progress("waiting for the local Lambda runtime to attach to every queue")
         _wait_for_pollers(paths, regions)

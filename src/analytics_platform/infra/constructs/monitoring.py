@@ -159,7 +159,7 @@ class Monitoring(Construct):
             ),
         )
         error_rate_name, dlq_alarm_name, age_alarm_name = alarm_names
-        actions = {"alarm_actions": [self.topic.arn], "ok_actions": [self.topic.arn]}
+        notify = [self.topic.arn]
 
         def lambda_metric(query_id: str, metric: str) -> CloudwatchMetricAlarmMetricQuery:
             return CloudwatchMetricAlarmMetricQuery(
@@ -194,7 +194,8 @@ class Monitoring(Construct):
                     return_data=True,
                 ),
             ],
-            **actions,
+            alarm_actions=notify,
+            ok_actions=notify,
         )
         self.dlq_alarm = CloudwatchMetricAlarm(
             self,
@@ -210,7 +211,8 @@ class Monitoring(Construct):
             threshold=0,
             comparison_operator="GreaterThanThreshold",
             treat_missing_data="notBreaching",
-            **actions,
+            alarm_actions=notify,
+            ok_actions=notify,
         )
         self.age_alarm = CloudwatchMetricAlarm(
             self,
@@ -226,5 +228,6 @@ class Monitoring(Construct):
             threshold=oldest_message_alarm_seconds,
             comparison_operator="GreaterThanThreshold",
             treat_missing_data="notBreaching",
-            **actions,
+            alarm_actions=notify,
+            ok_actions=notify,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
@@ -45,7 +46,7 @@ def regional_provider(
     )
 
 
-def _local_endpoint_settings(endpoint: str | None) -> dict[str, object]:
+def _local_endpoint_settings(endpoint: str | None) -> dict[str, Any]:
     if endpoint is None:
         return {}
     return {
