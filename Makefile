@@ -12,7 +12,7 @@ demo: install ## run the whole platform locally, end to end, with sample data
 test: install install-checkov ## unit, functional and end-to-end tests
 	$(BIN)/pytest -q
 
-test-fast: install ## unit and functional tests only
+test-fast: install install-checkov ## unit and functional tests only
 	$(BIN)/pytest -q -m "not e2e"
 
 install: $(VENV)/.installed

@@ -147,3 +147,25 @@ def test_nothing_crosses_a_region(local: dict[str, Any]) -> None:
         e["function"] for e in journal(local) if e.get("event") == "attempt" and e.get("region") == "us-east-1"
     }
     assert functions == {"analytics-etl-us-east-1-e2e"}
+
+
+def test_second_up_is_refused_with_a_clear_message(
+    local: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analytics_platform.cli import main
+
+    monkeypatch.setenv("TAP_LOCAL_HOME", str(local["paths"].root))
+    assert main(["local", "up"]) == 1
+    error = capsys.readouterr().err
+    assert "already up at " + local["outputs"]["endpoint"] in error and "tap local down" in error
+    assert "Traceback" not in error
+
+
+def test_down_with_nothing_up_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analytics_platform.cli import main
+
+    monkeypatch.setenv("TAP_LOCAL_HOME", str(tmp_path))
+    assert main(["local", "down"]) == 0
+    assert "not running; nothing to stop" in capsys.readouterr().out

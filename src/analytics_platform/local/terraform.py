@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,10 @@ PROVIDER_VERSION = "5.100.0"
 MIRROR_VARIABLE = "TAP_PROVIDER_MIRROR"
 #: Where machine images commonly keep a provider mirror; ``TAP_PROVIDER_MIRROR`` overrides these.
 MIRROR_CANDIDATES = ("/opt/tf-plugins", "~/.terraform.d/plugins", "/usr/share/terraform/plugins")
+#: ``terraform init`` runs one at a time: the plugin cache is not safe for concurrent installs (two parallel
+#: inits into an empty cache fail with "it is still not detected in .terraform/providers"). Plans and
+#: applies, the slow part, still run in parallel.
+_INIT_LOCK = threading.Lock()
 
 
 class TerraformError(RuntimeError):
@@ -99,8 +104,9 @@ class TerraformRunner:
             raise TerraformError(f"terraform {args[0]} failed in {stack_dir.name} (log: {log}):\n{tail}")
 
     def init(self, stack_dir: Path, log_name: str) -> None:
-        """``terraform init`` from the mirror."""
-        self.run(stack_dir, "init", "-no-color", "-input=false", log_name=log_name)
+        """``terraform init`` from the mirror (one at a time, see ``_INIT_LOCK``)."""
+        with _INIT_LOCK:
+            self.run(stack_dir, "init", "-no-color", "-input=false", log_name=log_name)
 
     def apply(self, stack_dir: Path, log_name: str) -> None:
         """``init`` then ``apply -auto-approve``."""
@@ -114,7 +120,8 @@ class TerraformRunner:
 
     def validate(self, stack_dir: Path, log_name: str) -> None:
         """``init -backend=false`` then ``validate``."""
-        self.run(stack_dir, "init", "-no-color", "-input=false", "-backend=false", log_name=log_name)
+        with _INIT_LOCK:
+            self.run(stack_dir, "init", "-no-color", "-input=false", "-backend=false", log_name=log_name)
         self.run(stack_dir, "validate", "-no-color", log_name=log_name)
 
 

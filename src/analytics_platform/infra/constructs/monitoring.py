@@ -197,37 +197,41 @@ class Monitoring(Construct):
             alarm_actions=notify,
             ok_actions=notify,
         )
-        self.dlq_alarm = CloudwatchMetricAlarm(
-            self,
+
+        def queue_alarm(
+            alarm_id: str, name: str, description: str, metric: str, queue: str, threshold: float
+        ) -> CloudwatchMetricAlarm:
+            return CloudwatchMetricAlarm(
+                self,
+                alarm_id,
+                alarm_name=name,
+                alarm_description=description,
+                namespace="AWS/SQS",
+                metric_name=metric,
+                dimensions={"QueueName": queue},
+                statistic="Maximum",
+                period=PERIOD_SECONDS,
+                evaluation_periods=1,
+                threshold=threshold,
+                comparison_operator="GreaterThanThreshold",
+                treat_missing_data="notBreaching",
+                alarm_actions=notify,
+                ok_actions=notify,
+            )
+
+        self.dlq_alarm = queue_alarm(
             "dlq-not-empty",
-            alarm_name=dlq_alarm_name,
-            alarm_description="Messages reached the dead-letter queue: uploads that could not be processed",
-            namespace="AWS/SQS",
-            metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": dlq_name},
-            statistic="Maximum",
-            period=PERIOD_SECONDS,
-            evaluation_periods=1,
-            threshold=0,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=notify,
-            ok_actions=notify,
+            dlq_alarm_name,
+            "Messages reached the dead-letter queue: uploads that could not be processed",
+            "ApproximateNumberOfMessagesVisible",
+            dlq_name,
+            0,
         )
-        self.age_alarm = CloudwatchMetricAlarm(
-            self,
+        self.age_alarm = queue_alarm(
             "oldest-message",
-            alarm_name=age_alarm_name,
-            alarm_description=f"Oldest queued upload waited more than {oldest_message_alarm_seconds} s",
-            namespace="AWS/SQS",
-            metric_name="ApproximateAgeOfOldestMessage",
-            dimensions={"QueueName": queue_name},
-            statistic="Maximum",
-            period=PERIOD_SECONDS,
-            evaluation_periods=1,
-            threshold=oldest_message_alarm_seconds,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=notify,
-            ok_actions=notify,
+            age_alarm_name,
+            f"Oldest queued upload waited more than {oldest_message_alarm_seconds} s",
+            "ApproximateAgeOfOldestMessage",
+            queue_name,
+            oldest_message_alarm_seconds,
         )
