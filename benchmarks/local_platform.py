@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,41 +32,53 @@ def _client(service: str, region: str, endpoint: str):  # type: ignore[no-untype
 
 
 def latency(outputs: dict, count: int) -> list[float]:
-    """Upload ``count`` small CSVs round-robin over the regions; seconds from each PUT to its SUCCEEDED record."""
+    """Upload ``count`` small CSVs round-robin over the regions; seconds from each PUT to its SUCCEEDED record.
+
+    A watcher thread polls the job tables (BatchGetItem, every 0.1 s) while the uploads are still going, so
+    an early object's latency does not include the time spent uploading the later ones.
+    """
     endpoint = outputs["endpoint"]
     regions = list(outputs["regions"])
     s3 = {region: _client("s3", region, endpoint) for region in regions}
     dynamodb = {region: _client("dynamodb", region, endpoint) for region in regions}
     pending: dict[str, tuple[str, float]] = {}
+    done: dict[str, float] = {}
+    lock = threading.Lock()
+    uploads_finished = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not (uploads_finished.is_set() and len(done) >= count):
+            for region in regions:
+                table = outputs["regions"][region]["table_name"]
+                with lock:
+                    waiting = [job for job, (r, _) in pending.items() if r == region and job not in done][:100]
+                if not waiting:
+                    continue
+                keys = [{"job_id": {"S": job}} for job in waiting]
+                response = dynamodb[region].batch_get_item(
+                    RequestItems={table: {"Keys": keys, "ProjectionExpression": "job_id, job_status"}}
+                )
+                now = time.monotonic()
+                with lock:
+                    for item in response["Responses"].get(table, []):
+                        if item["job_status"]["S"] == "SUCCEEDED":
+                            done[item["job_id"]["S"]] = now - pending[item["job_id"]["S"]][1]
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     for i in range(count):
         region = regions[i % len(regions)]
         bucket, key = outputs["regions"][region]["bucket_name"], f"raw/bench/o{i}.csv"
         body = f"id,value\n{i},{i * 2}\n".encode()
         sent = time.monotonic()
         version = s3[region].put_object(Bucket=bucket, Key=key, Body=body)["VersionId"]
-        pending[ObjectRef(bucket, key, version, len(body), datetime.now(UTC), region).job_id] = (region, sent)
+        with lock:
+            pending[ObjectRef(bucket, key, version, len(body), datetime.now(UTC), region).job_id] = (region, sent)
         time.sleep(0.05)
-    done: dict[str, float] = {}
-    deadline = time.monotonic() + 300
-    while len(done) < count and time.monotonic() < deadline:
-        for region in regions:
-            table = outputs["regions"][region]["table_name"]
-            waiting = [job for job, (r, _) in pending.items() if r == region and job not in done][:100]
-            if not waiting:
-                continue
-            response = dynamodb[region].batch_get_item(
-                RequestItems={
-                    table: {
-                        "Keys": [{"job_id": {"S": job}} for job in waiting],
-                        "ProjectionExpression": "job_id, job_status",
-                    }
-                }
-            )
-            now = time.monotonic()
-            for item in response["Responses"].get(table, []):
-                if item["job_status"]["S"] == "SUCCEEDED":
-                    done[item["job_id"]["S"]] = now - pending[item["job_id"]["S"]][1]
-        time.sleep(0.1)
+    uploads_finished.set()
+    watcher.join()
     return sorted(done.values())
 
 
