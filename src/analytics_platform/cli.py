@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", default="cdktf.out", help="output folder (default: cdktf.out)")
     config_option(synth)
 
-    check = add("check", _cmd_check, "Synthesize, then check residency, IAM, tags, names and checkov.")
+    check = add(
+        "check", _cmd_check, "Synthesize, then check residency, IAM, tags, names, cross-region consistency and checkov."
+    )
     check.add_argument("--out", default="cdktf.out", help="synth output folder (default: cdktf.out)")
     check.add_argument("--no-synth", action="store_true", help="check an existing synth output")
     check.add_argument("--skip-checkov", action="store_true", help="run only the project's own checks")

@@ -10,7 +10,7 @@ import pytest
 
 from analytics_platform.etl import jobs as etl_jobs
 from analytics_platform.infra import iam
-from analytics_platform.infra.checks import check_iam, check_residency, run_checks
+from analytics_platform.infra.checks import check_consistency, check_iam, check_residency, run_checks
 from analytics_platform.infra.constructs import job_table
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
@@ -183,6 +183,44 @@ def test_iam_check_catches_wildcards(stacks: dict[str, Any]) -> None:
     findings = check_iam("s", tampered)
     assert any("wildcard action" in f for f in findings) and any("wildcard resource" in f for f in findings)
     assert any("region or account wildcard" in f for f in findings)
+
+
+def _copies(stacks: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {f"analytics-{region}-unit": (region, json.loads(json.dumps(stack))) for region, stack in stacks.items()}
+
+
+def test_consistency_check_finds_the_regions_identical(stacks: dict[str, Any]) -> None:
+    assert check_consistency(_copies(stacks)) == []
+
+
+def test_consistency_check_catches_drift_between_regions(stacks: dict[str, Any]) -> None:
+    regional = _copies(stacks)
+    drifted = regional["analytics-eu-west-1-unit"][1]
+    next(iter(drifted["resource"]["aws_s3_bucket_versioning"].values()))["versioning_configuration"]["status"] = (
+        "Suspended"
+    )
+    del drifted["resource"]["aws_cloudwatch_metric_alarm"][
+        next(iter(drifted["resource"]["aws_cloudwatch_metric_alarm"]))
+    ]
+    findings = check_consistency(regional)
+    assert len(findings) >= 2 and all(
+        f.startswith("analytics-eu-west-1-unit: differs from us-east-1: ") for f in findings
+    )
+    assert any('versioning_configuration.status is "Suspended" here, "Enabled" there' in f for f in findings)
+    assert any("aws_cloudwatch_metric_alarm" in f and "is absent here" in f for f in findings)
+
+
+def test_consistency_check_allows_the_per_region_parameters(stacks: dict[str, Any]) -> None:
+    """Another VPC CIDR and a third zone (``az_count``) are per-region parameters, not drift."""
+    regional = _copies(stacks)
+    stack = regional["analytics-ap-southeast-1-unit"][1]
+    subnets = stack["resource"]["aws_subnet"]
+    name, subnet = next((n, s) for n, s in subnets.items() if "private-1" in n)
+    third = json.loads(json.dumps(subnet).replace("private-1", "private-2").replace("names, 1)", "names, 2)"))
+    third["cidr_block"] = "10.2.32.0/20"
+    subnets[name.replace("private-1", "private-2").rsplit("_", 1)[0] + "_0123ABCD"] = third
+    one(stack, "aws_lambda_function")["vpc_config"]["subnet_ids"].append("${aws_subnet.network_private-2_0123ABCD.id}")
+    assert check_consistency(regional) == []
 
 
 def test_no_stack_mentions_another_region(stacks: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """``tap check``: static checks on the synthesized stacks (no cdktf import: it reads the JSON).
 
 Findings: a reference from one region's stack to another region, an IAM wildcard outside the allow-list,
-a managed policy, a missing required tag, a name off the ``{type}-{region}-{suffix}`` convention, and
+a managed policy, a missing required tag, a name off the ``{type}-{region}-{suffix}`` convention, a
+setting in which one region's stack differs from the others' (configuration drift between regions), and
 every checkov failure that is not suppressed below with its reason.
 """
 
@@ -134,6 +135,65 @@ def check_names(stack_name: str, stack: dict[str, Any], region: str, suffix: str
     return findings
 
 
+#: What may differ between regional stacks, by design: the per-region parameters of ``RegionConfig``. The
+#: region code itself is replaced separately. Everything else must be equal in every region.
+REGION_PARAMETERS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}/\d{1,2}\b"), "<cidr>"),  # vpc_cidr and the subnets carved from it
+    (re.compile(r"private-\d+"), "private-<n>"),  # one subnet per zone: az_count
+    (re.compile(r"(\.names, )\d+\)"), r"\1<n>)"),  # the subnet's zone index
+    (re.compile(r"_[0-9A-F]{8}\b"), ""),  # logical-id hashes (of the construct path, which holds the index)
+)
+
+
+def _flatten(value: Any, path: str, region: str, into: dict[str, set[str]]) -> None:
+    """``path -> set of values`` with the region and the per-region parameters replaced by placeholders.
+
+    List positions are dropped (``path[]``) so that two or three subnets of the same shape flatten alike.
+    """
+
+    def normal(text: str) -> str:
+        text = text.replace(region, "<region>").replace(region.replace("-", "_"), "<region>")
+        for pattern, placeholder in REGION_PARAMETERS:
+            text = pattern.sub(placeholder, text)
+        return text
+
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key != "//":  # cdktf metadata
+                _flatten(item, f"{path}.{normal(key)}" if path else normal(key), region, into)
+    elif isinstance(value, list):
+        for item in value:
+            _flatten(item, f"{path}[]", region, into)
+    else:
+        into.setdefault(path, set()).add(normal(json.dumps(value)))
+
+
+def check_consistency(stacks: Mapping[str, tuple[str, dict[str, Any]]]) -> list[str]:
+    """Settings in which a regional stack differs from the first region's (``{stack name: (region, stack)}``).
+
+    The stacks must be identical in shape and settings except for the region and its ``RegionConfig``
+    parameters (VPC CIDR, number of zones), so a difference is configuration drift between regions.
+    """
+    flattened: list[tuple[str, str, dict[str, set[str]]]] = []
+    for name, (region, stack) in stacks.items():
+        into: dict[str, set[str]] = {}
+        _flatten(stack, "", region, into)
+        flattened.append((name, region, into))
+    if not flattened:
+        return []
+    _, reference_region, reference = flattened[0]
+    findings = []
+    for name, _region, settings in flattened[1:]:
+        for path in sorted(reference.keys() | settings.keys()):
+            ours, theirs = settings.get(path), reference.get(path)
+            if ours == theirs:
+                continue
+            here = ", ".join(sorted(ours)) if ours else "absent"
+            there = ", ".join(sorted(theirs)) if theirs else "absent"
+            findings.append(f"{name}: differs from {reference_region}: {path} is {here} here, {there} there")
+    return findings
+
+
 def checkov_binary() -> str | None:
     """``$TAP_CHECKOV``, the project's ``.venv-checkov``, or ``checkov`` on PATH."""
     for candidate in (os.environ.get("TAP_CHECKOV"), ".venv-checkov/bin/checkov", shutil.which("checkov")):
@@ -175,10 +235,9 @@ def run_checks(config: PlatformConfig, outdir: Path, *, with_checkov: bool = Tru
     expected = {stack_id(r.region, config.environment_suffix): r.region for r in config.regions}
     stacks = dict(_stack_files(outdir))
     findings = [f"{name}: stack missing from {outdir}" for name in expected if name not in stacks]
-    for name, stack in stacks.items():
-        region = expected.get(name)
-        if region is None:
-            continue
+    regional = {name: (expected[name], stacks[name]) for name in expected if name in stacks}
+    findings += check_consistency(regional)
+    for name, (region, stack) in regional.items():
         findings += check_residency(name, stack, region)
         findings += check_iam(name, stack)
         findings += check_tags(name, stack, region)
