@@ -16,8 +16,10 @@ import io
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zipfile
@@ -28,6 +30,9 @@ from typing import Any
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 POLL_WAIT_SECONDS = 1
+#: Every region's function runs the same package (same hash, same code folder), and their pollers start
+#: together: extraction happens once, under this lock, into a staging folder renamed into place.
+_EXTRACT_LOCK = threading.Lock()
 
 
 class InvocationError(RuntimeError):
@@ -71,12 +76,20 @@ class FunctionRuntime:
         self._responses: Any = None
 
     def _extract(self) -> None:
-        if (self._code_dir / ".complete").exists():
-            return
-        self._code_dir.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(io.BytesIO(self.spec.code)) as archive:
-            archive.extractall(self._code_dir)
-        (self._code_dir / ".complete").write_text(self.spec.code_sha256)
+        """Unpack the package once per hash; a folder left half-written by a crash is replaced."""
+        with _EXTRACT_LOCK:
+            if (self._code_dir / ".complete").exists():
+                return
+            self._code_dir.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=self._code_dir.parent))
+            try:
+                with zipfile.ZipFile(io.BytesIO(self.spec.code)) as archive:
+                    archive.extractall(staging)
+                (staging / ".complete").write_text(self.spec.code_sha256)
+                shutil.rmtree(self._code_dir, ignore_errors=True)
+                staging.rename(self._code_dir)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
 
     def _start(self) -> None:
         self._extract()
