@@ -60,6 +60,23 @@ class TransientError(EtlError):
     """Throttling, 5xx or a timeout: fail only this record so SQS redelivers it."""
 
 
+class TimeBudgetExceededError(TransientError):
+    """The conversion was stopped before the function's deadline; the job is handed back.
+
+    ``elapsed_seconds`` is how long it ran; ``estimated_total_seconds`` the whole conversion's estimated
+    duration at the rate measured so far (None when no progress could be measured).
+    """
+
+    def __init__(self, message: str, *, elapsed_seconds: float, estimated_total_seconds: float | None) -> None:
+        super().__init__(message)
+        self.elapsed_seconds = elapsed_seconds
+        self.estimated_total_seconds = estimated_total_seconds
+
+
+class DiskFullError(TransientError):
+    """The function's ephemeral storage ran out (ENOSPC) while the job was working on it."""
+
+
 class MalformedMessageError(EtlError):
     """The SQS message is not an S3 ``Object Created`` event for this region's bucket.
 
