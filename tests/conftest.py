@@ -16,7 +16,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """``{"outdir": Path, "config": PlatformConfig, "stacks": {region: cdk.tf.json as dict}}``."""
     from analytics_platform.infra.app import synth
     from analytics_platform.infra.config import load_config
-    from analytics_platform.infra.stack import stack_id
+    from analytics_platform.infra.names import stack_id
 
     config = load_config(None, environ={"ENVIRONMENT_SUFFIX": "unit"})
     outdir = tmp_path_factory.mktemp("synth")

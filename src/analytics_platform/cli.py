@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     jobs = add("jobs", _cmd_jobs, "List jobs of one region through the job table's indexes.")
     jobs.add_argument("--region", required=True)
-    jobs.add_argument("--status", choices=["PENDING", "RUNNING", "SUCCEEDED", "FAILED"])
+    jobs.add_argument("--status", choices=["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "DEAD_LETTERED"])
     jobs.add_argument("--since", help="ISO date or time, or a duration such as 2h / 30m (default: 24h)")
     jobs.add_argument("--json", action="store_true")
     config_option(jobs)

@@ -23,6 +23,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REGION = "us-east-1"
 BUCKET = "analytics-bucket-us-east-1-test"
 TABLE = "analytics-jobs-us-east-1-test"
+QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/analytics-queue-us-east-1-test"
+DLQ_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/analytics-dlq-us-east-1-test"
 
 
 class FakeContext:
@@ -33,12 +35,12 @@ class FakeContext:
     memory_limit_in_mb = 1024
     invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:analytics-etl-us-east-1-test"
 
-    def __init__(self) -> None:
+    def __init__(self, remaining_ms: int = 240_000) -> None:
         self.aws_request_id = str(uuid.uuid4())
+        self.remaining_ms = remaining_ms
 
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 240_000
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 def create_job_table(client: Any, name: str) -> None:
@@ -71,6 +73,9 @@ class Platform:
     s3: Any
     table: Any
     tmp: Path
+    sqs: Any
+    queue_url: str
+    dlq_url: str
 
     def upload(self, key: str, data: bytes) -> tuple[str, str]:
         """Put an object; returns (key, version id)."""
@@ -83,21 +88,24 @@ class Platform:
             size = self.s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
         return json.dumps(object_created_event(BUCKET, key, version_id=version, size=size, region=REGION))
 
-    def sqs_event(self, *bodies: str, receive_count: int = 1) -> dict[str, Any]:
-        """An SQS event of several records, shaped like the fixture."""
+    def sqs_event(self, *bodies: str, receive_count: int = 1, message_id: str | None = None) -> dict[str, Any]:
+        """An SQS event of several records, shaped like the fixture (received from the real queue)."""
         template = json.loads((FIXTURES / "sqs_record_template.json").read_text())
         records = []
         for body in bodies:
             record = copy.deepcopy(template)
-            record["messageId"] = str(uuid.uuid4())
+            sent = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
+            received = self.sqs.receive_message(QueueUrl=self.queue_url, VisibilityTimeout=300)["Messages"][0]
+            record["messageId"] = message_id or sent["MessageId"]
+            record["receiptHandle"] = received["ReceiptHandle"]
             record["body"] = body
             record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
             records.append(record)
         return {"Records": records}
 
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, event: dict[str, Any], remaining_ms: int = 240_000) -> dict[str, Any]:
         """Run the real Lambda handler."""
-        return handler_module.lambda_handler(event, FakeContext())
+        return handler_module.lambda_handler(event, FakeContext(remaining_ms))
 
     def upload_and_process(self, key: str, data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         """Upload, invoke once, return (handler response, job record)."""
@@ -126,9 +134,11 @@ def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platfo
         "DATA_REGION": REGION,
         "BUCKET_NAME": BUCKET,
         "TABLE_NAME": TABLE,
-        "MAX_OBJECT_BYTES": str(50 * 1024 * 1024),
+        "QUEUE_URL": QUEUE_URL,
+        "DLQ_URL": DLQ_URL,
+        "MAX_OBJECT_MB": "50",
         "MAX_REJECT_RATIO": "0.1",
-        "DUCKDB_MEMORY_LIMIT_MB": "256",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
         "TAP_WORK_DIR": str(tmp_path),
         "POWERTOOLS_METRICS_NAMESPACE": "Test",
         "POWERTOOLS_DEV": "false",
@@ -141,6 +151,12 @@ def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platfo
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_job_table(dynamodb, TABLE)
-        handler_module.get_worker.cache_clear()
-        yield Platform(s3, boto3.resource("dynamodb", region_name=REGION).Table(TABLE), tmp_path)
-        handler_module.get_worker.cache_clear()
+        sqs = boto3.client("sqs", region_name=REGION)
+        dlq_url = sqs.create_queue(QueueName=DLQ_URL.rsplit("/", 1)[1])["QueueUrl"]
+        queue_url = sqs.create_queue(QueueName=QUEUE_URL.rsplit("/", 1)[1])["QueueUrl"]
+        monkeypatch.setenv("QUEUE_URL", queue_url)
+        monkeypatch.setenv("DLQ_URL", dlq_url)
+        handler_module.get_runtime.cache_clear()
+        table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE)
+        yield Platform(s3, table, tmp_path, sqs, queue_url, dlq_url)
+        handler_module.get_runtime.cache_clear()

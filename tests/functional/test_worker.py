@@ -13,7 +13,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from analytics_platform.etl import handler as handler_module
+from analytics_platform.etl.exceptions import JobInProgressError
 from analytics_platform.etl.jobs import DAY_INDEX, STATUS_INDEX
+from analytics_platform.etl.worker import Budget
 
 from .conftest import BUCKET, Platform
 
@@ -28,6 +30,11 @@ RECORD_FIELDS = {
     "bytes_in", "bytes_out", "started_at", "finished_at", "duration_ms", "attempts", "region", "job_day",
     "created_at", "input_version", "output_schema",
 }  # fmt: skip
+
+
+def budget(seconds: float = 240) -> Budget:
+    """A fresh invocation's time budget."""
+    return Budget.from_remaining(int(seconds * 1000))
 
 
 def read_parquet(platform: Platform, key: str) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
@@ -214,7 +221,11 @@ def test_concurrent_delivery_processes_once(platform: Platform) -> None:
 
     def deliver(owner: str) -> None:
         barrier.wait()
-        outcomes.append(worker.process(body, owner=owner).status)
+        try:
+            outcome = worker.process(worker.parse(body), owner=owner, receive_count=1, budget=budget())
+            outcomes.append(outcome.status.value)
+        except JobInProgressError:
+            outcomes.append("in_progress")
 
     threads = [threading.Thread(target=deliver, args=(f"owner-{i}",)) for i in range(2)]
     for thread in threads:
@@ -237,9 +248,9 @@ def test_expired_lease_is_taken_over(platform: Platform) -> None:
 
     past = datetime.now(UTC) - timedelta(hours=1)
     worker.jobs.ensure(ref, "sales", past)
-    worker.jobs.claim(ref.job_id, "dead-owner", past, lease_seconds=60)
+    worker.jobs.claim(ref.job_id, "dead-owner", past, lease_expires_at=int(past.timestamp()) + 60, receive_count=1)
     # WHEN the message is redelivered
-    outcome = worker.process(body, owner="new-owner")
+    outcome = worker.process(ref, owner="new-owner", receive_count=2, budget=budget())
     # THEN the new invocation takes over and finishes the job
     assert outcome.status == "succeeded"
     job = platform.job(key, version)
@@ -268,7 +279,7 @@ def test_transient_failure_is_retried_and_then_succeeds(platform: Platform) -> N
     # GIVEN S3 throttles the first download
     key, version = platform.upload("raw/sales/flaky.csv", GOOD_CSV)
     worker = handler_module.get_worker()
-    worker._s3 = FlakyS3(worker._s3, failures=1)
+    worker._store._s3 = FlakyS3(worker._store._s3, failures=1)
     body = platform.body_for(key, version)
     # WHEN the first delivery runs THEN only that record fails and the job waits for the retry
     event = platform.sqs_event(body)
@@ -287,15 +298,15 @@ def test_persistent_transient_failure_keeps_the_attempts_and_last_error(platform
     # GIVEN S3 throttles every download
     key, version = platform.upload("raw/sales/down.csv", GOOD_CSV)
     worker = handler_module.get_worker()
-    worker._s3 = FlakyS3(worker._s3, failures=99)
+    worker._store._s3 = FlakyS3(worker._store._s3, failures=99)
     body = platform.body_for(key, version)
     # WHEN all three receives fail
     for attempt in (1, 2, 3):
         response = platform.invoke(platform.sqs_event(body, receive_count=attempt))
         assert len(response["batchItemFailures"]) == 1
-    # THEN the record shows three attempts and the last error (the message itself moves to the DLQ)
+    # THEN the record shows three attempts, the last error, and that retries are exhausted
     job = platform.job(key, version)
-    assert job["attempts"] == 3 and job["job_status"] == "PENDING"
+    assert job["attempts"] == 3 and job["job_status"] == "DEAD_LETTERED"
     assert "SlowDown" in job["error_message"]
     assert platform.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == GOOD_CSV
 

@@ -17,7 +17,7 @@ def test_defaults_match_the_specification() -> None:
         ("us-east-1", "10.0.0.0/16"), ("eu-west-1", "10.1.0.0/16"), ("ap-southeast-1", "10.2.0.0/16"),
     ]  # fmt: skip
     assert config.environment_suffix == "dev"
-    assert (config.lambda_memory_mb, config.queue_visibility_timeout_seconds, config.max_receive_count) == (
+    assert (config.lambda_memory_mb, config.queue_visibility_timeout_seconds, config.worker.max_receive_count) == (
         1024,
         300,
         3,
@@ -51,7 +51,12 @@ REJECTIONS = {
     "bad_suffix": ({"environment_suffix": "Prod_1"}, "environment_suffix"),
     "suffix_too_long": ({"environment_suffix": "a" * 40}, "environment_suffix"),
     "unknown_setting": ({"colour": "blue"}, "colour"),
-    "timeout_above_visibility": ({"lambda_timeout_seconds": 400}, "lambda_timeout_seconds"),
+    "timeout_above_visibility": ({"lambda_timeout_seconds": 400}, "queue_visibility_timeout_seconds"),
+    "timeout_equal_to_visibility": ({"lambda_timeout_seconds": 300}, "queue_visibility_timeout_seconds"),
+    "no_room_for_the_lease_margin": ({"lambda_timeout_seconds": 295}, "queue_visibility_timeout_seconds"),
+    "single_delivery": ({"max_receive_count": 1}, "max_receive_count"),
+    "receive_count_not_integer": ({"max_receive_count": 2.5}, "max_receive_count"),
+    "sweep_interval": ({"dead_letter_sweep_minutes": 0}, "dead_letter_sweep_minutes"),
     "bad_architecture": ({"lambda_architecture": "sparc"}, "lambda_architecture"),
     "object_too_big_for_disk": ({"max_object_mb": 8000}, "max_object_mb"),
     "reject_ratio": ({"max_reject_ratio": 1.5}, "max_reject_ratio"),
@@ -92,6 +97,52 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.json", environ={})
 
 
+def test_the_lease_relation_error_says_why() -> None:
+    # GIVEN a timeout equal to the visibility timeout (accepted before: a killed job stayed RUNNING forever)
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, environ={}, lambda_timeout_seconds=300)
+    # THEN the error names the field, the minimum and the reason
+    assert "at least lambda_timeout_seconds + 10 s" in str(raised.value)
+    assert "lease is still live" in str(raised.value)
+    # AND the smallest safe value is accepted
+    assert load_config(None, environ={}, lambda_timeout_seconds=290).lambda_timeout_seconds == 290
+
+
+def test_worker_settings_are_flat_keys_in_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("max_reject_ratio = 0.25\nmax_receive_count = 5\n")
+    config = load_config(path, environ={})
+    assert (config.worker.max_reject_ratio, config.worker.max_receive_count) == (0.25, 5)
+
+
 def test_config_is_frozen() -> None:
     with pytest.raises(AttributeError):
         PlatformConfig().environment_suffix = "x"  # type: ignore[misc]
+
+
+def test_readme_worker_settings_table_is_generated_from_the_definitions() -> None:
+    from analytics_platform.etl.settings import settings_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    between = readme.split("<!-- worker-settings:start -->\n", 1)[1].split("\n<!-- worker-settings:end -->", 1)[0]
+    assert between == settings_table()
+
+
+def test_one_definition_drives_validation_environment_and_parsing() -> None:
+    # GIVEN a deployment that changes every worker setting
+    from dataclasses import fields
+
+    from analytics_platform.etl.settings import Settings, Tunables
+    from analytics_platform.infra.stack import worker_environment
+
+    changed = {"max_object_mb": 100, "max_reject_ratio": 0.5, "max_receive_count": 7}
+    assert set(changed) == {f.name for f in fields(Tunables)}, "a new setting needs a value in this test"
+    config = load_config(None, environ={}, **changed)
+    # WHEN the function's environment is built and the worker reads it back
+    environment = worker_environment(config, "us-east-1", queue_url="q", dlq_url="d")
+    settings = Settings.from_environment(environment)
+    # THEN the worker sees exactly the deployment's values
+    assert settings.tunables == config.worker == Tunables(**changed)
+    # AND an out-of-range value in the environment is refused by name
+    with pytest.raises(RuntimeError, match="MAX_RECEIVE_COUNT"):
+        Settings.from_environment({**environment, "MAX_RECEIVE_COUNT": "0"})

@@ -63,9 +63,15 @@ def test_data_bucket_is_secure_by_default(stacks: dict[str, Any]) -> None:
     assert one(stack, "aws_s3_bucket_versioning")["versioning_configuration"]["status"] == "Enabled"
     sse = one(stack, "aws_s3_bucket_server_side_encryption_configuration")["rule"][0]
     assert sse["apply_server_side_encryption_by_default"]["sse_algorithm"] == "AES256"
-    rule = one(stack, "aws_s3_bucket_lifecycle_configuration")["rule"][0]
-    assert rule["transition"][0] == {"days": 90, "storage_class": "GLACIER"} and "filter" in rule
-    assert rule["abort_incomplete_multipart_upload"][0]["days_after_initiation"] == 7
+    rules = {r["id"]: r for r in one(stack, "aws_s3_bucket_lifecycle_configuration")["rule"]}
+    # Only uploads and rejects go to Glacier: the Parquet under processed/ must stay queryable.
+    archived = {r["filter"][0]["prefix"] for r in rules.values() if r.get("transition")}
+    assert archived == {"raw/", "quarantine/"}
+    assert all(r["transition"][0] == {"days": 90, "storage_class": "GLACIER"} for r in rules.values()
+               if r.get("transition"))  # fmt: skip
+    abort = rules["abort-incomplete-uploads"]
+    assert abort["filter"][0]["prefix"] == "" and "transition" not in abort
+    assert abort["abort_incomplete_multipart_upload"][0]["days_after_initiation"] == 7
     block = one(stack, "aws_s3_bucket_public_access_block")
     assert all(block[k] for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
                                   "restrict_public_buckets"))  # fmt: skip
@@ -77,11 +83,13 @@ def test_data_bucket_is_secure_by_default(stacks: dict[str, Any]) -> None:
 
 def test_rule_matches_raw_uploads_of_this_bucket_and_targets_the_queue(stacks: dict[str, Any]) -> None:
     stack = stacks["ap-southeast-1"]
-    pattern = json.loads(one(stack, "aws_cloudwatch_event_rule")["event_pattern"])
+    rules = stack["resource"]["aws_cloudwatch_event_rule"].values()
+    pattern = json.loads(next(r["event_pattern"] for r in rules if "event_pattern" in r))
     assert pattern == {"source": ["aws.s3"], "detail-type": ["Object Created"],
                        "detail": {"bucket": {"name": ["analytics-bucket-ap-southeast-1-unit"]},
                                   "object": {"key": [{"prefix": "raw/"}]}}}  # fmt: skip
-    assert "aws_sqs_queue.queues_queue" in one(stack, "aws_cloudwatch_event_target")["arn"]
+    targets = stack["resource"]["aws_cloudwatch_event_target"].values()
+    assert any("aws_sqs_queue.queues_queue" in t["arn"] for t in targets)
     statement = json.loads(one(stack, "aws_sqs_queue_policy")["policy"])["Statement"][0]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert "aws_cloudwatch_event_rule" in statement["Condition"]["ArnEquals"]["aws:SourceArn"]
@@ -105,7 +113,10 @@ def test_worker_function(stacks: dict[str, Any]) -> None:
     assert len(function["vpc_config"]["subnet_ids"]) >= 2
     env = function["environment"]["variables"]
     assert env["DATA_REGION"] == "us-east-1" and env["BUCKET_NAME"] == "analytics-bucket-us-east-1-unit"
-    assert env["TABLE_NAME"] == "analytics-jobs-us-east-1-unit" and env["RAW_PREFIX"] == "raw/"
+    assert env["TABLE_NAME"] == "analytics-jobs-us-east-1-unit" and "aws_sqs_queue.queues_dlq" in env["DLQ_URL"]
+    assert (env["MAX_OBJECT_MB"], env["MAX_REJECT_RATIO"], env["MAX_RECEIVE_COUNT"]) == ("4096", "0.1", "3")
+    assert env["POWERTOOLS_SERVICE_NAME"] == function["function_name"]
+    assert "ENVIRONMENT_SUFFIX" not in env and "RAW_PREFIX" not in env
     assert any("aws_cloudwatch_log_group" in d for d in function["depends_on"])
     assert function["filename"].endswith(".zip") and function["source_code_hash"]
     log_groups = {g["name"]: g["retention_in_days"] for g in stack["resource"]["aws_cloudwatch_log_group"].values()}
@@ -132,11 +143,17 @@ def test_dashboard_metrics_carry_dimensions_and_alarms_notify_encrypted_topic(st
     for widget in body["widgets"]:
         for metric in widget["properties"]["metrics"]:
             if isinstance(metric[0], str):
-                assert metric[2] in {"FunctionName", "QueueName"} and metric[3].endswith("us-east-1-unit")
+                assert metric[2] in {"FunctionName", "QueueName", "service"} and metric[3].endswith("us-east-1-unit")
     alarms = {a["alarm_name"]: a for a in stack["resource"]["aws_cloudwatch_metric_alarm"].values()}
     rate = alarms["analytics-etl-error-rate-us-east-1-unit"]
     assert any("errors / MAX([invocations, 1])" in q.get("expression", "") for q in rate["metric_query"])
     assert {"analytics-dlq-not-empty-us-east-1-unit", "analytics-queue-oldest-message-us-east-1-unit"} < set(alarms)
+    # Failed records are not Lambda errors under partial batch responses: FAILED and DEAD_LETTERED jobs alarm.
+    failed = alarms["analytics-failed-jobs-us-east-1-unit"]
+    metrics = {q["metric"]["metric_name"]: q["metric"] for q in failed["metric_query"] if q.get("metric")}
+    assert set(metrics) == {"JobsFailed", "JobsDeadLettered"}
+    assert all(m["dimensions"] == {"service": "analytics-etl-us-east-1-unit"} for m in metrics.values())
+    assert failed["threshold"] == 0 and failed["comparison_operator"] == "GreaterThanThreshold"
     for alarm in alarms.values():
         assert len(alarm["alarm_actions"]) == 1
         assert re.fullmatch(r"\$\{aws_sns_topic\.monitoring_topic_\w+\.arn\}", alarm["alarm_actions"][0])
@@ -157,9 +174,28 @@ def test_iam_is_least_privilege(stacks: dict[str, Any]) -> None:
     worker = {s["Sid"]: s for s in policies["etl-worker"]["Statement"]}
     assert re.fullmatch(r"\$\{aws_s3_bucket\.data_bucket_\w+\.arn\}/raw/\*", worker["ReadRawObjects"]["Resource"][0])
     assert worker["WriteJobRecords"]["Action"] == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    write = worker["WriteResultObjects"]
+    assert write["Action"] == ["s3:AbortMultipartUpload", "s3:PutObject"]
+    assert [r.rsplit("/", 2)[-2] for r in write["Resource"]] == ["processed", "quarantine"]
+    # ListBucket on exactly this bucket: without it S3 answers 403 for a deleted upload, which looks transient.
+    assert worker["ListOwnBucket"]["Action"] == ["s3:ListBucket"]
+    assert re.fullmatch(r"\$\{aws_s3_bucket\.data_bucket_\w+\.arn\}", worker["ListOwnBucket"]["Resource"][0])
+    dead = worker["InspectDeadLetters"]
+    assert "sqs:DeleteMessage" not in dead["Action"] and "aws_sqs_queue.queues_dlq" in dead["Resource"][0]
     star = [sid for sid, s in worker.items() if "*" in s["Resource"]]
     assert set(star) <= set(iam.WILDCARD_ALLOW_LIST)
     assert "aws_iam_role_policy_attachment" not in stack["resource"]
+
+
+def test_dead_letter_sweep_schedule_invokes_the_worker_only_from_its_rule(stacks: dict[str, Any]) -> None:
+    stack = stacks["eu-west-1"]
+    rules = {r["name"]: r for r in stack["resource"]["aws_cloudwatch_event_rule"].values()}
+    sweep = rules["analytics-dlq-sweep-eu-west-1-unit"]
+    assert sweep["schedule_expression"] == "rate(5 minutes)"
+    target = next(t for t in stack["resource"]["aws_cloudwatch_event_target"].values() if "aws_lambda" in t["arn"])
+    assert json.loads(target["input"])["detail-type"] == "Scheduled Event"
+    permission = one(stack, "aws_lambda_permission")
+    assert permission["principal"] == "events.amazonaws.com" and "dead-letter-sweep" in permission["source_arn"]
 
 
 def test_project_checks_find_nothing_in_the_real_stacks(synthesized: dict[str, Any]) -> None:

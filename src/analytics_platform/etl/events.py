@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from analytics_platform.etl.exceptions import MalformedMessageError
 
 UNVERSIONED = "null"
+
+
+def decode_key(wire_key: str) -> str:
+    """The object key from an S3 event: S3 sends it form-encoded (space as ``+``), so always ``unquote_plus``.
+
+    As AWS's own Powertools ``S3EventBridgeNotificationObject.key`` does. Decoding only keys that contain
+    ``%XX`` would fetch ``a b.csv`` (sent as ``a+b.csv``) under the wrong name and turn a literal ``%41`` into ``A``.
+    """
+    return unquote_plus(wire_key)
+
+
+def encode_key(key: str) -> str:
+    """The key as S3 puts it into an event: form encoding, ``/`` kept (the inverse of :func:`decode_key`)."""
+    return quote_plus(key, safe="/")
 
 
 @dataclass(frozen=True)
@@ -73,8 +86,7 @@ def parse_object_created(body: str) -> ObjectRef:
     version = obj.get("version-id") or UNVERSIONED
     return ObjectRef(
         bucket=bucket,
-        # EventBridge delivers keys URL-encoded in the same way S3 notifications do for special characters.
-        key=unquote_plus(key) if re.search(r"%[0-9A-Fa-f]{2}", key) else key,
+        key=decode_key(key),
         version_id=str(version),
         size=size,
         event_time=_parse_time(event.get("time")),
@@ -85,9 +97,9 @@ def parse_object_created(body: str) -> ObjectRef:
 def object_created_event(
     bucket: str, key: str, *, version_id: str | None, size: int, region: str, time: datetime | None = None
 ) -> dict[str, object]:
-    """Build the event EventBridge sends for a new object (used by tests, the demo and re-drives)."""
+    """Build the event EventBridge sends for a new object, key encoded as S3 does (tests, the demo, re-drives)."""
     when = (time or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    obj: dict[str, object] = {"key": key, "size": size}
+    obj: dict[str, object] = {"key": encode_key(key), "size": size}
     if version_id:
         obj["version-id"] = version_id
     return {

@@ -57,7 +57,16 @@ class MissingObjectError(PermanentError):
 
 
 class TransientError(EtlError):
-    """Throttling, 5xx or a timeout: fail only this record so SQS redelivers it."""
+    """Throttling, 5xx or a timeout: fail only this record so SQS redelivers it.
+
+    ``dead_lettered`` is set when it happened on the last delivery and the job was recorded DEAD_LETTERED.
+    """
+
+    dead_lettered: bool = False
+
+
+class NotStartedError(TransientError):
+    """Too little of the invocation's time was left to start this record; it goes back to the queue at once."""
 
 
 class TimeBudgetExceededError(TransientError):
@@ -88,5 +97,12 @@ class JobAlreadyFinishedError(EtlError):
     """A redelivered event for a job that already SUCCEEDED or FAILED (a no-op)."""
 
 
-class JobInProgressError(EtlError):
-    """Another invocation holds a live lease on this job (concurrent duplicate delivery; a no-op)."""
+class JobInProgressError(TransientError):
+    """Another delivery holds a live lease on this job: retry once that lease has run out, never acknowledge.
+
+    ``retry_after_seconds`` is when the lease ends; the handler keeps the message invisible until then.
+    """
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

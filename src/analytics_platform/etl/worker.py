@@ -2,55 +2,90 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import partial as partial_call
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from analytics_platform.etl.events import ObjectRef, parse_object_created
 from analytics_platform.etl.exceptions import (
     JobAlreadyFinishedError,
-    JobInProgressError,
     MalformedMessageError,
-    MissingObjectError,
+    NotStartedError,
     PermanentError,
+    TimeBudgetExceededError,
     TooLargeError,
     TransientError,
 )
-from analytics_platform.etl.jobs import JobResult, JobTracker
-from analytics_platform.etl.settings import Settings
-from analytics_platform.etl.transform import ConversionResult, Limits, convert_file
+from analytics_platform.etl.jobs import JobResult, JobTracker, lease_expiry
+from analytics_platform.etl.settings import DISK_FACTOR, Settings
+from analytics_platform.etl.storage import ObjectStore, classify_aws_error
+from analytics_platform.etl.transform import ConversionResult, Limits, convert_file, disk_needed
 
-TRANSIENT_CODES = frozenset(
-    {
-        "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
-        "ProvisionedThroughputExceededException", "RequestLimitExceeded", "SlowDown",
-        "InternalError", "InternalServerError", "ServiceUnavailable", "RequestTimeout",
-        "RequestTimeoutException", "TransactionInProgressException",
-    }
-)  # fmt: skip
-MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
-#: Disk needed per input byte: the input, the Parquet output and DuckDB spill files.
-DISK_FACTOR = 2.5
 DEFAULT_DATASET = "default"
+MAX_DATASET_CHARS = 64
+MAX_BASE_NAME_CHARS = 120
+#: Share of the function's time kept back after the transform for the uploads and the record write.
+RESERVE_SHARE, MIN_RESERVE_SECONDS = 0.1, 3.0
+#: A record is not started with less time than this left; it goes back to the queue at once.
+MIN_START_SECONDS = 5.0
+
+
+class OutcomeStatus(StrEnum):
+    """How one record ended in this invocation (transient failures raise instead)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one record: ``succeeded``, ``failed``, ``duplicate`` or ``in_progress``."""
+    """What happened to one record."""
 
-    status: str
+    status: OutcomeStatus
     job_id: str
     result: JobResult | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The invocation's time: its deadline on the monotonic clock and how long the function may run."""
+
+    deadline: float
+    function_seconds: float
+
+    @classmethod
+    def from_remaining(cls, remaining_ms: int, function_seconds: float | None = None) -> Budget:
+        """From the Lambda context's remaining time (``function_seconds`` defaults to all of it)."""
+        remaining = remaining_ms / 1000
+        return cls(time.monotonic() + remaining, function_seconds or remaining)
+
+    def left(self) -> float:
+        """Seconds until the deadline."""
+        return self.deadline - time.monotonic()
+
+    def work_deadline(self) -> float:
+        """When the transform must stop, keeping time back for the uploads and the record write."""
+        return self.deadline - max(MIN_RESERVE_SECONDS, self.function_seconds * RESERVE_SHARE)
+
+    def wall_deadline(self, now: datetime) -> datetime:
+        """The deadline on the wall clock (for the lease)."""
+        return now + timedelta(seconds=max(0.0, self.left()))
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def dataset_of(key: str, raw_prefix: str) -> str:
@@ -58,63 +93,50 @@ def dataset_of(key: str, raw_prefix: str) -> str:
     parts = PurePosixPath(key[len(raw_prefix) :] if key.startswith(raw_prefix) else key).parts
     if len(parts) < 2:
         return DEFAULT_DATASET
-    cleaned = re.sub(r"[^0-9A-Za-z_-]+", "_", parts[0]).strip("_").lower()
+    cleaned = re.sub(r"[^0-9A-Za-z_-]+", "_", parts[0]).strip("_").lower()[:MAX_DATASET_CHARS].strip("_")
     return cleaned or DEFAULT_DATASET
 
 
 def base_name(key: str) -> str:
-    """File name without its data and compression extensions."""
+    """File name without its data and compression extensions, safe and short enough for an output key."""
     name = PurePosixPath(key).name
     for extension in (".gz", ".gzip"):
         if name.lower().endswith(extension):
             name = name[: -len(extension)]
     stem = PurePosixPath(name).stem if "." in name else name
-    return re.sub(r"[^0-9A-Za-z._-]+", "_", stem) or "object"
+    safe = re.sub(r"[^0-9A-Za-z._-]+", "_", stem) or "object"
+    if len(safe) > MAX_BASE_NAME_CHARS:  # S3 keys end at 1,024 bytes: keep a prefix plus a hash of the whole
+        safe = f"{safe[:MAX_BASE_NAME_CHARS]}-{_short_hash(key)}"
+    return safe
 
 
 def output_keys(settings: Settings, ref: ObjectRef, dataset: str) -> tuple[str, str]:
     """``processed/<dataset>/ingest_date=YYYY-MM-DD/<name>-<version>.parquet`` and its quarantine twin."""
     day = ref.event_time.astimezone(UTC).strftime("%Y-%m-%d")
-    version = re.sub(r"[^0-9A-Za-z._-]+", "_", ref.version_id)
+    version = re.sub(r"[^0-9A-Za-z._-]+", "_", ref.version_id)[:128]
     stem = f"{dataset}/ingest_date={day}/{base_name(ref.key)}-{version}"
+    return f"{settings.processed_prefix}{stem}.parquet", f"{settings.quarantine_prefix}{stem}.rejects.jsonl"
+
+
+def budget_message(error: TimeBudgetExceededError, function_seconds: float) -> str:
+    """The reason a job is handed back when it cannot finish in the function's time."""
+    needed = f"about {error.estimated_total_seconds:.0f} s" if error.estimated_total_seconds else "more time"
     return (
-        f"{settings.processed_prefix}{stem}.parquet",
-        f"{settings.quarantine_prefix}{stem}.rejects.jsonl",
+        f"{error}; the file needs {needed} at the measured rate, the function has {function_seconds:.0f} s: "
+        "raise lambda_timeout_seconds / lambda_memory_mb"
     )
-
-
-def classify_aws_error(error: Exception) -> Exception:
-    """Map an AWS client error onto the worker's taxonomy."""
-    if isinstance(error, ClientError):
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in MISSING_CODES:
-            return MissingObjectError(f"object version no longer exists ({code})")
-        if code in TRANSIENT_CODES or status >= 500 or status == 429:
-            return TransientError(f"{code or status}: {error}")
-        return TransientError(f"unexpected AWS error {code}: {error}")
-    if isinstance(error, ConnectionError | ReadTimeoutError | BotoCoreError):
-        return TransientError(f"{type(error).__name__}: {error}")
-    return error
 
 
 class Worker:
     """Processes upload events for one region; AWS clients are injected."""
 
     def __init__(
-        self,
-        settings: Settings,
-        *,
-        s3: Any,
-        table: Any,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        lease_seconds: int = 900,
+        self, settings: Settings, *, s3: Any, table: Any, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
         self.settings = settings
-        self._s3 = s3
+        self._store = ObjectStore(s3, settings.bucket)
         self._jobs = JobTracker(table, region=settings.region)
         self._clock = clock
-        self._lease_seconds = lease_seconds
 
     @property
     def jobs(self) -> JobTracker:
@@ -135,40 +157,55 @@ class Worker:
             raise MalformedMessageError(f"key {ref.key!r} is not under {self.settings.raw_prefix!r}")
         return ref
 
-    def process(self, body: str, owner: str, lease_seconds: int | None = None) -> Outcome:
-        """Handle one message; raises :class:`TransientError` / :class:`MalformedMessageError` to retry."""
-        ref = self.parse(body)
+    def process(self, ref: ObjectRef, *, owner: str, receive_count: int, budget: Budget) -> Outcome:
+        """Handle one parsed message; raises :class:`TransientError` to have SQS deliver it again.
+
+        On the last delivery (``receive_count`` reached ``max_receive_count``) a transient failure records
+        the job DEAD_LETTERED before raising, since the message then moves to the DLQ.
+        """
+        if budget.left() < MIN_START_SECONDS:
+            raise NotStartedError(f"not started: {budget.left():.1f} s left in this invocation")
         dataset = dataset_of(ref.key, self.settings.raw_prefix)
         started = self._clock()
         try:
             self._jobs.ensure(ref, dataset, started)
-            self._jobs.claim(ref.job_id, owner, started, lease_seconds or self._lease_seconds)
+            lease = lease_expiry(budget.wall_deadline(started))
+            self._jobs.claim(ref.job_id, owner, started, lease_expires_at=lease, receive_count=receive_count)
         except JobAlreadyFinishedError as done:
-            return Outcome("duplicate", ref.job_id, error=str(done))
-        except JobInProgressError as busy:
-            return Outcome("in_progress", ref.job_id, error=str(busy))
+            return Outcome(OutcomeStatus.DUPLICATE, ref.job_id, error=str(done))
         except (ClientError, BotoCoreError) as error:
             raise classify_aws_error(error) from error
-        return self._run_claimed(ref, dataset, owner, started)
-
-    def _run_claimed(self, ref: ObjectRef, dataset: str, owner: str, started: datetime) -> Outcome:
-        job_id = ref.job_id
+        final = receive_count >= self.settings.max_receive_count
         try:
-            result = self._convert(ref, dataset)
-        except PermanentError as permanent:
-            partial = self._partial_result(permanent, dataset, ref)
-            self._record(partial_call(self._jobs.fail, job_id, owner, permanent, partial, started, self._clock()))
-            return Outcome("failed", job_id, partial, error=f"{type(permanent).__name__}: {permanent}")
+            return self._run_claimed(ref, dataset, owner, started, budget)
+        except TimeBudgetExceededError as late:
+            late_reason = TransientError(budget_message(late, budget.function_seconds))
+            raise self._hand_back(ref.job_id, owner, late_reason, final) from late
         except TransientError as transient:
-            self._record(partial_call(self._jobs.release, job_id, owner, transient, self._clock()))
-            raise
+            raise self._hand_back(ref.job_id, owner, transient, final) from transient
         except Exception as unexpected:
             # Unknown failure: keep the upload safe by retrying (and, if it persists, the DLQ).
             wrapped = TransientError(f"unexpected {type(unexpected).__name__}: {unexpected}")
-            self._record(partial_call(self._jobs.release, job_id, owner, wrapped, self._clock()))
-            raise wrapped from unexpected
-        self._record(partial_call(self._jobs.succeed, job_id, owner, result, started, self._clock()))
-        return Outcome("succeeded", job_id, result)
+            raise self._hand_back(ref.job_id, owner, wrapped, final) from unexpected
+
+    def _hand_back(self, job_id: str, owner: str, error: TransientError, final: bool) -> TransientError:
+        """Record the transient failure (DEAD_LETTERED on the last delivery, else PENDING); returns it to raise."""
+        now = self._clock()
+        if final:
+            self._record(lambda: self._jobs.dead_letter_claimed(job_id, owner, error, now))
+            error.dead_lettered = True
+        else:
+            self._record(lambda: self._jobs.release(job_id, owner, error, now))
+        return error
+
+    def _run_claimed(self, ref: ObjectRef, dataset: str, owner: str, started: datetime, budget: Budget) -> Outcome:
+        result, failure = self._convert(ref, dataset, budget)
+        finished = self._clock()
+        if failure is not None:
+            self._record(lambda: self._jobs.fail(ref.job_id, owner, failure, result, started, finished))
+            return Outcome(OutcomeStatus.FAILED, ref.job_id, result, error=f"{type(failure).__name__}: {failure}")
+        self._record(lambda: self._jobs.succeed(ref.job_id, owner, result, started, finished))
+        return Outcome(OutcomeStatus.SUCCEEDED, ref.job_id, result)
 
     @staticmethod
     def _record(write: Callable[[], bool]) -> None:
@@ -177,78 +214,54 @@ class Worker:
         except (ClientError, BotoCoreError) as error:
             raise classify_aws_error(error) from error
 
-    def _partial_result(self, error: PermanentError, dataset: str, ref: ObjectRef) -> JobResult | None:
-        converted = error.result
-        if isinstance(converted, JobResult):
-            return converted
-        return JobResult(dataset=dataset, bytes_in=ref.size)
-
-    def _convert(self, ref: ObjectRef, dataset: str) -> JobResult:
-        settings = self.settings
-        if ref.size > settings.max_object_bytes:
+    def _check_disk(self, needed: int, free: int) -> None:
+        if needed > free:
             raise TooLargeError(
-                f"object is {ref.size} bytes; the worker accepts at most {settings.max_object_bytes} bytes"
+                f"the file needs about {needed} bytes of disk, the function has {free} free: raise ephemeral_storage_mb"
             )
+
+    def _convert(self, ref: ObjectRef, dataset: str, budget: Budget) -> tuple[JobResult, PermanentError | None]:
+        settings = self.settings
+        empty = JobResult(dataset=dataset, bytes_in=ref.size)
+        if ref.size > settings.max_object_bytes:
+            message = f"object is {ref.size} bytes; the worker accepts at most {settings.max_object_bytes} bytes"
+            return empty, TooLargeError(message)
         work_root = Path(settings.work_dir)
-        free = shutil.disk_usage(work_root).free
-        if ref.size * DISK_FACTOR > free:
-            raise TooLargeError(f"object needs {int(ref.size * DISK_FACTOR)} bytes of disk, {free} free")
+        try:
+            self._check_disk(int(ref.size * DISK_FACTOR), shutil.disk_usage(work_root).free)
+        except TooLargeError as error:
+            return empty, error
         output_key, quarantine_key = output_keys(settings, ref, dataset)
+        deadline = budget.work_deadline()
         with tempfile.TemporaryDirectory(prefix=f"job-{ref.job_id}-", dir=work_root) as work:
             source = Path(work) / "input"
-            self._download(ref, source)
-            limits = Limits(memory_mb=settings.duckdb_memory_mb, max_reject_ratio=settings.max_reject_ratio)
             try:
-                converted = convert_file(source, Path(work) / "output.parquet", name=ref.key, limits=limits)
+                self._store.download(ref, source, deadline)
+                self._check_disk(disk_needed(source, ref.key), shutil.disk_usage(work_root).free)
             except PermanentError as error:
-                if isinstance(error.result, ConversionResult):
-                    error.result = self._upload_partial(error.result, ref, dataset, quarantine_key)
-                raise
-            return self._upload(converted, ref, dataset, output_key, quarantine_key)
+                return empty, error
+            limits = Limits(
+                memory_mb=settings.duckdb_memory_mb, max_reject_ratio=settings.max_reject_ratio, deadline=deadline
+            )
+            converted = convert_file(source, Path(work) / "output.parquet", name=ref.key, limits=limits)
+            result = self._upload(converted, ref, dataset, output_key, quarantine_key, budget.deadline - 1.5)
+            return result, converted.failure
 
-    def _download(self, ref: ObjectRef, target: Path) -> None:
-        extra = {} if ref.version_id == "null" else {"VersionId": ref.version_id}
-        try:
-            self._s3.download_file(ref.bucket, ref.key, str(target), ExtraArgs=extra)
-        except (ClientError, BotoCoreError) as error:
-            raise classify_aws_error(error) from error
-
-    def _put(self, path: Path, key: str, ref: ObjectRef, content_type: str) -> None:
-        extra = {
-            "ContentType": content_type,
-            "Metadata": {"job-id": ref.job_id, "source-key": ref.key[:512], "source-version": ref.version_id},
-        }
-        try:
-            self._s3.upload_file(str(path), self.settings.bucket, key, ExtraArgs=extra)
-        except (ClientError, BotoCoreError) as error:
-            raise classify_aws_error(error) from error
-
-    def _uri(self, key: str) -> str:
-        return f"s3://{self.settings.bucket}/{key}"
-
-    def _upload_partial(
-        self, converted: ConversionResult, ref: ObjectRef, dataset: str, quarantine_key: str
-    ) -> JobResult:
+    def _upload(
+        self, converted: ConversionResult, ref: ObjectRef, dataset: str, output_key: str, quarantine_key: str,
+        deadline: float,
+    ) -> JobResult:  # fmt: skip
         result = JobResult(
-            dataset=dataset, rows_in=converted.rows_in, rows_out=0, rows_rejected=converted.rows_rejected,
+            dataset=dataset, rows_in=converted.rows_in, rows_rejected=converted.rows_rejected,
             bytes_in=converted.bytes_in, schema=[f"{n}:{t}" for n, t in converted.schema],
         )  # fmt: skip
         if converted.quarantine_path:
-            self._put(converted.quarantine_path, quarantine_key, ref, "application/x-ndjson")
-            result.quarantine_uri = self._uri(quarantine_key)
+            self._store.upload(converted.quarantine_path, quarantine_key, ref, "application/x-ndjson", deadline)
+            result.quarantine_uri = self._store.uri(quarantine_key)
+        if converted.failure is None:
+            parquet = "application/vnd.apache.parquet"
+            self._store.upload(converted.output_path, output_key, ref, parquet, deadline)
+            result.rows_out = converted.rows_out
+            result.bytes_out = converted.bytes_out
+            result.output_uri = self._store.uri(output_key)
         return result
-
-    def _upload(
-        self, converted: ConversionResult, ref: ObjectRef, dataset: str, output_key: str, quarantine_key: str
-    ) -> JobResult:
-        self._put(converted.output_path, output_key, ref, "application/vnd.apache.parquet")
-        result = self._upload_partial(converted, ref, dataset, quarantine_key)
-        result.rows_out = converted.rows_out
-        result.bytes_out = converted.bytes_out
-        result.output_uri = self._uri(output_key)
-        return result
-
-
-def monotonic_ms() -> int:
-    """Milliseconds from a monotonic clock (for processing-time metrics)."""
-    return int(time.monotonic() * 1000)

@@ -7,7 +7,8 @@ from pathlib import Path
 from cdktf import App
 
 from analytics_platform.infra.config import PlatformConfig
-from analytics_platform.infra.stack import RegionalStack, stack_id
+from analytics_platform.infra.names import stack_id
+from analytics_platform.infra.stack import RegionalStack
 from analytics_platform.packaging import LambdaPackage, build_package
 
 

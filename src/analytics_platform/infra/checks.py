@@ -19,6 +19,7 @@ from typing import Any
 
 from analytics_platform.infra.config import KNOWN_REGIONS, REQUIRED_TAGS, PlatformConfig
 from analytics_platform.infra.iam import WILDCARD_ALLOW_LIST
+from analytics_platform.infra.names import stack_id
 
 #: checkov checks that contradict the specification, each with the requirement that rules it out.
 CHECKOV_SUPPRESSIONS: Mapping[str, str] = {
@@ -230,8 +231,6 @@ def run_checkov(stack_dir: Path) -> list[str]:
 
 def run_checks(config: PlatformConfig, outdir: Path, *, with_checkov: bool = True) -> list[str]:
     """All findings over the synthesized stacks of ``config`` in ``outdir``."""
-    from analytics_platform.infra.stack import stack_id
-
     expected = {stack_id(r.region, config.environment_suffix): r.region for r in config.regions}
     stacks = dict(_stack_files(outdir))
     findings = [f"{name}: stack missing from {outdir}" for name in expected if name not in stacks]

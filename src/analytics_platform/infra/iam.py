@@ -14,7 +14,11 @@ from typing import Any
 
 # --- action bundles -------------------------------------------------------------------------------
 S3_READ_OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
-S3_WRITE_OBJECT_ACTIONS = ("s3:PutObject",)
+S3_WRITE_OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
+#: Without it S3 answers 403 (not 404) for a key or version that does not exist, and a deleted upload would
+#: look like a permission problem and be retried into the DLQ.
+S3_LIST_BUCKET_ACTIONS = ("s3:ListBucket",)
+SQS_INSPECT_DLQ_ACTIONS = ("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
 DYNAMODB_JOB_WRITE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 SQS_CONSUME_ACTIONS = (
     "sqs:ReceiveMessage",
@@ -100,8 +104,22 @@ def read_objects(bucket_arn: str, prefix: str) -> Statement:
 
 
 def write_objects(bucket_arn: str, prefixes: Sequence[str]) -> Statement:
-    """Write objects under the given key prefixes of one bucket."""
+    """Write objects (and abort the worker's own multipart uploads) under the given key prefixes of one bucket."""
     return Statement("WriteResultObjects", S3_WRITE_OBJECT_ACTIONS, [f"{bucket_arn}/{p}*" for p in prefixes])
+
+
+def list_bucket(bucket_arn: str) -> Statement:
+    """List keys of one bucket: what S3 needs to answer 404 for a deleted upload instead of 403.
+
+    No ``s3:prefix`` condition: S3 checks this permission for a GetObject of a missing key, a request that
+    carries no ``s3:prefix`` key, and a condition on an absent key never matches (403 again).
+    """
+    return Statement("ListOwnBucket", S3_LIST_BUCKET_ACTIONS, [bucket_arn])
+
+
+def inspect_dead_letters(dlq_arn: str) -> Statement:
+    """Read (never delete) the dead-letter queue's messages, for the dead-letter sweep."""
+    return Statement("InspectDeadLetters", SQS_INSPECT_DLQ_ACTIONS, [dlq_arn])
 
 
 def write_jobs(table_arn: str) -> Statement:

@@ -7,14 +7,11 @@ from pathlib import Path
 from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
 from constructs import Construct
 
+from analytics_platform.etl import metrics as worker_metrics
+from analytics_platform.etl.settings import PROCESSED_PREFIX, QUARANTINE_PREFIX, RAW_PREFIX, Settings
 from analytics_platform.infra import iam
 from analytics_platform.infra.config import PlatformConfig, RegionConfig
-from analytics_platform.infra.constructs.data_bucket import (
-    PROCESSED_PREFIX,
-    QUARANTINE_PREFIX,
-    RAW_PREFIX,
-    DataBucket,
-)
+from analytics_platform.infra.constructs.data_bucket import DataBucket
 from analytics_platform.infra.constructs.etl_function import EtlFunction
 from analytics_platform.infra.constructs.events import UploadEvents
 from analytics_platform.infra.constructs.job_table import JobTable
@@ -22,35 +19,25 @@ from analytics_platform.infra.constructs.monitoring import Monitoring
 from analytics_platform.infra.constructs.network import Network
 from analytics_platform.infra.constructs.provider import regional_provider
 from analytics_platform.infra.constructs.queues import WorkQueues
+from analytics_platform.infra.constructs.sweep import DeadLetterSweep
 from analytics_platform.packaging import LambdaPackage
 
-AWS_PROVIDER_VERSION = "5.100.0"
-#: Share of the function's memory DuckDB may use; the rest is Python, buffers and boto3.
-DUCKDB_MEMORY_SHARE = 0.3
 
+def worker_environment(config: PlatformConfig, region: str, *, queue_url: str, dlq_url: str) -> dict[str, str]:
+    """The function's environment: the worker's :class:`Settings` plus Powertools' names.
 
-def stack_id(region: str, suffix: str) -> str:
-    """Stack (and state) identifier of one region."""
-    return f"analytics-{region}-{suffix}"
-
-
-def worker_environment(config: PlatformConfig, region: str) -> dict[str, str]:
-    """The function's region-specific settings (``AWS_REGION`` itself is reserved by Lambda)."""
+    ``AWS_REGION`` is reserved by Lambda; the data region is passed on its own so the worker can refuse an
+    event from any other region.
+    """
     names = config.names(region)
+    settings = Settings(
+        region=region, bucket=names.bucket, table=names.table, queue_url=queue_url, dlq_url=dlq_url,
+        tunables=config.worker,
+    )  # fmt: skip
     return {
-        "DATA_REGION": region,
-        "BUCKET_NAME": names.bucket,
-        "TABLE_NAME": names.table,
-        "RAW_PREFIX": RAW_PREFIX,
-        "PROCESSED_PREFIX": PROCESSED_PREFIX,
-        "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
-        "ENVIRONMENT_SUFFIX": config.environment_suffix,
-        "MAX_OBJECT_BYTES": str(config.max_object_mb * 1024 * 1024),
-        "MAX_REJECT_RATIO": str(config.max_reject_ratio),
-        "MAX_RECEIVE_COUNT": str(config.max_receive_count),
-        "DUCKDB_MEMORY_LIMIT_MB": str(max(64, int(config.lambda_memory_mb * DUCKDB_MEMORY_SHARE))),
-        "POWERTOOLS_SERVICE_NAME": "etl-worker",
-        "POWERTOOLS_METRICS_NAMESPACE": "AnalyticsPlatform",
+        **settings.to_environment(),
+        "POWERTOOLS_SERVICE_NAME": names.function,
+        "POWERTOOLS_METRICS_NAMESPACE": worker_metrics.NAMESPACE,
         "LOG_LEVEL": "INFO",
     }
 
@@ -99,7 +86,7 @@ class RegionalStack(TerraformStack):
             queue_name=names.queue,
             dlq_name=names.dlq,
             visibility_timeout_seconds=config.queue_visibility_timeout_seconds,
-            max_receive_count=config.max_receive_count,
+            max_receive_count=config.worker.max_receive_count,
             dlq_retention_seconds=config.dlq_retention_seconds,
         )
         self.events = UploadEvents(
@@ -114,8 +101,10 @@ class RegionalStack(TerraformStack):
         statements = [
             iam.read_objects(bucket_arn, RAW_PREFIX),
             iam.write_objects(bucket_arn, [PROCESSED_PREFIX, QUARANTINE_PREFIX]),
+            iam.list_bucket(bucket_arn),
             iam.write_jobs(self.jobs.table.arn),
             iam.consume_queue(self.queues.queue.arn),
+            iam.inspect_dead_letters(self.queues.dlq.arn),
             iam.describe_network_interfaces(),
             iam.manage_network_interfaces(
                 partition=partition,
@@ -142,11 +131,19 @@ class RegionalStack(TerraformStack):
             reserved_concurrency=config.lambda_reserved_concurrency,
             batch_size=config.lambda_batch_size,
             log_retention_days=config.log_retention_days,
-            environment=worker_environment(config, name),
+            environment=worker_environment(config, name, queue_url=self.queues.queue.url, dlq_url=self.queues.dlq.url),
             subnet_ids=self.network.subnet_ids,
             security_group_ids=[self.network.worker_security_group.id],
             policy_statements=statements,
             queue_arn=self.queues.queue.arn,
+        )
+        self.sweep = DeadLetterSweep(
+            self,
+            "dead-letter-sweep",
+            rule_name=names.sweep_rule,
+            function_arn=self.worker.function.arn,
+            function_name=self.worker.function.function_name,
+            rate_minutes=config.dead_letter_sweep_minutes,
         )
         self.monitoring = Monitoring(
             self,
@@ -157,7 +154,7 @@ class RegionalStack(TerraformStack):
             topic_name=names.topic,
             kms_alias=names.kms_alias,
             dashboard_name=names.dashboard,
-            alarm_names=(names.alarm_error_rate, names.alarm_dlq, names.alarm_age),
+            alarm_names=(names.alarm_error_rate, names.alarm_dlq, names.alarm_age, names.alarm_failed_jobs),
             function_name=names.function,
             queue_name=names.queue,
             dlq_name=names.dlq,

@@ -127,7 +127,7 @@ def _stop_daemon(pid: int) -> None:
 
 
 def _stack_dirs(paths: LocalPaths, config: Any) -> dict[str, Path]:
-    from analytics_platform.infra.stack import stack_id
+    from analytics_platform.infra.names import stack_id
 
     return {r.region: paths.synth / "stacks" / stack_id(r.region, config.environment_suffix) for r in config.regions}
 

@@ -31,10 +31,11 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
 )
 from constructs import Construct
 
-#: Key prefixes of the data bucket.
-RAW_PREFIX = "raw/"
-PROCESSED_PREFIX = "processed/"
-QUARANTINE_PREFIX = "quarantine/"
+from analytics_platform.etl.settings import QUARANTINE_PREFIX, RAW_PREFIX
+
+#: Key prefixes that move to Glacier: the uploads and the rejects. ``processed/`` stays in S3 Standard, so
+#: the Parquet stays queryable however old it is.
+ARCHIVED_PREFIXES = (RAW_PREFIX, QUARANTINE_PREFIX)
 
 
 class DataBucket(Construct):
@@ -87,24 +88,32 @@ class DataBucket(Construct):
             "lifecycle",
             bucket=self.bucket.id,
             rule=[
+                *(
+                    S3BucketLifecycleConfigurationRule(
+                        id=f"archive-{prefix.rstrip('/')}",
+                        status="Enabled",
+                        filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=prefix)],
+                        transition=[
+                            S3BucketLifecycleConfigurationRuleTransition(
+                                days=glacier_transition_days, storage_class="GLACIER"
+                            )
+                        ],
+                        noncurrent_version_transition=[
+                            S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition(
+                                noncurrent_days=glacier_transition_days, storage_class="GLACIER"
+                            )
+                        ],
+                    )
+                    for prefix in ARCHIVED_PREFIXES
+                ),
                 S3BucketLifecycleConfigurationRule(
-                    id="archive-to-glacier",
+                    id="abort-incomplete-uploads",
                     status="Enabled",
                     filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                    transition=[
-                        S3BucketLifecycleConfigurationRuleTransition(
-                            days=glacier_transition_days, storage_class="GLACIER"
-                        )
-                    ],
-                    noncurrent_version_transition=[
-                        S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition(
-                            noncurrent_days=glacier_transition_days, storage_class="GLACIER"
-                        )
-                    ],
                     abort_incomplete_multipart_upload=[
                         S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)
                     ],
-                )
+                ),
             ],
         )
         S3BucketPolicy(

@@ -16,6 +16,8 @@ from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from constructs import Construct
 
+from analytics_platform.etl import metrics as worker_metrics
+
 PERIOD_SECONDS = 300
 
 
@@ -108,12 +110,26 @@ def dashboard_body(
                 6,
             ),
             widget("Dead-letter queue depth", [sqs("ApproximateNumberOfMessagesVisible", dlq_name)], 0, 12),
+            widget(
+                "Jobs by outcome",
+                [
+                    [worker_metrics.NAMESPACE, name, worker_metrics.SERVICE_DIMENSION, function_name, {"stat": "Sum"}]
+                    for name in (
+                        worker_metrics.JOBS_SUCCEEDED,
+                        worker_metrics.JOBS_FAILED,
+                        worker_metrics.JOBS_DEAD_LETTERED,
+                        worker_metrics.JOBS_RETRIED,
+                    )
+                ],
+                12,
+                12,
+            ),
         ]
     }
 
 
 class Monitoring(Construct):
-    """Dashboard, three alarms and the KMS-encrypted ``topic`` they notify."""
+    """Dashboard, four alarms and the KMS-encrypted ``topic`` they notify."""
 
     def __init__(
         self,
@@ -126,7 +142,7 @@ class Monitoring(Construct):
         topic_name: str,
         kms_alias: str,
         dashboard_name: str,
-        alarm_names: tuple[str, str, str],
+        alarm_names: tuple[str, str, str, str],
         function_name: str,
         queue_name: str,
         dlq_name: str,
@@ -158,7 +174,7 @@ class Monitoring(Construct):
                 )
             ),
         )
-        error_rate_name, dlq_alarm_name, age_alarm_name = alarm_names
+        error_rate_name, dlq_alarm_name, age_alarm_name, failed_jobs_name = alarm_names
         notify = [self.topic.arn]
 
         def lambda_metric(query_id: str, metric: str) -> CloudwatchMetricAlarmMetricQuery:
@@ -191,6 +207,43 @@ class Monitoring(Construct):
                     id="error_rate",
                     expression="100 * errors / MAX([invocations, 1])",
                     label="Error rate (%)",
+                    return_data=True,
+                ),
+            ],
+            alarm_actions=notify,
+            ok_actions=notify,
+        )
+
+        # With partial batch responses a failed record is not a Lambda error, so jobs that ended FAILED or
+        # DEAD_LETTERED get their own alarm, on the worker's own metrics.
+        self.failed_jobs_alarm = CloudwatchMetricAlarm(
+            self,
+            "failed-jobs",
+            alarm_name=failed_jobs_name,
+            alarm_description="Uploads ended FAILED or DEAD_LETTERED: see tap jobs --status FAILED / DEAD_LETTERED",
+            comparison_operator="GreaterThanThreshold",
+            evaluation_periods=1,
+            threshold=0,
+            treat_missing_data="notBreaching",
+            metric_query=[
+                *(
+                    CloudwatchMetricAlarmMetricQuery(
+                        id=name.lower(),
+                        return_data=False,
+                        metric=CloudwatchMetricAlarmMetricQueryMetric(
+                            namespace=worker_metrics.NAMESPACE,
+                            metric_name=name,
+                            dimensions={worker_metrics.SERVICE_DIMENSION: function_name},
+                            period=PERIOD_SECONDS,
+                            stat="Sum",
+                        ),
+                    )
+                    for name in worker_metrics.FAILED_JOB_METRICS
+                ),
+                CloudwatchMetricAlarmMetricQuery(
+                    id="failed_jobs",
+                    expression=" + ".join(f"FILL({name.lower()}, 0)" for name in worker_metrics.FAILED_JOB_METRICS),
+                    label="Jobs FAILED or DEAD_LETTERED",
                     return_data=True,
                 ),
             ],

@@ -1,0 +1,108 @@
+"""The worker's S3 traffic: download one object version, upload results, map AWS errors onto the taxonomy."""
+
+from __future__ import annotations
+
+import errno
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+
+from analytics_platform.etl.events import UNVERSIONED, ObjectRef
+from analytics_platform.etl.exceptions import DiskFullError, MissingObjectError, TimeBudgetExceededError, TransientError
+
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
+        "ProvisionedThroughputExceededException", "RequestLimitExceeded", "SlowDown",
+        "InternalError", "InternalServerError", "ServiceUnavailable", "RequestTimeout",
+        "RequestTimeoutException", "TransactionInProgressException",
+    }
+)  # fmt: skip
+#: With ``s3:ListBucket`` (granted for exactly this) S3 answers 404 for a key or version that is gone.
+MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+#: S3 user metadata is ASCII and at most 2 KB in all; the source key is percent-encoded and capped.
+MAX_METADATA_KEY_CHARS = 1024
+
+
+def classify_aws_error(error: Exception) -> Exception:
+    """Map an AWS client error onto the worker's taxonomy (missing object: permanent; the rest: transient)."""
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in MISSING_CODES:
+            return MissingObjectError(f"object version no longer exists ({code})")
+        if code in TRANSIENT_CODES or status >= 500 or status == 429:
+            return TransientError(f"{code or status}: {error}")
+        return TransientError(f"unexpected AWS error {code}: {error}")
+    if isinstance(error, ConnectionError | ReadTimeoutError | BotoCoreError):
+        return TransientError(f"{type(error).__name__}: {error}")
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return DiskFullError(f"the function's ephemeral storage is full: {error}; raise ephemeral_storage_mb")
+    return error
+
+
+def object_metadata(ref: ObjectRef) -> dict[str, str]:
+    """User metadata tying an output to its source; ASCII only (botocore refuses anything else)."""
+    metadata = {"job-id": ref.job_id, "source-version": quote(ref.version_id, safe="")}
+    encoded_key = quote(ref.key, safe="/")
+    if len(encoded_key) <= MAX_METADATA_KEY_CHARS:
+        metadata["source-key"] = encoded_key
+    return metadata
+
+
+@dataclass
+class _Progress:
+    """An S3 transfer callback that stops the transfer once the deadline has passed."""
+
+    what: str
+    total: int
+    deadline: float | None
+    started: float
+    done: int = 0
+
+    def __call__(self, chunk: int) -> None:
+        self.done += chunk
+        now = time.monotonic()
+        if self.deadline is None or now < self.deadline:
+            return
+        elapsed = now - self.started
+        estimate = elapsed * self.total / self.done if self.done else None
+        raise TimeBudgetExceededError(
+            f"{self.what} stopped after {elapsed:.0f} s at {self.done} of {self.total} bytes",
+            elapsed_seconds=elapsed,
+            estimated_total_seconds=estimate,
+        )
+
+
+class ObjectStore:
+    """One bucket's objects for the worker (an injected boto3 S3 client)."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+
+    def uri(self, key: str) -> str:
+        """``s3://bucket/key``."""
+        return f"s3://{self.bucket}/{key}"
+
+    def download(self, ref: ObjectRef, target: Path, deadline: float | None) -> None:
+        """The exact object version to ``target``; stops at ``deadline`` (``time.monotonic()``)."""
+        extra = {} if ref.version_id == UNVERSIONED else {"VersionId": ref.version_id}
+        progress = _Progress("download", ref.size, deadline, time.monotonic())
+        try:
+            self._s3.download_file(ref.bucket, ref.key, str(target), ExtraArgs=extra, Callback=progress)
+        except (ClientError, BotoCoreError, OSError) as error:
+            raise classify_aws_error(error) from error
+
+    def upload(self, path: Path, key: str, ref: ObjectRef, content_type: str, deadline: float | None) -> None:
+        """Upload one result file with its source metadata; stops at ``deadline``."""
+        extra = {"ContentType": content_type, "Metadata": object_metadata(ref)}
+        progress = _Progress("upload", path.stat().st_size, deadline, time.monotonic())
+        try:
+            self._s3.upload_file(str(path), self.bucket, key, ExtraArgs=extra, Callback=progress)
+        except (ClientError, BotoCoreError, OSError) as error:
+            raise classify_aws_error(error) from error

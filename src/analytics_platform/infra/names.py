@@ -1,0 +1,95 @@
+"""Physical resource names and stack identifiers, derived from the region and the environment suffix.
+
+Plain Python (no cdktf import), so checks and the local runtime can name things without loading the bindings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+def stack_id(region: str, suffix: str) -> str:
+    """Stack (and state) identifier of one region."""
+    return f"analytics-{region}-{suffix}"
+
+
+#: AWS name-length limits the generated names are checked against.
+NAME_LIMITS: Mapping[str, int] = {
+    "bucket": 63,
+    "state_bucket": 63,
+    "function": 64,
+    "role": 64,
+    "flow_log_role": 64,
+    "queue": 80,
+    "dlq": 80,
+    "table": 255,
+    "lock_table": 255,
+    "log_group": 512,
+    "flow_log_group": 512,
+    "rule": 64,
+    "topic": 256,
+    "dashboard": 255,
+    "alarm_error_rate": 255,
+    "alarm_failed_jobs": 255,
+    "sweep_rule": 64,
+}
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Every physical resource name of one region, following ``{resource-type}-{region}-{suffix}``."""
+
+    bucket: str
+    function: str
+    role: str
+    flow_log_role: str
+    table: str
+    queue: str
+    dlq: str
+    rule: str
+    topic: str
+    dashboard: str
+    log_group: str
+    flow_log_group: str
+    vpc: str
+    alarm_error_rate: str
+    alarm_dlq: str
+    alarm_age: str
+    alarm_failed_jobs: str
+    sweep_rule: str
+    kms_alias: str
+    state_bucket: str
+    lock_table: str
+
+    @classmethod
+    def build(cls, region: str, suffix: str) -> ResourceNames:
+        """Derive all names for ``region`` and environment ``suffix``."""
+
+        def name(kind: str) -> str:
+            return f"analytics-{kind}-{region}-{suffix}"
+
+        function = name("etl")
+        return cls(
+            bucket=name("bucket"),
+            function=function,
+            role=name("etl-role"),
+            flow_log_role=name("flowlogs-role"),
+            table=name("jobs"),
+            queue=name("queue"),
+            dlq=name("dlq"),
+            rule=name("upload-rule"),
+            topic=name("alarms"),
+            dashboard=name("monitoring"),
+            log_group=f"/aws/lambda/{function}",
+            flow_log_group=f"/aws/vpc/{name('flowlogs')}",
+            vpc=name("vpc"),
+            alarm_error_rate=name("etl-error-rate"),
+            alarm_dlq=name("dlq-not-empty"),
+            alarm_age=name("queue-oldest-message"),
+            alarm_failed_jobs=name("failed-jobs"),
+            sweep_rule=name("dlq-sweep"),
+            kms_alias=f"alias/{name('alarms')}",
+            state_bucket=name("tfstate"),
+            lock_table=name("tflock"),
+        )

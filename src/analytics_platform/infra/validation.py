@@ -1,0 +1,188 @@
+"""Validation of the platform configuration: every rule in one place, each error naming its field."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import TYPE_CHECKING
+
+from analytics_platform.etl.settings import DISK_FACTOR, LEASE_MARGIN_SECONDS, Tunables, tunable_fields
+from analytics_platform.infra.names import NAME_LIMITS
+
+if TYPE_CHECKING:
+    from analytics_platform.infra.config import PlatformConfig, RegionConfig
+
+#: Commercial AWS regions the platform may be deployed to.
+KNOWN_REGIONS: frozenset[str] = frozenset(
+    {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+        "ca-central-1", "ca-west-1", "mx-central-1", "sa-east-1",
+        "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-central-2",
+        "eu-north-1", "eu-south-1", "eu-south-2",
+        "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5",
+        "ap-southeast-7", "ap-south-1", "ap-south-2", "ap-northeast-1", "ap-northeast-2",
+        "ap-northeast-3", "ap-east-1", "me-south-1", "me-central-1", "il-central-1", "af-south-1",
+    }
+)  # fmt: skip
+
+SUFFIX_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+TAG_VALUE_PATTERN = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+ARCHITECTURES = ("x86_64", "arm64")
+BACKENDS = ("local", "s3")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; ``field`` names the offending setting."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"invalid configuration: {field_name}: {message}")
+        self.field = field_name
+
+
+def _require(condition: bool, field_name: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(field_name, message)
+
+
+def _validate_int(config: PlatformConfig, name: str, low: int, high: int) -> None:
+    value = getattr(config, name)
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
+        name,
+        f"must be an integer from {low} to {high}, got {value!r}",
+    )
+
+
+def _validate_regions(regions: tuple[RegionConfig, ...]) -> None:
+    _require(len(regions) > 0, "regions", "at least one region is required")
+    seen: dict[str, int] = {}
+    networks: list[tuple[str, ipaddress.IPv4Network]] = []
+    for index, region in enumerate(regions):
+        where = f"regions[{index}]"
+        _require(
+            region.region in KNOWN_REGIONS,
+            f"{where}.region",
+            f"unknown AWS region {region.region!r}",
+        )
+        _require(
+            region.region not in seen,
+            f"{where}.region",
+            f"duplicate region {region.region!r} (also regions[{seen.get(region.region)}])",
+        )
+        seen[region.region] = index
+        try:
+            network = ipaddress.IPv4Network(region.vpc_cidr, strict=True)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{where}.vpc_cidr", f"not a valid IPv4 CIDR block: {error}") from error
+        _require(
+            16 <= network.prefixlen <= 24,
+            f"{where}.vpc_cidr",
+            f"prefix length must be /16 to /24 (VPC limits), got /{network.prefixlen}",
+        )
+        _require(network.is_private, f"{where}.vpc_cidr", f"{network} is not a private range (RFC 1918)")
+        _require(
+            isinstance(region.az_count, int) and 2 <= region.az_count <= 4,
+            f"{where}.az_count",
+            "must be 2 to 4",
+        )
+        for other_region, other in networks:
+            _require(
+                not network.overlaps(other),
+                f"{where}.vpc_cidr",
+                f"{network} overlaps {other} of {other_region}",
+            )
+        networks.append((region.region, network))
+
+
+def _validate_worker(worker: Tunables) -> None:
+    for definition in tunable_fields():
+        value = getattr(worker, definition.name)
+        low, high = definition.metadata["minimum"], definition.metadata["maximum"]
+        kind = type(definition.default)
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        _require(
+            numeric and (kind is float or isinstance(value, int)) and low <= value <= high,
+            definition.name,
+            f"must be {'an integer' if kind is int else 'a number'} from {low} to {high}, got {value!r}",
+        )
+
+
+def validate(config: PlatformConfig) -> PlatformConfig:
+    """Check every field; raise :class:`ConfigError` naming the first offending one."""
+    _validate_regions(config.regions)
+    suffix = config.environment_suffix
+    _require(
+        isinstance(suffix, str) and bool(SUFFIX_PATTERN.match(suffix)),
+        "environment_suffix",
+        f"must match [a-z0-9-] (lowercase letters, digits, inner hyphens), got {suffix!r}",
+    )
+    for tag_field in ("environment", "cost_center"):
+        value = getattr(config, tag_field)
+        _require(
+            isinstance(value, str) and bool(TAG_VALUE_PATTERN.match(value)),
+            tag_field,
+            f"must be a non-empty tag value, got {value!r}",
+        )
+    for key, value in dict(config.extra_tags).items():
+        _require(
+            bool(TAG_VALUE_PATTERN.match(str(key))) and bool(TAG_VALUE_PATTERN.match(str(value))),
+            "extra_tags",
+            f"invalid tag {key!r}={value!r}",
+        )
+    for region in config.regions:
+        names = config.names(region.region)
+        for kind, limit in NAME_LIMITS.items():
+            value = getattr(names, kind)
+            _require(
+                len(value) <= limit,
+                "environment_suffix",
+                f"makes the {kind} name {value!r} {len(value)} characters long (AWS limit {limit})",
+            )
+    _require(
+        config.lambda_architecture in ARCHITECTURES,
+        "lambda_architecture",
+        f"must be one of {', '.join(ARCHITECTURES)}",
+    )
+    _validate_int(config, "lambda_memory_mb", 128, 10240)
+    _validate_int(config, "lambda_timeout_seconds", 10, 900)
+    _validate_int(config, "lambda_reserved_concurrency", 1, 1000)
+    _validate_int(config, "lambda_batch_size", 1, 10)
+    _validate_int(config, "ephemeral_storage_mb", 512, 10240)
+    _validate_int(config, "queue_visibility_timeout_seconds", 10, 43200)
+    _validate_int(config, "dead_letter_sweep_minutes", 1, 60)
+    _validate_worker(config.worker)
+    _validate_int(config, "dlq_retention_seconds", 60, 1209600)
+    _validate_int(config, "glacier_transition_days", 1, 3650)
+    _validate_int(config, "log_retention_days", 1, 3653)
+    _validate_int(config, "oldest_message_alarm_seconds", 60, 1209600)
+    # A job's lease lasts until the invocation's deadline plus the margin. It must have run out when SQS makes
+    # the message visible again, or the next delivery finds a live lease of an invocation that is gone.
+    _require(
+        config.lambda_timeout_seconds + LEASE_MARGIN_SECONDS <= config.queue_visibility_timeout_seconds,
+        "queue_visibility_timeout_seconds",
+        f"must be at least lambda_timeout_seconds + {LEASE_MARGIN_SECONDS} s (the job lease margin) = "
+        f"{config.lambda_timeout_seconds + LEASE_MARGIN_SECONDS}, got {config.queue_visibility_timeout_seconds}: "
+        "otherwise a message can reappear while its job's lease is still live (AWS recommends 6x the timeout)",
+    )
+    # The worker keeps the input, the Parquet output and DuckDB's spill files on /tmp at once.
+    max_object_mb = config.worker.max_object_mb
+    _require(
+        max_object_mb * DISK_FACTOR <= config.ephemeral_storage_mb,
+        "max_object_mb",
+        f"needs {DISK_FACTOR}x its size on /tmp; ephemeral_storage_mb {config.ephemeral_storage_mb} allows at most "
+        f"{int(config.ephemeral_storage_mb / DISK_FACTOR)}",
+    )
+    _require(
+        isinstance(config.error_rate_threshold_percent, int | float) and 0 < config.error_rate_threshold_percent <= 100,
+        "error_rate_threshold_percent",
+        "must be above 0 and at most 100",
+    )
+    _require(config.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}")
+    _require(bool(config.state_dir), "state_dir", "must not be empty")
+    if config.local_endpoint is not None:
+        _require(
+            bool(re.match(r"^https?://(127\.0\.0\.1|localhost)(:\d+)?$", config.local_endpoint)),
+            "local_endpoint",
+            "must be http://127.0.0.1:PORT or http://localhost:PORT",
+        )
+    return config
