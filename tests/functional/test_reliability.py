@@ -19,7 +19,7 @@ from analytics_platform.etl import worker as worker_module
 from analytics_platform.etl.events import ObjectRef, encode_key, object_created_event
 from analytics_platform.etl.exceptions import TimeBudgetExceededError
 
-from .conftest import BUCKET, REGION, Platform
+from .conftest import BUCKET, REGION, FakeContext, Platform
 
 GOOD_CSV = b"id,name\n1,Ann\n2,Bo\n3,Cy\n"
 
@@ -201,7 +201,7 @@ def test_the_sweep_marks_every_dead_lettered_message_and_leaves_the_dlq_as_it_wa
         platform.sqs.send_message(QueueUrl=platform.dlq_url, MessageBody=platform.body_for(key, version))
     platform.sqs.send_message(QueueUrl=platform.dlq_url, MessageBody="not an event")
     # WHEN the scheduled sweep runs
-    report = handler_module.lambda_handler(sweep_event(), None)
+    report = handler_module.lambda_handler(sweep_event(), FakeContext())
     # THEN the two unfinished jobs are DEAD_LETTERED, the finished one is untouched
     assert report == {"messages": 4, "marked": 2, "malformed": 1}
     assert platform.job(killed, killed_version)["job_status"] == "DEAD_LETTERED"
@@ -211,7 +211,7 @@ def test_the_sweep_marks_every_dead_lettered_message_and_leaves_the_dlq_as_it_wa
     attributes = platform.sqs.get_queue_attributes(QueueUrl=platform.dlq_url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "4"
     # AND a second sweep changes nothing
-    assert handler_module.lambda_handler(sweep_event(), None)["marked"] == 0
+    assert handler_module.lambda_handler(sweep_event(), FakeContext())["marked"] == 0
 
 
 def test_the_sweep_leaves_a_live_lease_alone(platform: Platform) -> None:
@@ -220,7 +220,7 @@ def test_the_sweep_leaves_a_live_lease_alone(platform: Platform) -> None:
     take_lease(platform, key, version, "message-1", seconds=300)
     platform.sqs.send_message(QueueUrl=platform.dlq_url, MessageBody=platform.body_for(key, version))
     # WHEN swept THEN it stays RUNNING
-    assert handler_module.lambda_handler(sweep_event(), None)["marked"] == 0
+    assert handler_module.lambda_handler(sweep_event(), FakeContext())["marked"] == 0
     assert platform.job(key, version)["job_status"] == "RUNNING"
 
 
@@ -228,7 +228,7 @@ def test_a_dead_lettered_job_is_processed_again_when_its_message_is_redriven(pla
     # GIVEN a job dead-lettered by the sweep
     key, version = platform.upload("raw/sales/redriven.csv", GOOD_CSV)
     platform.sqs.send_message(QueueUrl=platform.dlq_url, MessageBody=platform.body_for(key, version))
-    handler_module.lambda_handler(sweep_event(), None)
+    handler_module.lambda_handler(sweep_event(), FakeContext())
     assert platform.job(key, version)["job_status"] == "DEAD_LETTERED"
     # WHEN its message is delivered again THEN the job runs and ends SUCCEEDED
     assert platform.invoke(platform.sqs_event(platform.body_for(key, version))) == {"batchItemFailures": []}
