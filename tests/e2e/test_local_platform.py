@@ -21,8 +21,13 @@ from analytics_platform.local.platform import LocalPaths, platform_down, platfor
 pytestmark = pytest.mark.e2e
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
 GOOD = b"Id,Full Name,Score\n1,Ann,1.5\n2,Bo,2.5\n3,Cy,3.5\n"
-#: Short queue timings so a failing message reaches the DLQ in seconds; everything else is the default.
-E2E_OVERRIDES = {"queue_visibility_timeout_seconds": 10, "lambda_timeout_seconds": 10, "environment_suffix": "e2e"}
+#: Short queue timings so a failing message reaches the DLQ in a minute and the sweep runs every minute;
+#: everything else is the default (the visibility timeout keeps room for the 10 s lease margin).
+E2E_OVERRIDES = {
+    "queue_visibility_timeout_seconds": 20, "lambda_timeout_seconds": 10, "dead_letter_sweep_minutes": 1,
+    "environment_suffix": "e2e",
+}  # fmt: skip
+TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED"}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +70,7 @@ def wait_job(local: dict[str, Any], region: str, job_id: str, timeout: float = 9
     item: dict[str, Any] = {}
     while time.monotonic() < deadline:
         item = table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item", {})
-        if item.get("job_status") in {"SUCCEEDED", "FAILED"}:
+        if item.get("job_status") in TERMINAL:
             return item
         time.sleep(0.5)
     return item
@@ -101,7 +106,7 @@ def test_message_failing_every_attempt_reaches_the_dlq_after_exactly_three(local
     sqs = client(local, "sqs", region)
     message_id = sqs.send_message(QueueUrl=names(local, region)["queue_url"], MessageBody="not an event")["MessageId"]
     dlq = names(local, region)["dlq_url"]
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 150
     moved: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not moved:
         moved = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1, VisibilityTimeout=0).get("Messages", [])
@@ -169,3 +174,54 @@ def test_down_with_nothing_up_says_so(
     monkeypatch.setenv("TAP_LOCAL_HOME", str(tmp_path))
     assert main(["local", "down"]) == 0
     assert "not running; nothing to stop" in capsys.readouterr().out
+
+
+# --- issue 9: AWS's semantics through the whole chain ---------------------------------------------------------
+ODD_KEYS = ["a b.csv", "a+b.csv", "50%41off.csv", "k=v.csv", "12:30.csv", "no#tag.csv", "what?.csv",
+            "Q1 report é.csv", "chart 📈.csv"]  # fmt: skip
+
+
+def test_odd_keys_are_delivered_encoded_as_aws_does_and_all_succeed_first_time(local: dict[str, Any]) -> None:
+    # GIVEN uploads whose names need encoding (the local endpoint sends keys form-encoded, as S3 does)
+    region = "us-east-1"
+    refs = [upload(local, region, f"raw/odd/{name}", GOOD) for name in ODD_KEYS]
+    # WHEN processed THEN each ends SUCCEEDED on its first attempt, under its real name
+    for ref in refs:
+        job = wait_job(local, region, ref.job_id)
+        assert (job["job_status"], job["attempts"], job["input_key"]) == ("SUCCEEDED", 1, ref.key), job
+
+
+def test_a_version_that_does_not_exist_fails_at_once_instead_of_retrying(local: dict[str, Any]) -> None:
+    # GIVEN an event for an object version that is gone (deleted before the worker got to it)
+    region = "eu-west-1"
+    bucket = names(local, region)["bucket_name"]
+    ref = ObjectRef(bucket, "raw/gone/never-there.csv", str(uuid.uuid4()), 10, datetime.now(UTC), region)
+    event = object_created_event(ref.bucket, ref.key, version_id=ref.version_id, size=10, region=region)
+    queue_url = names(local, region)["queue_url"]
+    client(local, "sqs", region).send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
+    # WHEN processed THEN FAILED on the first attempt: S3 answers 404 only because the role may list the
+    # bucket; without s3:ListBucket the local endpoint answers 403, as AWS does, and the job would retry
+    job = wait_job(local, region, ref.job_id)
+    assert (job["job_status"], job["attempts"], job["error_type"]) == ("FAILED", 1, "MissingObjectError"), job
+    assert "no longer exists" in job["error_message"]
+
+
+def test_the_sweep_marks_a_message_that_reached_the_dlq_unprocessed(local: dict[str, Any]) -> None:
+    # GIVEN a real upload's event that went to the DLQ without ever being processed (throttled to death)
+    region = "ap-southeast-1"
+    bucket = names(local, region)["bucket_name"]
+    version = client(local, "s3", region).put_object(Bucket=bucket, Key="staging/x.csv", Body=GOOD)["VersionId"]
+    ref = ObjectRef(bucket, "raw/throttled/x.csv", version, len(GOOD), datetime.now(UTC), region)
+    event = object_created_event(bucket, ref.key, version_id=version, size=len(GOOD), region=region)
+    client(local, "sqs", region).send_message(QueueUrl=names(local, region)["dlq_url"], MessageBody=json.dumps(event))
+    # WHEN the scheduled sweep runs (every minute here) THEN its job is DEAD_LETTERED and the message stays
+    job = wait_job(local, region, ref.job_id, timeout=150)
+    assert job["job_status"] == "DEAD_LETTERED" and job["error_type"] == "RetriesExhausted", job
+    assert any(e.get("event") == "schedule" and e.get("region") == region for e in journal(local))
+
+
+def test_the_worker_made_no_call_its_role_does_not_allow(local: dict[str, Any]) -> None:
+    # GIVEN every test above ran with the worker on its own role's credentials
+    denied = local["paths"].runtime / "denied.jsonl"
+    # THEN the local endpoint, which checks each call's action and resource against the role, denied none
+    assert not denied.exists() or denied.read_text().strip() == "", denied.read_text()
