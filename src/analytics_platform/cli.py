@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from analytics_platform.infra.config import PlatformConfig
@@ -21,10 +21,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _load_config(path: str | None, **overrides: Any) -> PlatformConfig:
+def _load_config(path: str | None) -> PlatformConfig:
     from analytics_platform.infra.config import load_config
 
-    return load_config(path, **overrides)
+    return load_config(path)
 
 
 def synth_for_cdktf(config_path: str | None) -> int:
@@ -96,9 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tap", description="Multi-region analytics platform as code.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, handler: Callable[[argparse.Namespace], int] | None, help_text: str) -> argparse.ArgumentParser:
+        """A subcommand; ``None`` for a group whose own subcommands are required (and carry the handlers)."""
         command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(handler=handler)
+        if handler is not None:
+            command.set_defaults(handler=handler)
         return command
 
     def config_option(command: argparse.ArgumentParser) -> None:
@@ -116,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--skip-checkov", action="store_true", help="run only the project's own checks")
     config_option(check)
 
-    etl = add("etl", lambda _a: EXIT_USAGE, "ETL worker tools.")
+    etl = add("etl", None, "ETL worker tools.")
     etl_sub = etl.add_subparsers(dest="etl_command", required=True)
     convert = etl_sub.add_parser("convert", help="Run the worker's transform on a local file.")
     convert.set_defaults(handler=_cmd_etl_convert)
@@ -125,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--max-reject-ratio", type=float, default=0.1, help="default 0.1")
     convert.add_argument("--json", action="store_true", help="print the job summary as JSON")
 
-    local = add("local", lambda _a: EXIT_USAGE, "Embedded local AWS.")
+    local = add("local", None, "Embedded local AWS.")
     local_sub = local.add_subparsers(dest="local_command", required=True)
     up = local_sub.add_parser("up", help="Start local AWS and apply every regional stack to it.")
     up.set_defaults(handler=_cmd_local_up)

@@ -141,9 +141,16 @@ def check_names(stack_name: str, stack: dict[str, Any], region: str, suffix: str
 REGION_PARAMETERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}/\d{1,2}\b"), "<cidr>"),  # vpc_cidr and the subnets carved from it
     (re.compile(r"private-\d+"), "private-<n>"),  # one subnet per zone: az_count
-    (re.compile(r"(\.names, )\d+\)"), r"\1<n>)"),  # the subnet's zone index
     (re.compile(r"_[0-9A-F]{8}\b"), ""),  # logical-id hashes (of the construct path, which holds the index)
 )
+
+
+#: Numbers inside Terraform expressions (``${...}``): the per-zone index, however a construct spells the lookup.
+INTERPOLATION = re.compile(r"\$\{[^}]*\}")
+
+
+def _without_numbers(match: re.Match[str]) -> str:
+    return re.sub(r"\b\d+\b", "<n>", match.group(0))
 
 
 def _flatten(value: Any, path: str, region: str, into: dict[str, set[str]]) -> None:
@@ -156,7 +163,7 @@ def _flatten(value: Any, path: str, region: str, into: dict[str, set[str]]) -> N
         text = text.replace(region, "<region>").replace(region.replace("-", "_"), "<region>")
         for pattern, placeholder in REGION_PARAMETERS:
             text = pattern.sub(placeholder, text)
-        return text
+        return INTERPOLATION.sub(_without_numbers, text)
 
     if isinstance(value, dict):
         for key, item in value.items():

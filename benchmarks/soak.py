@@ -1,0 +1,309 @@
+"""Soak: many uploads across the regions, with faults and killed runtimes; every upload must end exactly once.
+
+Uploads good and bad files, the odd-key set, a CSV whose column type drifts after 30,000 rows and one version
+deleted right after upload, to every region of a local platform started with ``--fault-rate``; kills the
+execution environment of running invocations mid-job; then waits for every upload to end and prints:
+objects, terminal records by status, records not terminal, objects with 0 or 2+ records, Parquet files whose
+row count differs from the source, DLQ messages whose record is not DEAD_LETTERED, and p50 / p95
+upload-to-terminal latency. Exit code 1 if any of the "must be 0" figures is not 0.
+
+Usage: python benchmarks/soak.py [--objects 1000] [--fault-rate 0.05] [--kills 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import duckdb
+
+from analytics_platform.etl.events import ObjectRef, parse_object_created
+from analytics_platform.etl.exceptions import MalformedMessageError
+from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
+
+TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED"}
+#: Short timings so retries, the DLQ and the sweep all happen within minutes.
+SOAK_OVERRIDES = {
+    "environment_suffix": "soak", "lambda_timeout_seconds": 20, "queue_visibility_timeout_seconds": 30,
+    "dead_letter_sweep_minutes": 1, "lambda_reserved_concurrency": 2,
+}  # fmt: skip
+ODD_NAMES = ["a b.csv", "a+b.csv", "50%41off.csv", "k=v.csv", "12:30.csv", "no#tag.csv", "what?.csv",
+             "Q1 report é.csv", "chart 📈.csv"]  # fmt: skip
+
+
+@dataclass
+class Upload:
+    """One object put into a region, and what its Parquet must hold if it succeeds."""
+
+    region: str
+    ref: ObjectRef
+    sent: float
+    expected_rows: int | None
+
+
+@dataclass
+class SoakReport:
+    """The figures the soak prints."""
+
+    objects: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    not_terminal: int = 0
+    zero_or_many_records: int = 0
+    wrong_row_counts: int = 0
+    dlq_not_dead_lettered: int = 0
+    latencies: list[float] = field(default_factory=list)
+    kills: int = 0
+    faults: int = 0
+
+    def violations(self) -> int:
+        """Sum of the figures that must be 0."""
+        return self.not_terminal + self.zero_or_many_records + self.wrong_row_counts + self.dlq_not_dead_lettered
+
+    def lines(self) -> list[str]:
+        """The report as printed."""
+        p50 = statistics.median(self.latencies) if self.latencies else float("nan")
+        p95 = sorted(self.latencies)[max(0, int(len(self.latencies) * 0.95) - 1)] if self.latencies else float("nan")
+        return [
+            f"objects:                                   {self.objects}",
+            f"terminal records by status:                {dict(sorted(self.by_status.items()))}",
+            f"records not terminal (must be 0):          {self.not_terminal}",
+            f"objects with 0 or 2+ records (must be 0):  {self.zero_or_many_records}",
+            f"Parquet row count != source (must be 0):   {self.wrong_row_counts}",
+            f"DLQ messages not DEAD_LETTERED (must be 0): {self.dlq_not_dead_lettered}",
+            f"upload -> terminal latency:                p50 {p50:.2f} s, p95 {p95:.2f} s",
+            f"runtimes killed mid-job: {self.kills}; faults injected: {self.faults}",
+        ]
+
+
+def csv_rows(rows: int, seed: int) -> bytes:
+    generator = random.Random(seed)
+    lines = ["id,name,amount"] + [f"{i},n{generator.randint(0, 99)},{generator.random():.3f}" for i in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def late_drift() -> bytes:
+    """30,000 integer codes, then an alphanumeric one: every row is valid."""
+    return ("code,value\n" + "".join(f"{i},{i % 7}\n" for i in range(30_000)) + "A1B2,7\n").encode()
+
+
+def catalogue(index: int) -> tuple[str, bytes, int | None]:
+    """The ``index``-th upload of the mix: (name, body, rows its Parquet must hold or None if it must fail)."""
+    kind = index % 10
+    if kind in (0, 1, 2, 3):
+        rows = 1 + index % 50
+        return f"good/f{index}.csv", csv_rows(rows, index), rows
+    if kind == 4:
+        return f"json/f{index}.jsonl", b"".join(b'{"id": %d, "ok": true}\n' % i for i in range(5)), 5
+    if kind == 5:
+        return f"gz/f{index}.csv.gz", gzip.compress(csv_rows(7, index), mtime=0), 7
+    if kind == 6:
+        return f"bad/f{index}.json", b'{"a": 1, broken', None
+    if kind == 7:
+        return f"bad/f{index}.csv", b"\x00\x01\x02binary", None
+    name = ODD_NAMES[index % len(ODD_NAMES)]
+    return f"odd/{index}-{name}", csv_rows(3, index), 3
+
+
+def _client(service: str, region: str, endpoint: str) -> Any:
+    return boto3.client(service, region_name=region, endpoint_url=endpoint, aws_access_key_id="test",
+                        aws_secret_access_key="test")  # fmt: skip
+
+
+def _region_names(outputs: Any, region: str) -> Any:
+    regions = outputs["regions"] if isinstance(outputs, dict) else outputs.regions
+    names = regions[region]
+    return names if isinstance(names, dict) else names.__dict__
+
+
+def _endpoint(outputs: Any) -> str:
+    return str(outputs["endpoint"] if isinstance(outputs, dict) else outputs.endpoint)
+
+
+def upload_all(outputs: Any, regions: list[str], count: int) -> list[Upload]:
+    """Put the mix round-robin over the regions, plus the drift file and a deleted version in the first."""
+    endpoint = _endpoint(outputs)
+    s3 = {region: _client("s3", region, endpoint) for region in regions}
+    uploads: list[Upload] = []
+
+    def put(region: str, key: str, body: bytes, rows: int | None) -> ObjectRef:
+        bucket = _region_names(outputs, region)["bucket_name"]
+        sent = time.monotonic()
+        version = s3[region].put_object(Bucket=bucket, Key=key, Body=body)["VersionId"]
+        ref = ObjectRef(bucket, key, version, len(body), datetime.now(UTC), region)
+        uploads.append(Upload(region, ref, sent, rows))
+        return ref
+
+    put(regions[0], "raw/drift/late-type-change.csv", late_drift(), 30_001)
+    deleted = put(regions[0], "raw/deleted/gone.csv", csv_rows(3, 0), None)
+    s3[regions[0]].delete_object(Bucket=deleted.bucket, Key=deleted.key, VersionId=deleted.version_id)
+    uploads[-1].expected_rows = -1  # either outcome is truthful: processed before, or FAILED after deletion
+    for index in range(count - 2):
+        name, body, rows = catalogue(index)
+        put(regions[index % len(regions)], f"raw/{name}", body, rows)
+    return uploads
+
+
+def kill_running(paths: LocalPaths, count: int, give_up_after: float = 120) -> int:
+    """SIGKILL the execution environments of ``count`` invocations while they hold messages."""
+    pids = paths.runtime / "pids"
+    killed: set[int] = set()
+    deadline = time.monotonic() + give_up_after
+    while len(killed) < count and time.monotonic() < deadline:
+        for pid_file in sorted(pids.glob("*.pid")) if pids.exists() else []:
+            try:
+                pid = int(pid_file.read_text().strip())
+                os.kill(pid, signal.SIGKILL)
+            except (ValueError, OSError):
+                continue
+            killed.add(pid)
+            if len(killed) >= count:
+                break
+        time.sleep(0.3)
+    return len(killed)
+
+
+def _scan(table: Any) -> list[dict[str, Any]]:
+    items, start = [], None
+    while True:
+        page = table.scan(**({"ExclusiveStartKey": start} if start else {}))
+        items += page.get("Items", [])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return items
+
+
+def _queues_drained(outputs: Any, regions: list[str]) -> bool:
+    endpoint = _endpoint(outputs)
+    for region in regions:
+        sqs = _client("sqs", region, endpoint)
+        attributes = sqs.get_queue_attributes(QueueUrl=_region_names(outputs, region)["queue_url"],
+                                              AttributeNames=["All"])["Attributes"]  # fmt: skip
+        if int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"]):
+            return False
+    return True
+
+
+def _parquet_rows(s3: Any, uri: str) -> int:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as handle:
+        s3.download_fileobj(bucket, key, handle)
+        handle.flush()
+        row = duckdb.connect().execute(f"SELECT count(*) FROM '{handle.name}'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _dlq_bodies(sqs: Any, dlq_url: str) -> list[str]:
+    bodies: dict[str, str] = {}
+    for _ in range(200):
+        messages = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30).get(
+            "Messages", []
+        )
+        if not messages:
+            break
+        bodies.update({m["MessageId"]: m["Body"] for m in messages})
+    return list(bodies.values())
+
+
+def settle(outputs: Any, regions: list[str], uploads: list[Upload], timeout: float) -> SoakReport:
+    """Wait until every upload is terminal and the queues are empty (or ``timeout``), then measure."""
+    endpoint = _endpoint(outputs)
+    tables = {r: boto3.resource("dynamodb", region_name=r, endpoint_url=endpoint, aws_access_key_id="test",
+                                aws_secret_access_key="test").Table(_region_names(outputs, r)["table_name"])
+              for r in regions}  # fmt: skip
+    deadline = time.monotonic() + timeout
+    records: dict[str, dict[str, Any]] = {}
+    first_seen: dict[str, float] = {}
+    while True:
+        records = {item["job_id"]: item for r in regions for item in _scan(tables[r])}
+        now = time.monotonic()
+        for job_id, item in records.items():
+            if item.get("job_status") in TERMINAL:
+                first_seen.setdefault(job_id, now)
+        done = all(records.get(u.ref.job_id, {}).get("job_status") in TERMINAL for u in uploads)
+        if (done and _queues_drained(outputs, regions)) or now > deadline:
+            break
+        time.sleep(1)
+    report = SoakReport(objects=len(uploads))
+    per_object = Counter((item["input_bucket"], item["input_key"], item["input_version"]) for item in records.values())
+    for upload in uploads:
+        item = records.get(upload.ref.job_id)
+        copies = per_object[(upload.ref.bucket, upload.ref.key, upload.ref.version_id)]
+        report.zero_or_many_records += copies != 1
+        if item is None:
+            continue
+        status = str(item["job_status"])
+        if status not in TERMINAL:
+            report.not_terminal += 1
+            continue
+        report.by_status[status] += 1
+        report.latencies.append(first_seen[upload.ref.job_id] - upload.sent)
+        if status == "SUCCEEDED" and upload.expected_rows is not None and upload.expected_rows >= 0:
+            s3 = _client("s3", upload.region, endpoint)
+            report.wrong_row_counts += _parquet_rows(s3, str(item["output_uri"])) != upload.expected_rows
+        if status == "SUCCEEDED" and upload.expected_rows is None:
+            report.wrong_row_counts += 1  # a file that must fail produced Parquet
+    for region in regions:
+        sqs = _client("sqs", region, endpoint)
+        for body in _dlq_bodies(sqs, _region_names(outputs, region)["dlq_url"]):
+            try:
+                job_id = parse_object_created(body).job_id
+            except MalformedMessageError:
+                job_id = ""
+            if records.get(job_id, {}).get("job_status") != "DEAD_LETTERED":
+                report.dlq_not_dead_lettered += 1
+    return report
+
+
+def run_soak(
+    *, objects: int, fault_rate: float, kills: int, root: Path, progress: Callable[[str], None] = print
+) -> SoakReport:
+    """Up, upload, kill, settle, measure, down."""
+    paths = LocalPaths(root)
+    outputs = platform_up(paths=paths, overrides=SOAK_OVERRIDES, fault_rate=fault_rate, progress=progress)
+    try:
+        regions = list(outputs["regions"] if isinstance(outputs, dict) else outputs.regions)
+        progress(f"uploading {objects} objects over {len(regions)} region(s), fault rate {fault_rate}")
+        uploads = upload_all(outputs, regions, objects)
+        killed = kill_running(paths, kills)
+        progress(f"killed {killed} execution environment(s) mid-job; waiting for every upload to end")
+        bound = SOAK_OVERRIDES["queue_visibility_timeout_seconds"] * 3 + 60 * 2 + objects * 0.5
+        report = settle(outputs, regions, uploads, timeout=bound + 120)
+        report.kills = killed
+        faults = paths.runtime / "faults.jsonl"
+        report.faults = len(faults.read_text().splitlines()) if faults.exists() else 0
+    finally:
+        platform_down(paths=paths, progress=progress)
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=1000)
+    parser.add_argument("--fault-rate", type=float, default=0.05)
+    parser.add_argument("--kills", type=int, default=2)
+    args = parser.parse_args()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tap-soak-") as root:
+        report = run_soak(objects=args.objects, fault_rate=args.fault_rate, kills=args.kills, root=Path(root),
+                          progress=lambda line: print(f"  {line}", flush=True))  # fmt: skip
+    print("\n".join(report.lines()))
+    print(f"soak took {time.monotonic() - started:.0f} s")
+    return 1 if report.violations() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
