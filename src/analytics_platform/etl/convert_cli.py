@@ -7,7 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from analytics_platform.etl.exceptions import PermanentError
+from analytics_platform.etl.exceptions import TransientError
+from analytics_platform.etl.settings import Settings
 from analytics_platform.etl.transform import Limits, convert_file
 
 
@@ -27,14 +28,21 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
         print(f"error: {source} does not exist or is not a file", file=sys.stderr)
         return 2
     target = Path(output_path) if output_path else default_output(source)
-    limits = Limits(memory_mb=307, max_reject_ratio=max_reject_ratio)
+    # The worker's own memory cap, for the default function size.
+    limits = Limits(
+        memory_mb=Settings(region="", bucket="", table="").duckdb_memory_mb, max_reject_ratio=max_reject_ratio
+    )
     with tempfile.TemporaryDirectory(prefix="tap-convert-") as work:
         try:
             result = convert_file(source, target, name=source.name, limits=limits, work_dir=Path(work))
-        except PermanentError as error:
-            summary = {"status": "FAILED", "error_type": type(error).__name__, "error": str(error)}
-            print(json.dumps(summary, indent=2) if as_json else f"FAILED ({type(error).__name__}): {error}")
-            return 1
+        except TransientError as error:  # the disk filled up: nothing about the file itself
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    if result.failure is not None:
+        failure = result.failure
+        summary = {"status": "FAILED", "error_type": type(failure).__name__, "error": str(failure)}
+        print(json.dumps(summary, indent=2) if as_json else f"FAILED ({type(failure).__name__}): {failure}")
+        return 1
     summary = {"status": "SUCCEEDED", **result.summary()}
     if as_json:
         print(json.dumps(summary, indent=2))

@@ -8,12 +8,7 @@ class EtlError(Exception):
 
 
 class PermanentError(EtlError):
-    """Retrying cannot help: the job ends FAILED with this reason and the message is acknowledged.
-
-    ``result`` carries the partial figures (rows, rejects, quarantine file) when there are any.
-    """
-
-    result: object | None = None
+    """Retrying cannot help: the job ends FAILED with this reason and the message is acknowledged."""
 
 
 class UnsupportedFormatError(PermanentError):

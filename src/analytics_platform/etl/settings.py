@@ -71,7 +71,7 @@ def tunable_fields() -> tuple[Field[Any], ...]:
 
 def parse_value(definition: Field[Any], text: str) -> Any:
     """Parse one setting's environment text into its type; a clear error names the variable."""
-    kind = type(definition.default)
+    kind: type = type(definition.default)  # every tunable has a default; its type is the setting's type
     env = definition.metadata["env"]
     try:
         value = kind(text)

@@ -1,0 +1,23 @@
+"""CSV / JSON Lines / JSON array (optionally gzip) to typed, snake_case Parquet (zstd) with DuckDB.
+
+Memory stays bounded whatever the file size: DuckDB streams the file from local disk, with its memory capped
+(``memory_limit``), insertion order not preserved, and spill files on the same disk. Rows that do not parse go
+to a quarantine file (JSON Lines: line number, raw text, error) with a count; a column whose type changes late
+in the file is widened, so no valid row is rejected. By role:
+
+* :mod:`.sniff` - format, compression, delimiter, header, from a sample read once,
+* :mod:`.columns` - column names,
+* :mod:`.session` - the DuckDB session, the deadline watchdog, error classification,
+* :mod:`.csv_reader`, :mod:`.json_reader` - the readers, both taking one :class:`Source`,
+* :mod:`.convert` - :func:`convert_file` and :func:`disk_needed`.
+"""
+
+from analytics_platform.etl.transform.columns import normalise_columns, snake_case
+from analytics_platform.etl.transform.convert import convert_file, disk_needed
+from analytics_platform.etl.transform.model import CSV, JSON_ARRAY, JSON_LINES, ConversionResult, Limits, Sniffed
+from analytics_platform.etl.transform.sniff import detect_delimiter, sniff
+
+__all__ = [
+    "CSV", "JSON_ARRAY", "JSON_LINES", "ConversionResult", "Limits", "Sniffed", "convert_file", "detect_delimiter",
+    "disk_needed", "normalise_columns", "snake_case", "sniff",
+]  # fmt: skip

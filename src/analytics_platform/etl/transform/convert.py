@@ -1,0 +1,133 @@
+"""``convert_file``: one local CSV / JSON Lines / JSON array (optionally gzip) file to typed Parquet."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import duckdb
+
+from analytics_platform.etl.exceptions import (
+    DiskFullError,
+    NoRowsError,
+    PermanentError,
+    RejectShareExceededError,
+    TimeBudgetExceededError,
+)
+from analytics_platform.etl.transform.csv_reader import read_csv
+from analytics_platform.etl.transform.json_reader import read_json
+from analytics_platform.etl.transform.model import CSV, JSON_LINES, ConversionResult, Limits, ReadResult, Source
+from analytics_platform.etl.transform.session import Watchdog, classify_duckdb_error, duckdb_session
+from analytics_platform.etl.transform.sniff import GZIP_MAGIC, sniff
+
+
+def _uncompressed_size(path: Path) -> int:
+    """The content's size: gzip's ISIZE trailer (modulo 4 GiB, last member only), never below the file's size."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        if handle.read(2) != GZIP_MAGIC or size < 18:
+            return size
+        handle.seek(-4, 2)
+        (isize,) = struct.unpack("<I", handle.read(4))
+    return max(isize, size)
+
+
+def disk_needed(path: Path, name: str | None = None) -> int:
+    """Bytes the conversion needs on disk besides the input: Parquet and spill files (about the content's size)
+    and, for JSON Lines, the clean copy the splitter writes (the decompressed content again)."""
+    content = _uncompressed_size(path)
+    try:
+        kind = sniff(path, name).kind
+    except PermanentError:
+        return content  # the conversion will fail early; the Parquet estimate is an upper bound
+    return content * (2 if kind == JSON_LINES else 1)
+
+
+def _result(
+    path: Path, output: Path, quarantine: Path, kind: str, compressed: bool, read: ReadResult
+) -> ConversionResult:
+    rows_in = read.rows_out + read.rejected
+    return ConversionResult(
+        input_format=kind, compressed=compressed, rows_in=rows_in, rows_out=read.rows_out,
+        rows_rejected=read.rejected, bytes_in=path.stat().st_size,
+        bytes_out=output.stat().st_size if output.exists() else 0, output_path=output,
+        quarantine_path=quarantine if read.rejected and quarantine.exists() else None, schema=read.schema,
+    )  # fmt: skip
+
+
+def _judge(result: ConversionResult, limits: Limits) -> PermanentError | None:
+    """Whether the converted file can be a dataset: it has rows, and few enough of them were rejected."""
+    if result.rows_in == 0:
+        return NoRowsError("no data rows (header only or empty document)")
+    share = result.rows_rejected / result.rows_in
+    if result.rows_rejected and share > limits.max_reject_ratio:
+        return RejectShareExceededError(
+            f"{result.rows_rejected} of {result.rows_in} rows rejected ({share:.0%}), above the allowed "
+            f"{limits.max_reject_ratio:.0%}"
+        )
+    return None
+
+
+def convert_file(
+    path: Path,
+    output: Path,
+    *,
+    name: str | None = None,
+    limits: Limits | None = None,
+    work_dir: Path | None = None,
+) -> ConversionResult:
+    """Convert one local file to Parquet at ``output``.
+
+    ``name`` is the original object name (its extension decides the format together with the content). Bad
+    input does not raise: the result's ``failure`` says why the file cannot be a dataset, and no Parquet is
+    left behind. Raises :class:`TimeBudgetExceededError` at ``limits.deadline`` and :class:`DiskFullError`
+    when the disk fills up (both transient), with every output removed.
+    """
+    limits = limits or Limits()
+    work = work_dir or output.parent / f".{output.name}.work"
+    work.mkdir(parents=True, exist_ok=True)
+    quarantine = output.with_name(output.stem + ".rejects.jsonl")
+    for stale in (output, quarantine):
+        stale.unlink(missing_ok=True)
+    empty = ReadResult(0, 0, [])
+    try:
+        sniffed = sniff(path, name)
+    except PermanentError as error:
+        result = _result(path, output, quarantine, "unknown", False, empty)
+        result.failure = error
+        return result
+    source = Source(path, sniffed, limits, work, output, quarantine)
+    watchdog = Watchdog(limits.deadline, path)
+    failure: PermanentError | None = None
+    read = empty
+    try:
+        with duckdb_session(limits, work / "duckdb-spill") as con, watchdog.guarding(con):
+            read = read_csv(con, source) if sniffed.kind == CSV else read_json(con, source, watchdog)
+    except (TimeBudgetExceededError, DiskFullError):
+        _remove(output, quarantine)
+        raise
+    except PermanentError as error:
+        failure = error
+    except duckdb.Error as error:
+        if watchdog.fired:
+            _remove(output, quarantine)
+            raise watchdog.error() from error
+        try:
+            failure = classify_duckdb_error(error)
+        except DiskFullError:
+            _remove(output, quarantine)
+            raise
+    result = _result(path, output, quarantine, sniffed.kind, sniffed.compressed, read)
+    result.failure = failure or _judge(result, limits)
+    if result.failure is not None:
+        output.unlink(missing_ok=True)
+        result.bytes_out = 0
+    if not result.rows_rejected:
+        quarantine.unlink(missing_ok=True)
+        result.quarantine_path = None
+    return result
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,141 @@
+"""JSON Lines and JSON arrays to Parquet.
+
+JSON Lines are split in Python first: each line that is a JSON object goes to a clean copy, anything else to
+quarantine with its line number. DuckDB then reads the clean copy (or the array). Types come from a sample of
+the first records; when a later record does not fit (``"A1B2"`` after 30,000 integer codes), the file is read
+again with types inferred from every record, and as a last resort with every column as text: a valid record
+is never lost to a type guess.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import zlib
+from typing import IO
+
+import duckdb
+
+from analytics_platform.etl.exceptions import CompressionError, DiskFullError, MalformedContentError
+from analytics_platform.etl.transform.columns import normalise_columns, quote_literal, select_list
+from analytics_platform.etl.transform.model import JSON_ARRAY, JSON_LINES, ReadResult, Source
+from analytics_platform.etl.transform.session import DISK_FULL_HINT, Watchdog, copy_to_parquet, describe
+
+SAMPLE_RECORDS = 20_480
+#: Messages of DuckDB's JSON reader when a record does not fit the sampled types.
+TYPE_MISMATCH_HINTS = (
+    "transform error", "could not convert", "could not parse", "conversion error", "failed to cast",
+)  # fmt: skip
+
+
+def read_bounded_line(handle: IO[bytes], limit: int) -> tuple[bytes, bool]:
+    """One line of at most ``limit`` bytes; longer lines are drained and reported as too long."""
+    line = handle.readline(limit + 1)
+    if len(line) <= limit or line.endswith(b"\n"):
+        return line, False
+    while line and not line.endswith(b"\n"):
+        line = handle.readline(1 << 20)
+    return b"", True
+
+
+def _line_error(line: bytes, too_long: bool, limit: int) -> str | None:
+    if too_long:
+        return f"line longer than {limit} bytes"
+    try:
+        value = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as parse_error:
+        return f"invalid JSON: {parse_error}"
+    if not isinstance(value, dict):
+        return f"expected a JSON object, got {type(value).__name__}"
+    return "empty JSON object" if not value else None
+
+
+def split_json_lines(source: Source, watchdog: Watchdog) -> tuple[int, int]:
+    """Stream JSON Lines: objects to ``work/clean.jsonl``, anything else to quarantine; (rows, rejects)."""
+    limit = source.limits.max_line_bytes
+    size = max(1, source.path.stat().st_size)
+    rows = rejected = number = 0
+    try:
+        with (
+            source.path.open("rb") as raw,
+            gzip.open(raw, "rb") if source.sniffed.compressed else raw as reader,
+            (source.work / "clean.jsonl").open("wb") as good,
+            source.quarantine.open("w", encoding="utf-8") as bad,
+        ):
+            while True:
+                line, too_long = read_bounded_line(reader, limit)  # type: ignore[arg-type]  # gzip's IO[bytes]
+                if not line and not too_long:
+                    break
+                number += 1
+                if number % 10_000 == 0:
+                    watchdog.report(raw.tell() / size)
+                if not too_long and not line.strip():
+                    continue
+                error = _line_error(line, too_long, limit)
+                if error is None:
+                    good.write(line.rstrip(b"\r\n") + b"\n")
+                    rows += 1
+                else:
+                    rejected += 1
+                    text = line[:2000].decode("utf-8", "replace").rstrip("\r\n")
+                    bad.write(json.dumps({"line": number, "raw": text, "error": error}) + "\n")
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise DiskFullError(f"the function's ephemeral storage is full: {error}: {DISK_FULL_HINT}") from error
+        raise CompressionError(f"corrupt gzip stream: {error}") from error
+    except (EOFError, zlib.error) as error:
+        raise CompressionError(f"corrupt gzip stream: {error}") from error
+    return rows, rejected
+
+
+def json_relation(source: Source, *, sample_records: int, columns: list[tuple[str, str]] | None = None) -> str:
+    """``read_json(...)`` of the array, or of the clean JSON Lines copy."""
+    if source.sniffed.kind == JSON_LINES:
+        path, json_format, compression = source.work / "clean.jsonl", "newline_delimited", "uncompressed"
+    else:
+        json_format = "array"
+        path, compression = source.path, "gzip" if source.sniffed.compressed else "uncompressed"
+    typed = ""
+    if columns:
+        typed = ", columns={" + ", ".join(f"{quote_literal(n)}: {quote_literal(t)}" for n, t in columns) + "}"
+    return (
+        f"read_json({quote_literal(str(path))}, format='{json_format}', records=true, compression='{compression}', "
+        f"maximum_object_size={source.limits.max_line_bytes}, sample_size={sample_records}{typed})"
+    )
+
+
+def _is_type_mismatch(error: duckdb.Error) -> bool:
+    return isinstance(error, duckdb.InvalidInputException | duckdb.ConversionException) and any(
+        hint in str(error).lower() for hint in TYPE_MISMATCH_HINTS
+    )
+
+
+def read_json(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog) -> ReadResult:
+    """Convert a JSON Lines file or a JSON array to the Parquet output."""
+    rejected = 0
+    if source.sniffed.kind == JSON_LINES:
+        rows, rejected = split_json_lines(source, watchdog)
+        if rows == 0:
+            return ReadResult(0, rejected, [])
+    # Sampled types first (the fast path), then types from every record, then every column as text.
+    # Mixed-type columns come out of the whole-file pass as JSON; they are read as text.
+    for sample_records, as_text in ((SAMPLE_RECORDS, False), (-1, False), (-1, True)):
+        explicit = None
+        if sample_records == -1:
+            whole = describe(con, json_relation(source, sample_records=-1))
+            explicit = [(name, "VARCHAR" if as_text or kind == "JSON" else kind) for name, kind in whole]
+        relation = json_relation(source, sample_records=sample_records, columns=explicit)
+        columns = describe(con, relation)
+        if [name for name, _ in columns] == ["json"] and source.sniffed.kind == JSON_ARRAY:
+            raise MalformedContentError("JSON of the wrong shape: the array's elements must be objects")
+        names = normalise_columns([name for name, _ in columns])
+        try:
+            rows_out = copy_to_parquet(con, f"SELECT {select_list(columns, names)} FROM {relation}", source.output)
+        except duckdb.Error as error:
+            source.output.unlink(missing_ok=True)
+            if as_text or not _is_type_mismatch(error):
+                raise
+            continue
+        return ReadResult(rows_out, rejected, [(new, kind) for (_, kind), new in zip(columns, names, strict=True)])
+    raise MalformedContentError("column types could not be settled")
