@@ -34,7 +34,8 @@ def write(path: Path, text: str) -> Path:
 # --- widening, not rejecting ----------------------------------------------------------------------------------
 def test_a_late_text_value_in_an_integer_column_widens_it(tmp_path: Path) -> None:
     # GIVEN 30,000 integer ids, then a valid row whose id is text (after DuckDB's 20,480-row sample)
-    source = write(tmp_path / "in.csv", "id,name\n" + "".join(f"{i},n{i}\n" for i in range(30_000)) + "30000,abc\nx1,z\n")
+    lines = "".join(f"{i},n{i}\n" for i in range(30_000)) + "30000,abc\nx1,z\n"
+    source = write(tmp_path / "in.csv", "id,name\n" + lines)
     # WHEN converted
     result = convert_file(source, tmp_path / "out.parquet", name="in.csv", limits=Limits(max_reject_ratio=0))
     # THEN every row is kept and the column is text
@@ -67,7 +68,8 @@ def test_a_date_column_with_a_late_timestamp_keeps_the_row(tmp_path: Path) -> No
     result = convert_file(source, tmp_path / "out.parquet", name="in.csv", limits=Limits(max_reject_ratio=0))
     assert result.failure is None and result.rows_out == 21_001
     assert dict(result.schema)["day"] == "TIMESTAMP"
-    assert rows_of(result.output_path, "SELECT CAST(day AS VARCHAR) FROM t WHERE id = 21000") == [("2026-02-01 10:30:00",)]
+    late = rows_of(result.output_path, "SELECT CAST(day AS VARCHAR) FROM t WHERE id = 21000")
+    assert late == [("2026-02-01 10:30:00",)]
 
 
 def test_only_structurally_broken_rows_go_to_quarantine(tmp_path: Path) -> None:
@@ -183,7 +185,7 @@ def test_a_full_disk_is_reported_as_such_not_as_a_corrupt_gzip(tmp_path: Path, m
 
     monkeypatch.setattr(Path, "open", full_disk_open)
     # WHEN converted THEN a DiskFullError (transient) names the setting to raise
-    with pytest.raises(DiskFullError, match="ephemeral storage is full.*ephemeral_storage_mb"):
+    with pytest.raises(DiskFullError, match=r"ephemeral storage is full.*ephemeral_storage_mb"):
         convert_file(source, tmp_path / "out.parquet", name="in.jsonl.gz")
 
 
