@@ -68,7 +68,7 @@ def _cmd_etl_convert(args: argparse.Namespace) -> int:
 def _cmd_local_up(args: argparse.Namespace) -> int:
     from analytics_platform.local.platform import local_up
 
-    return local_up(config_path=args.config, port=args.port)
+    return local_up(config_path=args.config, port=args.port, fault_rate=args.fault_rate)
 
 
 def _cmd_local_down(args: argparse.Namespace) -> int:
@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     up = local_sub.add_parser("up", help="Start local AWS and apply every regional stack to it.")
     up.set_defaults(handler=_cmd_local_up)
     up.add_argument("--port", type=int, default=None, help="endpoint port (default: a free port)")
+    up.add_argument(
+        "--fault-rate", type=float, default=0.0,
+        help="share (0 to <1) of the worker's S3/DynamoDB/SQS requests answered with a transient error (default 0)",
+    )  # fmt: skip
     config_option(up)
     down = local_sub.add_parser("down", help="Destroy the local stacks and stop local AWS.")
     down.set_defaults(handler=_cmd_local_down)

@@ -1,22 +1,32 @@
-"""Local Lambda runtime: poll each SQS event source mapping and invoke the deployed function package.
+"""Local Lambda execution environments: the deployed package in a warm subprocess, held to Lambda's limits.
 
-moto stores functions but cannot run them without Docker. For every event source mapping Terraform
-created, a :class:`QueuePoller` does what the Lambda service does: receive up to ``BatchSize`` messages
-(with the queue's own visibility timeout), invoke the function, delete what succeeded, and leave failed
-messages to reappear after the visibility timeout, so the queue's redrive policy moves a message that
-keeps failing to the DLQ after ``maxReceiveCount`` attempts. The code that runs is the zip moto holds
-for the function - the deployed package - in a warm subprocess with the function's own environment.
+moto stores functions but cannot run them without Docker. A :class:`FunctionRuntime` is one execution
+environment of one function: it runs the zip moto holds for the function (the deployed package, hash-checked)
+with the function's environment and the credentials of the function's own role, and it enforces what Lambda
+enforces:
+
+* **timeout**: at the deadline the whole process group is killed ("Task timed out after N seconds") and the
+  next invocation starts a fresh environment;
+* **memory**: the process tree's resident memory is watched; above ``MemorySize`` it is killed
+  ("Runtime exited with error: signal: killed", as Lambda reports an out-of-memory kill);
+* **ephemeral storage**: ``/tmp`` (``TAP_WORK_DIR``) is a tmpfs of ``EphemeralStorage.Size`` where the machine
+  allows mounting one (writes past it fail with ENOSPC, as on Lambda); elsewhere a watchdog kills the
+  invocation when the folder grows past the size.
+
+Each environment's pid is in ``pids/<function>-<n>.pid`` while it lives, so a test can kill it mid-job.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,14 +39,17 @@ from pathlib import Path
 from typing import Any
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
-POLL_WAIT_SECONDS = 1
+WATCH_SECONDS = 0.1
+#: Credentials from AssumeRole last an hour; environments restart on fresh ones before that.
+CREDENTIAL_LIFETIME_SECONDS = 45 * 60
 #: Every region's function runs the same package (same hash, same code folder), and their pollers start
 #: together: extraction happens once, under this lock, into a staging folder renamed into place.
 _EXTRACT_LOCK = threading.Lock()
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class InvocationError(RuntimeError):
-    """The function crashed or timed out; the whole batch counts as failed."""
+    """The function crashed, timed out or ran out of memory; the whole batch counts as failed."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,9 @@ class FunctionSpec:
     environment: dict[str, str]
     code_sha256: str
     code: bytes
+    ephemeral_storage_mb: int = 512
+    role_arn: str = ""
+    reserved_concurrency: int = 1
 
 
 def verify_code(spec: FunctionSpec) -> None:
@@ -61,19 +77,76 @@ def verify_code(spec: FunctionSpec) -> None:
         raise InvocationError(f"{spec.name}: package hash {actual} differs from deployed {spec.code_sha256}")
 
 
-class FunctionRuntime:
-    """One warm execution environment of one function (reserved concurrency 1 locally)."""
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants (from /proc; 0 when gone)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * PAGE
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
-    def __init__(self, spec: FunctionSpec, *, endpoint: str, work_dir: Path) -> None:
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of the files under ``path``."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def mount_tmpfs(path: Path, size_mb: int) -> bool:
+    """Mount a tmpfs of ``size_mb`` at ``path``; False where the machine does not allow it."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.path.ismount(path):
+        return True
+    try:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(path)],
+                                capture_output=True, timeout=10, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0
+
+
+def unmount(path: Path) -> None:
+    """Unmount ``path`` if it is a mount point."""
+    if os.path.ismount(path):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=10, check=False)
+
+
+class FunctionRuntime:
+    """One warm execution environment of one function (``index`` tells environments of a function apart)."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        *,
+        endpoint: str,
+        work_dir: Path,
+        index: int | str = 0,
+        credentials: Callable[[], dict[str, str]] | None = None,
+    ) -> None:
         verify_code(spec)
         self.spec = spec
         self._endpoint = endpoint
+        self._credentials = credentials
         self._code_dir = work_dir / "code" / spec.code_sha256.replace("/", "_")
-        self._tmp_dir = work_dir / "tmp" / spec.name
+        self._tmp_dir = work_dir / "tmp" / f"{spec.name}-{index}"
         self._log_path = work_dir / "logs" / f"{spec.name}.log"
+        self.pid_file = work_dir / "pids" / f"{spec.name}-{index}.pid"
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._responses: Any = None
+        self._started_at = 0.0
+        self.storage_enforced_by = ""
 
     def _extract(self) -> None:
         """Unpack the package once per hash; a folder left half-written by a crash is replaced."""
@@ -91,23 +164,31 @@ class FunctionRuntime:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
 
+    def _prepare_tmp(self) -> None:
+        unmount(self._tmp_dir)
+        shutil.rmtree(self._tmp_dir, ignore_errors=True)
+        mounted = mount_tmpfs(self._tmp_dir, self.spec.ephemeral_storage_mb)
+        self.storage_enforced_by = "tmpfs" if mounted else "watchdog"
+
     def _start(self) -> None:
         self._extract()
-        self._tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_tmp()
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         read_fd, write_fd = os.pipe()
+        identity = self._credentials() if self._credentials else {
+            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+        }  # fmt: skip
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/tmp"),
             **self.spec.environment,
+            **identity,
             "PYTHONPATH": str(self._code_dir),
             "PYTHONNOUSERSITE": "1",
             "PYTHONUNBUFFERED": "1",
             "AWS_ENDPOINT_URL": self._endpoint,
             "AWS_REGION": self.spec.region,
             "AWS_DEFAULT_REGION": self.spec.region,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_LAMBDA_FUNCTION_NAME": self.spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.spec.memory_mb),
             "_HANDLER": self.spec.handler,
@@ -117,26 +198,57 @@ class FunctionRuntime:
         log = self._log_path.open("ab")
         self._process = subprocess.Popen(
             [sys.executable, "-P", str(BOOTSTRAP)], stdin=subprocess.PIPE, stdout=log, stderr=log, env=env,
-            pass_fds=(write_fd,), cwd=self._code_dir,
+            pass_fds=(write_fd,), cwd=self._code_dir, start_new_session=True,
         )  # fmt: skip
         os.close(write_fd)
         log.close()
         self._responses = os.fdopen(read_fd, "rb")
+        self._started_at = time.monotonic()
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file.write_text(str(self._process.pid))
 
     def stop(self) -> None:
-        """End the execution environment."""
+        """End the execution environment (and everything it started)."""
         if self._process is not None:
-            self._process.kill()
+            with contextlib.suppress(OSError):
+                os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
             self._process = None
         if self._responses is not None:
             self._responses.close()
             self._responses = None
+        self.pid_file.unlink(missing_ok=True)
+        unmount(self._tmp_dir)
+
+    def _limit_exceeded(self) -> str | None:
+        assert self._process is not None
+        if tree_rss_bytes(self._process.pid) > self.spec.memory_mb * 1024 * 1024:
+            return f"Runtime exited with error: signal: killed (out of memory: above {self.spec.memory_mb} MB)"
+        storage = self.spec.ephemeral_storage_mb * 1024 * 1024
+        if self.storage_enforced_by == "watchdog" and folder_bytes(self._tmp_dir) > storage:
+            return f"Runtime exited with error: /tmp above its {self.spec.ephemeral_storage_mb} MB"
+        return None
+
+    def _await_reply(self) -> bytes:
+        deadline = time.monotonic() + self.spec.timeout_seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.stop()
+                raise InvocationError(f"{self.spec.name}: Task timed out after {self.spec.timeout_seconds} seconds")
+            ready, _, _ = select.select([self._responses], [], [], min(WATCH_SECONDS, left))
+            if ready:
+                return bytes(self._responses.readline())
+            reason = self._limit_exceeded()
+            if reason:
+                self.stop()
+                raise InvocationError(f"{self.spec.name}: {reason}")
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Invoke synchronously; raises :class:`InvocationError` on a crash, error or timeout."""
+        """Invoke synchronously; raises :class:`InvocationError` on a crash, error, timeout or limit."""
         with self._lock:
-            if self._process is None or self._process.poll() is not None:
+            stale = time.monotonic() - self._started_at > CREDENTIAL_LIFETIME_SECONDS
+            if self._process is None or self._process.poll() is not None or stale:
                 self.stop()
                 self._start()
             assert self._process is not None and self._process.stdin is not None
@@ -147,115 +259,11 @@ class FunctionRuntime:
             except BrokenPipeError as error:
                 self.stop()
                 raise InvocationError(f"{self.spec.name}: runtime exited") from error
-            ready, _, _ = select.select([self._responses], [], [], self.spec.timeout_seconds)
-            if not ready:
-                self.stop()
-                raise InvocationError(f"{self.spec.name}: task timed out after {self.spec.timeout_seconds} s")
-            line = self._responses.readline()
+            line = self._await_reply()
             if not line:
                 self.stop()
-                raise InvocationError(f"{self.spec.name}: runtime exited during the invocation")
+                raise InvocationError(f"{self.spec.name}: Runtime exited during the invocation (killed)")
             reply = json.loads(line)
             if not reply.get("ok"):
                 raise InvocationError(f"{reply.get('errorType')}: {reply.get('errorMessage')}")
             return reply.get("result") or {}
-
-
-def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
-    """An SQS message as Lambda hands it to the function."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": message.get("MessageAttributes", {}),
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }
-
-
-class QueuePoller(threading.Thread):
-    """Lambda's SQS poller for one event source mapping."""
-
-    def __init__(
-        self,
-        *,
-        sqs: Any,
-        queue_url: str,
-        queue_arn: str,
-        batch_size: int,
-        report_batch_item_failures: bool,
-        runtime: FunctionRuntime,
-        record: Callable[[dict[str, Any]], None],
-    ) -> None:
-        super().__init__(daemon=True, name=f"poller-{runtime.spec.name}")
-        self._sqs = sqs
-        self._queue_url = queue_url
-        self._queue_arn = queue_arn
-        self._batch_size = batch_size
-        self._report_failures = report_batch_item_failures
-        self.runtime = runtime
-        self._record = record
-        self._stop_event = threading.Event()
-
-    def stop(self) -> None:
-        """Stop polling and end the runtime."""
-        self._stop_event.set()
-        self.join(timeout=POLL_WAIT_SECONDS * 5)
-        self.runtime.stop()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                self.poll_once()
-            except Exception as error:  # keep polling, as Lambda does; the error is logged
-                self._record({"event": "poller_error", "function": self.runtime.spec.name, "error": str(error)})
-                time.sleep(1)
-
-    def poll_once(self) -> int:
-        """One receive / invoke / delete cycle; returns the number of messages received."""
-        response = self._sqs.receive_message(
-            QueueUrl=self._queue_url,
-            MaxNumberOfMessages=self._batch_size,
-            WaitTimeSeconds=POLL_WAIT_SECONDS,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            return 0
-        spec = self.runtime.spec
-        event = {"Records": [sqs_record(m, self._queue_arn, spec.region) for m in messages]}
-        started = time.monotonic()
-        try:
-            result = self.runtime.invoke(event)
-            failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
-            if not self._report_failures and failed:
-                failed = {m["MessageId"] for m in messages}
-            error = None
-        except InvocationError as invocation_error:
-            failed = {m["MessageId"] for m in messages}
-            error = str(invocation_error)
-        done = [m for m in messages if m["MessageId"] not in failed]
-        if done:
-            self._sqs.delete_message_batch(
-                QueueUrl=self._queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-            )
-        for message in messages:
-            self._record(
-                {
-                    "event": "attempt",
-                    "function": spec.name,
-                    "region": spec.region,
-                    "message_id": message["MessageId"],
-                    "receive_count": int(message.get("Attributes", {}).get("ApproximateReceiveCount", "0")),
-                    "outcome": "failed" if message["MessageId"] in failed else "succeeded",
-                    "error": error,
-                    "duration_ms": int((time.monotonic() - started) * 1000),
-                    "at": time.time(),
-                }
-            )
-        return len(messages)

@@ -90,13 +90,13 @@ def _endpoint_answers(endpoint: str) -> bool:
         return False
 
 
-def _start_daemon(paths: LocalPaths, port: int, regions: list[str]) -> subprocess.Popen[bytes]:
+def _start_daemon(paths: LocalPaths, port: int, regions: list[str], fault_rate: float) -> subprocess.Popen[bytes]:
     paths.runtime.mkdir(parents=True, exist_ok=True)
     (paths.runtime / "ready").unlink(missing_ok=True)
     log = (paths.runtime / "server.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "analytics_platform.local.server", "--port", str(port),
-         "--regions", ",".join(regions), "--work-dir", str(paths.runtime)],
+         "--regions", ",".join(regions), "--work-dir", str(paths.runtime), "--fault-rate", str(fault_rate)],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     log.close()
@@ -163,8 +163,15 @@ def platform_up(
     progress: Callable[[str], None] = print,
     parallel: bool = True,
     overrides: dict[str, Any] | None = None,
+    fault_rate: float = 0.0,
 ) -> dict[str, Any]:
-    """Start the endpoint, apply every stack, start the runtime; returns the outputs document."""
+    """Start the endpoint, apply every stack, start the runtime; returns the outputs document.
+
+    ``fault_rate`` makes the endpoint answer that share of the worker's S3, DynamoDB and SQS requests with a
+    transient error (never Terraform's or the tests').
+    """
+    if not 0 <= fault_rate < 1:
+        raise LocalPlatformError(f"--fault-rate must be from 0 to below 1, got {fault_rate}")
     from analytics_platform.infra.app import synth
     from analytics_platform.infra.config import load_config
 
@@ -185,10 +192,10 @@ def platform_up(
     for stale in (paths.journal, paths.outputs):
         stale.unlink(missing_ok=True)
     progress(f"starting local AWS endpoint on {endpoint}")
-    daemon = _start_daemon(paths, port, regions)
+    daemon = _start_daemon(paths, port, regions, fault_rate)
     state: dict[str, Any] = {"pid": daemon.pid, "port": port, "endpoint": endpoint, "regions": regions,
              "config_path": config_path, "environment_suffix": config.environment_suffix,
-             "overrides": overrides or {}}  # fmt: skip
+             "overrides": overrides or {}, "fault_rate": fault_rate}  # fmt: skip
     paths.state.write_text(json.dumps(state, indent=2))
     try:
         progress(f"synthesizing {len(regions)} regional stack(s)")
@@ -273,10 +280,10 @@ def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], 
     return True
 
 
-def local_up(*, config_path: str | None, port: int | None) -> int:
+def local_up(*, config_path: str | None, port: int | None, fault_rate: float = 0.0) -> int:
     """CLI wrapper: exit 1 with a clear message when already up."""
     try:
-        platform_up(config_path=config_path, port=port)
+        platform_up(config_path=config_path, port=port, fault_rate=fault_rate)
     except LocalPlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

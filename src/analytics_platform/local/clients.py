@@ -1,0 +1,26 @@
+"""boto3 clients for the local endpoint, made in one place (the endpoint ignores the plain test credentials)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+#: What every local client signs with; the endpoint treats it as the account's administrator.
+LOCAL_ACCESS_KEY = "test"
+
+
+def local_client(service: str, region: str, endpoint: str) -> Any:
+    """A boto3 client of ``service`` in ``region`` on the local endpoint."""
+    return boto3.client(
+        service, region_name=region, endpoint_url=endpoint, aws_access_key_id=LOCAL_ACCESS_KEY,
+        aws_secret_access_key=LOCAL_ACCESS_KEY,
+    )  # fmt: skip
+
+
+def local_resource(service: str, region: str, endpoint: str) -> Any:
+    """A boto3 resource of ``service`` in ``region`` on the local endpoint."""
+    return boto3.resource(
+        service, region_name=region, endpoint_url=endpoint, aws_access_key_id=LOCAL_ACCESS_KEY,
+        aws_secret_access_key=LOCAL_ACCESS_KEY,
+    )  # fmt: skip

@@ -1,0 +1,176 @@
+"""A WSGI layer in front of moto that makes requests from a role session behave as on AWS.
+
+moto checks no identity policy by default, and its optional check covers actions only. For requests signed with
+credentials from ``sts:AssumeRole`` (the local Lambda runtime runs the worker on its function's role), this layer:
+
+* evaluates the role's policies (inline and attached) for the request's action AND resource, as IAM does
+  (an explicit Deny wins; else an Allow must match both). Conditions are evaluated by moto's statement logic,
+  which sees no request context: a conditioned statement does not match. A denied call gets the service's
+  own AccessDenied answer and a line in ``denied.jsonl``; a call it cannot map is denied too, loudly;
+* answers 403 AccessDenied instead of 404 for a missing object or version when the role lacks
+  ``s3:ListBucket`` on the bucket, as S3 does;
+* with a fault rate, answers that share of the role's S3, DynamoDB and SQS requests with a transient error
+  (throttling, 500, 503) or a slow reply, logged in ``faults.jsonl``.
+
+Requests with any other credentials (Terraform, the local poller, tests: access key ``test``) pass untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from analytics_platform.local.endpoint.requests import ACCOUNT_ID, ALWAYS_ALLOWED, AwsRequest, describe_request
+
+StartResponse = Callable[..., Any]
+Response = tuple[str, list[tuple[str, str]], bytes]
+FAULTED_SERVICES = frozenset({"s3", "dynamodb", "sqs"})
+SLOW_REPLY_SECONDS = 2.0
+FAULT_SEED_VARIABLE = "TAP_FAULT_SEED"
+
+
+def role_of(access_key: str | None) -> str | None:
+    """The role ARN behind an AssumeRole access key, or None for any other caller."""
+    if not access_key or access_key == "test":
+        return None
+    from moto.sts.models import sts_backends
+
+    assumed = sts_backends[ACCOUNT_ID]["global"].get_assumed_role_from_access_key(access_key)
+    return str(assumed.role_arn) if assumed is not None else None
+
+
+def role_documents(role_arn: str) -> list[str]:
+    """The role's identity policy documents: inline ones and the default version of attached ones."""
+    from moto.iam.models import iam_backends
+
+    role = iam_backends[ACCOUNT_ID]["global"].get_role_by_arn(role_arn)
+    documents = [str(document) for document in role.policies.values()]
+    for policy in role.managed_policies.values():
+        default = next((v for v in policy.versions if v.is_default), None)
+        if default is not None:
+            documents.append(str(default.document))
+    return documents
+
+
+def is_allowed(documents: Iterable[str], action: str, resource: str) -> bool:
+    """IAM's evaluation for one identity: explicit Deny wins, else some Allow must match action and resource."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    if action in ALWAYS_ALLOWED:
+        return True
+    permitted = False
+    for document in documents:
+        result = IAMPolicy(document).is_action_permitted(action, resource)
+        if result == PermissionResult.DENIED:
+            return False
+        permitted = permitted or result == PermissionResult.PERMITTED
+    return permitted
+
+
+def error_response(service: str, status: int, code: str, message: str) -> Response:
+    """An error in the wire format the service's clients parse."""
+    reasons = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error", 503: "Service Unavailable"}
+    if service in {"dynamodb", "sqs"}:
+        prefix = "com.amazonaws.dynamodb.v20120810#" if service == "dynamodb" else "com.amazonaws.sqs#"
+        body = json.dumps({"__type": prefix + code, "message": message}).encode()
+        headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-query-error", f"{code};Sender")]
+    else:
+        body = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message>"
+                "<RequestId>local</RequestId></Error>").encode()  # fmt: skip
+        headers = [("Content-Type", "application/xml")]
+    return f"{status} {reasons.get(status, 'Error')}", [*headers, ("Content-Length", str(len(body)))], body
+
+
+#: Transient faults per service: (status, error code), one chosen at random; None is a slow reply.
+FAULTS: dict[str, list[tuple[int, str] | None]] = {
+    "s3": [(503, "SlowDown"), (500, "InternalError"), (503, "ServiceUnavailable"), None],
+    "dynamodb": [
+        (400, "ThrottlingException"),
+        (400, "ProvisionedThroughputExceededException"),
+        (500, "InternalServerError"),
+        None,
+    ],
+    "sqs": [(400, "RequestThrottled"), (500, "InternalError"), (503, "ServiceUnavailable"), None],
+}
+
+
+class AwsSemantics:
+    """The WSGI middleware (see the module docstring); ``log_dir`` receives ``denied.jsonl`` / ``faults.jsonl``."""
+
+    def __init__(self, app: Callable[..., Any], *, log_dir: Path, fault_rate: float = 0.0) -> None:
+        self._app = app
+        self._log_dir = log_dir
+        self.fault_rate = fault_rate
+        seed = os.environ.get(FAULT_SEED_VARIABLE)
+        self._random = random.Random(int(seed) if seed else None)
+        self._lock = threading.Lock()
+
+    def _log(self, name: str, entry: dict[str, Any]) -> None:
+        with self._lock, (self._log_dir / name).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({**entry, "at": time.time()}) + "\n")
+
+    def _respond(self, start_response: StartResponse, response: Response) -> list[bytes]:
+        status, headers, body = response
+        start_response(status, headers)
+        return [body]
+
+    def _fault(self, request: AwsRequest) -> tuple[bool, tuple[int, str] | None]:
+        """Whether to inject a fault, and which: (status, code), or None for a slow reply."""
+        if not self.fault_rate or request.service not in FAULTED_SERVICES:
+            return False, None
+        with self._lock:
+            if self._random.random() >= self.fault_rate:
+                return False, None
+            return True, self._random.choice(FAULTS[request.service])
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        request = describe_request(environ)
+        role = role_of(request.access_key)
+        if role is None:
+            return self._app(environ, start_response)
+        inject, fault = self._fault(request)
+        if inject:
+            self._log("faults.jsonl", {"role": role, "service": request.service, "fault": fault or "slow reply",
+                                       "pairs": request.pairs})  # fmt: skip
+            if fault is None:
+                time.sleep(SLOW_REPLY_SECONDS)
+            else:
+                status, code = fault
+                return self._respond(start_response, error_response(request.service, status, code, "injected fault"))
+        documents = role_documents(role)
+        denied = [pair for pair in request.pairs if not is_allowed(documents, *pair)] if request.pairs else [("?", "?")]
+        if denied:
+            action, resource = denied[0]
+            message = f"User: {role} is not authorized to perform: {action} on resource: {resource}"
+            self._log("denied.jsonl", {"role": role, "service": request.service, "action": action,
+                                       "resource": resource})  # fmt: skip
+            status = 400 if request.service == "dynamodb" else 403
+            code = "AccessDeniedException" if request.service == "dynamodb" else "AccessDenied"
+            return self._respond(start_response, error_response(request.service, status, code, message))
+        if request.list_bucket_arn and not is_allowed(documents, "s3:ListBucket", request.list_bucket_arn):
+            return self._missing_is_forbidden(environ, start_response, role)
+        return self._app(environ, start_response)
+
+    def _missing_is_forbidden(
+        self, environ: dict[str, Any], start_response: StartResponse, role: str
+    ) -> Iterable[bytes]:
+        """S3 without ``s3:ListBucket``: a missing key or version is 403, so the caller cannot tell it is gone."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured.update(status=status, headers=headers)
+            return lambda _data: None
+
+        body = self._app(environ, capture)
+        if not str(captured.get("status", "")).startswith("404"):
+            start_response(captured["status"], captured["headers"])
+            return body
+        if hasattr(body, "close"):
+            body.close()
+        return self._respond(start_response, error_response("s3", 403, "AccessDenied", f"{role}: Access Denied"))

@@ -1,0 +1,117 @@
+"""Adjustments of moto's own behaviour, so the local endpoint answers as AWS does (applied in its process only).
+
+* moto's Docker-based Lambda invocation on message arrival is switched off (it would use up a receive);
+* a bucket policy statement conditioned only on ``aws:SecureTransport`` is evaluated as AWS does (moto
+  ignores conditions, which would make the TLS-only ``Deny`` deny everything on the plain-HTTP loopback);
+* S3's EventBridge events carry the object key URL-encoded in form encoding, as AWS sends them (moto puts the
+  raw key there, so a worker that decodes keys as it must on AWS would fetch ``a b.csv`` for ``a+b.csv``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote_plus
+
+
+def disable_moto_event_source_invocation() -> None:
+    """Stop moto from invoking functions itself when a message arrives.
+
+    moto's SQS backend receives the new message for every enabled event source mapping and tries to run
+    the function in Docker; without Docker that fails and silently uses up one receive of the message.
+    The local runtime polls the queues instead, so moto's shortcut is switched off here.
+    """
+    from moto.sqs import models as sqs_models
+
+    class PolledByLocalRuntime(dict[str, Any]):
+        """Keeps moto's bookkeeping, but hands moto's send path nothing to invoke."""
+
+        def items(self) -> Any:
+            return iter(())
+
+    original_init = sqs_models.Queue.__init__
+    if getattr(original_init, "_tap_patched", False):
+        return
+
+    def patched_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.lambda_event_source_mappings = PolledByLocalRuntime()
+
+    patched_init._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
+    sqs_models.Queue.__init__ = patched_init  # type: ignore[method-assign]  # the patch itself
+
+
+def _is_transport_condition_only(statement: dict[str, Any]) -> bool:
+    condition = statement.get("Condition") or {}
+    return set(condition) == {"Bool"} and set(condition["Bool"]) == {"aws:SecureTransport"}
+
+
+def honour_secure_transport_condition() -> None:
+    """Evaluate the bucket's TLS-only statement as AWS does, instead of as an unconditional Deny.
+
+    moto's bucket-policy check ignores ``Condition`` blocks, so the stack's ``DenyInsecureTransport``
+    statement (deny when ``aws:SecureTransport`` is false) would deny every request. The local endpoint
+    is loopback-only plain HTTP standing in for AWS's TLS front end, so statements conditioned only on
+    ``aws:SecureTransport`` are left out of moto's evaluation; every other statement is evaluated as is.
+    """
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3 import models as s3_models
+
+    if getattr(s3_models.FakeBucket.get_permission, "_tap_patched", False):
+        return
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy.decode())
+        statements = document.get("Statement", [])
+        statements = [statements] if isinstance(statements, dict) else statements
+        kept = [s for s in statements if not _is_transport_condition_only(s)]
+        if not kept:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(action, resource)
+
+    get_permission._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
+    s3_models.FakeBucket.get_permission = get_permission  # type: ignore[method-assign]  # the patch itself
+
+
+class _EncodedKey:
+    """An S3 key object whose ``name`` is the key as S3 encodes it in event notifications."""
+
+    def __init__(self, key: Any) -> None:
+        self._key = key
+        self.name = encode_event_key(key.name)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._key, attribute)
+
+
+def encode_event_key(key: str) -> str:
+    """Form encoding (space as ``+``, ``+`` as ``%2B``, non-ASCII as UTF-8 escapes), ``/`` kept: AWS's event key.
+
+    Matches what S3 puts into its SQS / SNS / Lambda notifications (moto encodes those with ``quote_plus``) and
+    what AWS's Powertools ``S3EventBridgeNotificationObject.key`` undoes with ``unquote_plus``.
+    """
+    return quote_plus(key, safe="/")
+
+
+def encode_keys_in_eventbridge_events() -> None:
+    """Send S3's EventBridge events with the key encoded as AWS does."""
+    from moto.s3 import notifications
+
+    original = notifications._send_event_bridge_message
+    if getattr(original, "_tap_patched", False):
+        return
+
+    def send(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        original(account_id, bucket, event_name, _EncodedKey(key))
+
+    send._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
+    notifications._send_event_bridge_message = send
+
+
+def apply_all() -> None:
+    """Every adjustment above."""
+    disable_moto_event_source_invocation()
+    honour_secure_transport_condition()
+    encode_keys_in_eventbridge_events()

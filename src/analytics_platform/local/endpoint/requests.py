@@ -1,0 +1,138 @@
+"""What an AWS request asks for: the caller's access key, the service, and the IAM (action, resource) pairs.
+
+Covers the services the worker calls (S3 in path style, DynamoDB, SQS in its JSON and query protocols, STS);
+anything else maps to no pairs, which the endpoint denies for a role session, loudly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+ACCOUNT_ID = "123456789012"
+CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+#: Actions any identity may call (AWS does not check IAM for them).
+ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
+
+
+@dataclass
+class AwsRequest:
+    """One request as IAM sees it."""
+
+    access_key: str | None
+    region: str
+    service: str
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    #: For S3 object reads: the bucket ARN whose ``s3:ListBucket`` decides between 404 and 403.
+    list_bucket_arn: str | None = None
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, left readable for the application."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def credential_scope(environ: dict[str, Any]) -> tuple[str | None, str, str]:
+    """(access key, region, service) from the SigV4 Authorization header or a presigned URL."""
+    text = environ.get("HTTP_AUTHORIZATION", "") or unquote(environ.get("QUERY_STRING", ""))
+    match = CREDENTIAL.search(text)
+    if not match:
+        return None, "", ""
+    return match.group(1), match.group(2), match.group(3)
+
+
+def _raw_path_and_query(environ: dict[str, Any]) -> tuple[str, dict[str, list[str]]]:
+    uri = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "")
+    parts = urlsplit(uri)
+    return parts.path, parse_qs(parts.query or environ.get("QUERY_STRING", ""), keep_blank_values=True)
+
+
+def s3_pairs(environ: dict[str, Any]) -> tuple[list[tuple[str, str]], str | None]:
+    """IAM pairs of a path-style S3 request, and the bucket ARN for the 403-or-404 rule of object reads."""
+    raw_path, query = _raw_path_and_query(environ)
+    bucket, _, raw_key = raw_path.lstrip("/").partition("/")
+    method = environ.get("REQUEST_METHOD", "GET")
+    if not bucket:
+        return [("s3:ListAllMyBuckets", "*")], None
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    if not raw_key:
+        if method in {"GET", "HEAD"}:
+            action = "s3:ListBucketVersions" if "versions" in query else "s3:ListBucket"
+            if "location" in query:
+                action = "s3:GetBucketLocation"
+            return [(action, bucket_arn)], None
+        return [(f"s3:{method.title()}Bucket", bucket_arn)], None
+    object_arn = f"{bucket_arn}/{unquote(raw_key)}"
+    versioned = "versionId" in query
+    if method in {"GET", "HEAD"}:
+        return [("s3:GetObjectVersion" if versioned else "s3:GetObject", object_arn)], bucket_arn
+    if method in {"PUT", "POST"}:
+        return [("s3:PutObject", object_arn)], None  # single and multipart uploads alike
+    if method == "DELETE":
+        if "uploadId" in query:
+            return [("s3:AbortMultipartUpload", object_arn)], None
+        return [("s3:DeleteObjectVersion" if versioned else "s3:DeleteObject", object_arn)], None
+    return [], None
+
+
+def dynamodb_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
+    """IAM pairs of a DynamoDB request: its operation on each table (and index) it names."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    operation = target.rsplit(".", 1)[-1]
+    body = json.loads(read_body(environ) or b"{}")
+    table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/"
+    tables = list((body.get("RequestItems") or {}).keys())
+    if body.get("TableName"):
+        tables.append(body["TableName"])
+    for item in body.get("TransactItems") or []:
+        tables += [part["TableName"] for part in item.values() if isinstance(part, dict) and "TableName" in part]
+    resources = [table_arn + name for name in tables] or ["*"]
+    if body.get("IndexName") and body.get("TableName"):
+        resources = [f"{table_arn}{body['TableName']}/index/{body['IndexName']}"]
+    return [(f"dynamodb:{operation}", resource) for resource in resources]
+
+
+def _queue_arn(queue_url: str, region: str) -> str:
+    parts = urlsplit(queue_url).path.strip("/").split("/")
+    account, name = (parts[-2], parts[-1]) if len(parts) >= 2 else (ACCOUNT_ID, parts[-1])
+    return f"arn:aws:sqs:{region}:{account}:{name}"
+
+
+def sqs_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
+    """IAM pairs of an SQS request (JSON protocol, or the query protocol of older clients)."""
+    body = read_body(environ)
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        action, params = target.rsplit(".", 1)[-1], json.loads(body or b"{}")
+        queue_url = str(params.get("QueueUrl", ""))
+    else:
+        form = parse_qs(body.decode("utf-8", "replace"))
+        action, queue_url = form.get("Action", [""])[0], form.get("QueueUrl", [""])[0]
+    action = action.removesuffix("Batch")  # SendMessageBatch needs sqs:SendMessage, and so on
+    if action == "GetQueueUrl":
+        name = json.loads(body or b"{}").get("QueueName", "") if target else ""
+        return [("sqs:GetQueueUrl", f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{name}")]
+    return [(f"sqs:{action}", _queue_arn(queue_url, region) if queue_url else "*")]
+
+
+def describe_request(environ: dict[str, Any]) -> AwsRequest:
+    """The caller and the IAM pairs of one request."""
+    access_key, region, service = credential_scope(environ)
+    request = AwsRequest(access_key, region, service)
+    if service == "s3":
+        request.pairs, request.list_bucket_arn = s3_pairs(environ)
+    elif service == "dynamodb":
+        request.pairs = dynamodb_pairs(environ, region)
+    elif service == "sqs":
+        request.pairs = sqs_pairs(environ, region)
+    elif service == "sts":
+        form = parse_qs(read_body(environ).decode("utf-8", "replace"))
+        request.pairs = [(f"sts:{form.get('Action', [''])[0]}", "*")]
+    return request
