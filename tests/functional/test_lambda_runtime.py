@@ -70,3 +70,144 @@ def test_a_package_that_differs_from_the_deployed_hash_is_refused(tmp_path: Path
     tampered = FunctionSpec(**{**good.__dict__, "code": good.code + b"x"})
     with pytest.raises(InvocationError, match="differs from deployed"):
         FunctionRuntime(tampered, endpoint="http://127.0.0.1:9", work_dir=tmp_path)
+
+
+# --- Lambda's limits ------------------------------------------------------------------------------------------
+LIMITS_HANDLER = b"""import os, time
+
+def handler(event, context):
+    action = event.get("do")
+    if action == "sleep":
+        time.sleep(event["seconds"])
+    elif action == "allocate":
+        block = bytearray(event["mb"] * 1024 * 1024)
+        block[::4096] = b"x" * len(block[::4096])
+        time.sleep(1)
+    elif action == "fill":
+        path = os.path.join(os.environ["TAP_WORK_DIR"], "fill.bin")
+        try:
+            with open(path, "wb") as handle:
+                for _ in range(event["mb"]):
+                    handle.write(b"x" * 1024 * 1024)
+                    handle.flush()
+        except OSError as error:
+            return {"errno": error.errno}
+        time.sleep(1)
+    env = os.environ
+    return {"pid": os.getpid(), "key": env.get("AWS_ACCESS_KEY_ID"), "token": env.get("AWS_SESSION_TOKEN")}
+"""
+
+
+def limits_spec(code: bytes, **overrides: object) -> FunctionSpec:
+    base = spec("us-east-1", code)
+    return FunctionSpec(**{**base.__dict__, "handler": "app.handler", **overrides})  # type: ignore[arg-type]
+
+
+def limits_package() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", LIMITS_HANDLER)
+    return buffer.getvalue()
+
+
+def test_timeout_kills_the_invocation_and_the_next_one_starts_fresh(tmp_path: Path) -> None:
+    runtime = FunctionRuntime(limits_spec(limits_package(), timeout_seconds=1), endpoint="http://x", work_dir=tmp_path)
+    try:
+        first = runtime.invoke({})["pid"]
+        with pytest.raises(InvocationError, match="Task timed out after 1 seconds"):
+            runtime.invoke({"do": "sleep", "seconds": 30})
+        assert not runtime.pid_file.exists()
+        assert runtime.invoke({})["pid"] != first
+    finally:
+        runtime.stop()
+
+
+def test_memory_above_the_function_size_kills_it(tmp_path: Path) -> None:
+    runtime = FunctionRuntime(limits_spec(limits_package(), memory_mb=128), endpoint="http://x", work_dir=tmp_path)
+    try:
+        with pytest.raises(InvocationError, match="signal: killed"):
+            runtime.invoke({"do": "allocate", "mb": 300})
+        assert runtime.invoke({})["pid"]
+    finally:
+        runtime.stop()
+
+
+def test_tmp_is_as_large_as_the_ephemeral_storage(tmp_path: Path) -> None:
+    runtime = FunctionRuntime(limits_spec(limits_package(), ephemeral_storage_mb=8), endpoint="http://x",
+                              work_dir=tmp_path)  # fmt: skip
+    try:
+        try:
+            result = runtime.invoke({"do": "fill", "mb": 20})
+        except InvocationError as error:  # the watchdog, where no tmpfs can be mounted
+            assert runtime.storage_enforced_by == "watchdog" and "/tmp above" in str(error)
+        else:  # a size-limited tmpfs: the write fails with ENOSPC, as on Lambda
+            assert runtime.storage_enforced_by == "tmpfs" and result == {"errno": 28}
+    finally:
+        runtime.stop()
+
+
+def test_a_killed_environment_fails_its_invocation_and_the_next_one_works(tmp_path: Path) -> None:
+    import os
+    import signal
+    import threading
+
+    runtime = FunctionRuntime(limits_spec(limits_package()), endpoint="http://x", work_dir=tmp_path)
+    try:
+        runtime.invoke({})
+        killer = threading.Timer(0.5, lambda: os.kill(int(runtime.pid_file.read_text()), signal.SIGKILL))
+        killer.start()
+        with pytest.raises(InvocationError, match="Runtime exited"):
+            runtime.invoke({"do": "sleep", "seconds": 10})
+        assert runtime.invoke({})["pid"]
+    finally:
+        runtime.stop()
+
+
+def test_the_runtime_gets_the_role_credentials(tmp_path: Path) -> None:
+    issued = {"AWS_ACCESS_KEY_ID": "ASIAROLE", "AWS_SECRET_ACCESS_KEY": "s", "AWS_SESSION_TOKEN": "token"}
+    runtime = FunctionRuntime(limits_spec(limits_package()), endpoint="http://x", work_dir=tmp_path,
+                              credentials=lambda: issued)  # fmt: skip
+    try:
+        reply = runtime.invoke({})
+        assert (reply["key"], reply["token"]) == ("ASIAROLE", "token")
+    finally:
+        runtime.stop()
+
+
+def test_invocations_run_up_to_the_reserved_concurrency_at_once(tmp_path: Path) -> None:
+    import time
+
+    from moto import mock_aws
+
+    from analytics_platform.local.pollers import QueuePoller
+
+    with mock_aws():
+        import boto3
+
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+        for _ in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody="{}")
+        journal: list[dict[str, object]] = []
+        runtimes = [
+            FunctionRuntime(limits_spec(limits_package()), endpoint="http://x", work_dir=tmp_path, index=i)
+            for i in range(3)
+        ]
+        # GIVEN handlers that take 1.5 s each, and a poller with three environments
+        for runtime in runtimes:
+            runtime.invoke({})  # warm
+        poller = QueuePoller(sqs=sqs, queue_url=url, queue_arn="arn:aws:sqs:us-east-1:123456789012:q", batch_size=1,
+                             report_batch_item_failures=True, runtimes=runtimes, record=journal.append)  # fmt: skip
+        for runtime in runtimes:
+            original = runtime.invoke
+            runtime.invoke = lambda event, original=original: (time.sleep(1.5), original(event))[1]  # type: ignore[method-assign]
+        poller.start()
+        deadline = time.monotonic() + 20
+        while sum(1 for e in journal if e.get("event") == "attempt") < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        poller.stop()
+    # THEN the three invocations overlapped in time
+    invokes = sorted(float(e["at"]) for e in journal if e.get("event") == "invoke")  # type: ignore[arg-type]
+    attempts = sorted(float(e["at"]) for e in journal if e.get("event") == "attempt")  # type: ignore[arg-type]
+    assert len(invokes) == 3 and len(attempts) == 3
+    assert invokes[-1] < attempts[0], "the third invocation started before the first one ended"

@@ -1,0 +1,194 @@
+"""The local endpoint answers a role session as AWS would: policy with resources, 403 vs 404, encoded keys, faults."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from analytics_platform.local.clients import local_client
+from analytics_platform.local.endpoint import Endpoint, start_endpoint
+
+REGION = "eu-west-1"
+BUCKET = "endpoint-test-bucket"
+NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Endpoint, Path]]:
+    logs = tmp_path_factory.mktemp("endpoint")
+    port = free_port()
+    running = start_endpoint(port, log_dir=logs)
+    url = f"http://127.0.0.1:{port}"
+    s3 = local_client("s3", REGION, url)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    yield url, running, logs
+    running.stop()
+
+
+def role_session(url: str, name: str, statements: list[dict[str, Any]]) -> boto3.session.Session:
+    """A role with exactly these statements, and a session on its AssumeRole credentials."""
+    iam = local_client("iam", REGION, url)
+    lambda_service = {"Service": "lambda.amazonaws.com"}
+    trust = {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Principal": lambda_service, "Action": "sts:AssumeRole"}]}  # fmt: skip
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    policy = {"Version": "2012-10-17", "Statement": statements}
+    iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+    found = local_client("sts", REGION, url).assume_role(RoleArn=arn, RoleSessionName=name)["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=found["AccessKeyId"], aws_secret_access_key=found["SecretAccessKey"],
+        aws_session_token=found["SessionToken"], region_name=REGION,
+    )  # fmt: skip
+
+
+def code(error: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
+    response = error.value.response
+    return str(response["Error"]["Code"]), int(response["ResponseMetadata"]["HTTPStatusCode"])
+
+
+def test_a_role_session_may_do_only_what_its_policy_allows_on_those_resources(
+    endpoint: tuple[str, Endpoint, Path],
+) -> None:
+    url, _, logs = endpoint
+    # GIVEN a role that may read raw/ and write processed/ of one bucket
+    session = role_session(url, "reader", [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"],
+         "Resource": [f"arn:aws:s3:::{BUCKET}/raw/*", f"arn:aws:s3:::{BUCKET}"]},
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/processed/*"},
+    ])  # fmt: skip
+    admin = local_client("s3", REGION, url)
+    admin.put_object(Bucket=BUCKET, Key="raw/a b+é.csv", Body=b"x")
+    admin.put_object(Bucket=BUCKET, Key="secret/x.csv", Body=b"x")
+    s3 = session.client("s3", endpoint_url=url, config=NO_RETRIES)
+    # THEN what the policy names works
+    assert s3.get_object(Bucket=BUCKET, Key="raw/a b+é.csv")["Body"].read() == b"x"
+    s3.put_object(Bucket=BUCKET, Key="processed/out.parquet", Body=b"y")
+    # AND the same actions elsewhere are denied, as AWS denies them, and logged
+    with pytest.raises(ClientError) as read_elsewhere:
+        s3.get_object(Bucket=BUCKET, Key="secret/x.csv")
+    assert code(read_elsewhere) == ("AccessDenied", 403)
+    with pytest.raises(ClientError) as write_raw:
+        s3.put_object(Bucket=BUCKET, Key="raw/overwrite.csv", Body=b"z")
+    assert code(write_raw) == ("AccessDenied", 403)
+    denied = [json.loads(line) for line in (logs / "denied.jsonl").read_text().splitlines()]
+    assert {(d["action"], d["resource"]) for d in denied} >= {
+        ("s3:GetObject", f"arn:aws:s3:::{BUCKET}/secret/x.csv"),
+        ("s3:PutObject", f"arn:aws:s3:::{BUCKET}/raw/overwrite.csv"),
+    }
+
+
+def test_dynamodb_and_sqs_are_checked_by_table_and_queue(endpoint: tuple[str, Endpoint, Path]) -> None:
+    url, _, _ = endpoint
+    admin_db = local_client("dynamodb", REGION, url)
+    for name in ("mine", "theirs"):
+        admin_db.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                              AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                              KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}])  # fmt: skip
+    sqs_admin = local_client("sqs", REGION, url)
+    mine_url = sqs_admin.create_queue(QueueName="mine-q")["QueueUrl"]
+    theirs_url = sqs_admin.create_queue(QueueName="theirs-q")["QueueUrl"]
+    session = role_session(url, "writer", [
+        {"Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:GetItem"],
+         "Resource": f"arn:aws:dynamodb:{REGION}:123456789012:table/mine"},
+        {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": f"arn:aws:sqs:{REGION}:123456789012:mine-q"},
+    ])  # fmt: skip
+    db = session.client("dynamodb", endpoint_url=url, config=NO_RETRIES)
+    db.put_item(TableName="mine", Item={"k": {"S": "1"}})
+    with pytest.raises(ClientError) as other_table:
+        db.put_item(TableName="theirs", Item={"k": {"S": "1"}})
+    assert code(other_table) == ("AccessDeniedException", 400)
+    with pytest.raises(ClientError) as not_granted:
+        db.delete_item(TableName="mine", Key={"k": {"S": "1"}})
+    assert code(not_granted)[0] == "AccessDeniedException"
+    sqs = session.client("sqs", endpoint_url=url, config=NO_RETRIES)
+    sqs.send_message(QueueUrl=mine_url, MessageBody="ok")
+    with pytest.raises(ClientError) as other_queue:
+        sqs.send_message(QueueUrl=theirs_url, MessageBody="no")
+    assert code(other_queue)[0] == "AccessDenied"
+
+
+def test_a_missing_object_is_403_without_list_bucket_and_404_with_it(endpoint: tuple[str, Endpoint, Path]) -> None:
+    url, _, _ = endpoint
+    read = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": f"arn:aws:s3:::{BUCKET}/raw/*"}  # fmt: skip
+    listing = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}"}
+    without = role_session(url, "no-list", [read]).client("s3", endpoint_url=url, config=NO_RETRIES)
+    with_list = role_session(url, "with-list", [read, listing]).client("s3", endpoint_url=url, config=NO_RETRIES)
+    for client, expected in ((without, 403), (with_list, 404)):
+        with pytest.raises(ClientError) as missing:
+            client.head_object(Bucket=BUCKET, Key="raw/never-there.csv")
+        assert code(missing)[1] == expected
+        with pytest.raises(ClientError) as missing_get:
+            client.get_object(Bucket=BUCKET, Key="raw/never-there.csv")
+        assert code(missing_get)[1] == expected
+
+
+def test_s3_eventbridge_events_carry_the_key_encoded_as_aws_sends_it(endpoint: tuple[str, Endpoint, Path]) -> None:
+    url, _, _ = endpoint
+    # GIVEN a bucket sending events to EventBridge, and a rule on raw/ that forwards them to a queue
+    s3, events, sqs = (local_client(s, REGION, url) for s in ("s3", "events", "sqs"))
+    bucket = "endpoint-events-bucket"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_notification_configuration(Bucket=bucket,
+                                             NotificationConfiguration={"EventBridgeConfiguration": {}})  # fmt: skip
+    queue_url = sqs.create_queue(QueueName="events-q")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": ["aws.s3"], "detail-type": ["Object Created"],
+               "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"prefix": "raw/"}]}}}  # fmt: skip
+    events.put_rule(Name="raw-uploads", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="raw-uploads", Targets=[{"Id": "q", "Arn": queue_arn}])
+    keys = ["raw/a b.csv", "raw/a+b.csv", "raw/50%41off.csv", "raw/k=v:1#x?y.csv", "raw/é 📈.csv"]
+    # WHEN uploaded
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    received: list[str] = []
+    deadline = time.monotonic() + 10
+    while len(received) < len(keys) and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            received.append(json.loads(message["Body"])["detail"]["object"]["key"])
+    # THEN each key arrives form-encoded (space as +, + as %2B, % as %25), and unquote_plus gives it back
+    assert sorted(unquote_plus(key) for key in received) == sorted(keys), received
+    assert "raw/a+b.csv" in received and "raw/a%2Bb.csv" in received and "raw/50%2541off.csv" in received
+
+
+def test_faults_hit_role_sessions_only_and_boto3_retries_through_them(
+    endpoint: tuple[str, Endpoint, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, running, logs = endpoint
+    session = role_session(url, "faulted", [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}])
+    admin = local_client("s3", REGION, url)
+    admin.put_object(Bucket=BUCKET, Key="raw/f.csv", Body=b"data")
+    running.semantics.fault_rate = 0.5
+    try:
+        # WHEN half the role's requests fail THEN the plain credentials never see a fault
+        for _ in range(20):
+            assert admin.get_object(Bucket=BUCKET, Key="raw/f.csv")["Body"].read() == b"data"
+        before = len((logs / "faults.jsonl").read_text().splitlines()) if (logs / "faults.jsonl").exists() else 0
+        assert before == 0
+        # AND the role's client, with standard retries, still gets through
+        patient = session.client(
+            "s3", endpoint_url=url, config=Config(retries={"mode": "standard", "max_attempts": 10})
+        )
+        for _ in range(10):
+            assert patient.get_object(Bucket=BUCKET, Key="raw/f.csv")["Body"].read() == b"data"
+        faults = (logs / "faults.jsonl").read_text().splitlines()
+        assert len(faults) >= 3
+    finally:
+        running.semantics.fault_rate = 0.0
