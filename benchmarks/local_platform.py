@@ -13,13 +13,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
-
 from analytics_platform.etl.events import ObjectRef
+from analytics_platform.local.clients import local_client
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
+from analytics_platform.local.state import LocalOutputs
 
 
-def timed_up(parallel: bool) -> tuple[float, LocalPaths, dict]:
+def timed_up(parallel: bool) -> tuple[float, LocalPaths, LocalOutputs]:
     paths = LocalPaths(Path(tempfile.mkdtemp(prefix="tap-bench-")))
     started = time.monotonic()
     outputs = platform_up(paths=paths, parallel=parallel, progress=lambda _line: None)
@@ -27,18 +27,17 @@ def timed_up(parallel: bool) -> tuple[float, LocalPaths, dict]:
 
 
 def _client(service: str, region: str, endpoint: str):  # type: ignore[no-untyped-def]
-    return boto3.client(service, region_name=region, endpoint_url=endpoint, aws_access_key_id="t",
-                        aws_secret_access_key="t")  # fmt: skip
+    return local_client(service, region, endpoint)
 
 
-def latency(outputs: dict, count: int) -> list[float]:
+def latency(outputs: LocalOutputs, count: int) -> list[float]:
     """Upload ``count`` small CSVs round-robin over the regions; seconds from each PUT to its SUCCEEDED record.
 
     A watcher thread polls the job tables (BatchGetItem, every 0.1 s) while the uploads are still going, so
     an early object's latency does not include the time spent uploading the later ones.
     """
-    endpoint = outputs["endpoint"]
-    regions = list(outputs["regions"])
+    endpoint = outputs.endpoint
+    regions = list(outputs.regions)
     s3 = {region: _client("s3", region, endpoint) for region in regions}
     dynamodb = {region: _client("dynamodb", region, endpoint) for region in regions}
     pending: dict[str, tuple[str, float]] = {}
@@ -50,7 +49,7 @@ def latency(outputs: dict, count: int) -> list[float]:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and not (uploads_finished.is_set() and len(done) >= count):
             for region in regions:
-                table = outputs["regions"][region]["table_name"]
+                table = outputs.regions[region].table_name
                 with lock:
                     waiting = [job for job, (r, _) in pending.items() if r == region and job not in done][:100]
                 if not waiting:
@@ -70,7 +69,7 @@ def latency(outputs: dict, count: int) -> list[float]:
     watcher.start()
     for i in range(count):
         region = regions[i % len(regions)]
-        bucket, key = outputs["regions"][region]["bucket_name"], f"raw/bench/o{i}.csv"
+        bucket, key = outputs.regions[region].bucket_name, f"raw/bench/o{i}.csv"
         body = f"id,value\n{i},{i * 2}\n".encode()
         sent = time.monotonic()
         version = s3[region].put_object(Bucket=bucket, Key=key, Body=body)["VersionId"]

@@ -14,26 +14,29 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
 import random
 import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import duckdb
 
 from analytics_platform.etl.events import ObjectRef, parse_object_created
 from analytics_platform.etl.exceptions import MalformedMessageError
+from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
+from analytics_platform.local.state import LocalOutputs
 
 TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED"}
 #: Short timings so retries, the DLQ and the sweep all happen within minutes.
@@ -114,26 +117,25 @@ def catalogue(index: int) -> tuple[str, bytes, int | None]:
         return f"bad/f{index}.json", b'{"a": 1, broken', None
     if kind == 7:
         return f"bad/f{index}.csv", b"\x00\x01\x02binary", None
-    name = ODD_NAMES[index % len(ODD_NAMES)]
-    return f"odd/{index}-{name}", csv_rows(3, index), 3
+    if kind == 8:
+        name = ODD_NAMES[(index // 10) % len(ODD_NAMES)]
+        return f"odd/{index}-{name}", csv_rows(3, index), 3
+    return f"medium/f{index}.csv", csv_rows(100_000, index), 100_000  # long enough to be killed mid-job
 
 
 def _client(service: str, region: str, endpoint: str) -> Any:
-    return boto3.client(service, region_name=region, endpoint_url=endpoint, aws_access_key_id="test",
-                        aws_secret_access_key="test")  # fmt: skip
+    return local_client(service, region, endpoint)
 
 
-def _region_names(outputs: Any, region: str) -> Any:
-    regions = outputs["regions"] if isinstance(outputs, dict) else outputs.regions
-    names = regions[region]
-    return names if isinstance(names, dict) else names.__dict__
+def _region_names(outputs: LocalOutputs, region: str) -> dict[str, str]:
+    return asdict(outputs.regions[region])
 
 
-def _endpoint(outputs: Any) -> str:
-    return str(outputs["endpoint"] if isinstance(outputs, dict) else outputs.endpoint)
+def _endpoint(outputs: LocalOutputs) -> str:
+    return outputs.endpoint
 
 
-def upload_all(outputs: Any, regions: list[str], count: int) -> list[Upload]:
+def upload_all(outputs: LocalOutputs, regions: list[str], count: int) -> list[Upload]:
     """Put the mix round-robin over the regions, plus the drift file and a deleted version in the first."""
     endpoint = _endpoint(outputs)
     s3 = {region: _client("s3", region, endpoint) for region in regions}
@@ -158,21 +160,25 @@ def upload_all(outputs: Any, regions: list[str], count: int) -> list[Upload]:
 
 
 def kill_running(paths: LocalPaths, count: int, give_up_after: float = 120) -> int:
-    """SIGKILL the execution environments of ``count`` invocations while they hold messages."""
-    pids = paths.runtime / "pids"
-    killed: set[int] = set()
+    """SIGKILL the execution environments of ``count`` invocations while they hold messages (mid-job)."""
+    killed: set[str] = set()
     deadline = time.monotonic() + give_up_after
     while len(killed) < count and time.monotonic() < deadline:
-        for pid_file in sorted(pids.glob("*.pid")) if pids.exists() else []:
+        lines = paths.journal.read_text().splitlines() if paths.journal.exists() else []
+        entries = [json.loads(line) for line in lines]
+        finished = {e["message_id"] for e in entries if e.get("event") == "attempt"}
+        busy = [e for e in entries if e.get("event") == "invoke" and not set(e["message_ids"]) & finished]
+        for entry in busy:
+            pid_file = Path(entry["pid_file"])
+            if entry["pid_file"] in killed or not pid_file.exists():
+                continue
             try:
-                pid = int(pid_file.read_text().strip())
-                os.kill(pid, signal.SIGKILL)
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
             except (ValueError, OSError):
                 continue
-            killed.add(pid)
-            if len(killed) >= count:
-                break
-        time.sleep(0.3)
+            killed.add(entry["pid_file"])
+            break
+        time.sleep(0.2)
     return len(killed)
 
 
@@ -186,7 +192,7 @@ def _scan(table: Any) -> list[dict[str, Any]]:
             return items
 
 
-def _queues_drained(outputs: Any, regions: list[str]) -> bool:
+def _queues_drained(outputs: LocalOutputs, regions: list[str]) -> bool:
     endpoint = _endpoint(outputs)
     for region in regions:
         sqs = _client("sqs", region, endpoint)
@@ -218,12 +224,10 @@ def _dlq_bodies(sqs: Any, dlq_url: str) -> list[str]:
     return list(bodies.values())
 
 
-def settle(outputs: Any, regions: list[str], uploads: list[Upload], timeout: float) -> SoakReport:
+def settle(outputs: LocalOutputs, regions: list[str], uploads: list[Upload], timeout: float) -> SoakReport:
     """Wait until every upload is terminal and the queues are empty (or ``timeout``), then measure."""
     endpoint = _endpoint(outputs)
-    tables = {r: boto3.resource("dynamodb", region_name=r, endpoint_url=endpoint, aws_access_key_id="test",
-                                aws_secret_access_key="test").Table(_region_names(outputs, r)["table_name"])
-              for r in regions}  # fmt: skip
+    tables = {r: local_resource("dynamodb", r, endpoint).Table(outputs.regions[r].table_name) for r in regions}
     deadline = time.monotonic() + timeout
     records: dict[str, dict[str, Any]] = {}
     first_seen: dict[str, float] = {}
@@ -275,10 +279,14 @@ def run_soak(
     paths = LocalPaths(root)
     outputs = platform_up(paths=paths, overrides=SOAK_OVERRIDES, fault_rate=fault_rate, progress=progress)
     try:
-        regions = list(outputs["regions"] if isinstance(outputs, dict) else outputs.regions)
+        regions = list(outputs.regions)
         progress(f"uploading {objects} objects over {len(regions)} region(s), fault rate {fault_rate}")
+        killer_result: list[int] = []
+        killer = threading.Thread(target=lambda: killer_result.append(kill_running(paths, kills)), daemon=True)
+        killer.start()
         uploads = upload_all(outputs, regions, objects)
-        killed = kill_running(paths, kills)
+        killer.join()
+        killed = killer_result[0] if killer_result else 0
         progress(f"killed {killed} execution environment(s) mid-job; waiting for every upload to end")
         bound = SOAK_OVERRIDES["queue_visibility_timeout_seconds"] * 3 + 60 * 2 + objects * 0.5
         report = settle(outputs, regions, uploads, timeout=bound + 120)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import duckdb
 import pytest
 
 from analytics_platform.etl.events import ObjectRef, object_created_event
+from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
 
 pytestmark = pytest.mark.e2e
@@ -40,22 +42,15 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def client(local: dict[str, Any], service: str, region: str) -> Any:
-    return boto3.client(service, region_name=region, endpoint_url=local["outputs"]["endpoint"],
-                        aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+    return local_client(service, region, local["outputs"].endpoint)
 
 
 def job_table(local: dict[str, Any], region: str) -> Any:
-    return boto3.resource(
-        "dynamodb",
-        region_name=region,
-        endpoint_url=local["outputs"]["endpoint"],
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    ).Table(names(local, region)["table_name"])
+    return local_resource("dynamodb", region, local["outputs"].endpoint).Table(names(local, region)["table_name"])
 
 
 def names(local: dict[str, Any], region: str) -> dict[str, str]:
-    return local["outputs"]["regions"][region]
+    return asdict(local["outputs"].regions[region])
 
 
 def upload(local: dict[str, Any], region: str, key: str, body: bytes) -> ObjectRef:
@@ -162,7 +157,7 @@ def test_second_up_is_refused_with_a_clear_message(
     monkeypatch.setenv("TAP_LOCAL_HOME", str(local["paths"].root))
     assert main(["local", "up"]) == 1
     error = capsys.readouterr().err
-    assert "already up at " + local["outputs"]["endpoint"] in error and "tap local down" in error
+    assert "already up at " + local["outputs"].endpoint in error and "tap local down" in error
     assert "Traceback" not in error
 
 
@@ -225,3 +220,20 @@ def test_the_worker_made_no_call_its_role_does_not_allow(local: dict[str, Any]) 
     denied = local["paths"].runtime / "denied.jsonl"
     # THEN the local endpoint, which checks each call's action and resource against the role, denied none
     assert not denied.exists() or denied.read_text().strip() == "", denied.read_text()
+
+
+def test_down_destroys_what_was_applied_even_if_the_config_file_changed(tmp_path: Path) -> None:
+    from analytics_platform.local.state import LocalState, config_document, read_state, write_state
+
+    # GIVEN a running platform's state whose configuration file has since been deleted
+    config_file = tmp_path / "platform.toml"
+    config_file.write_text('environment_suffix = "gone"\nmax_receive_count = 4\n')
+    from analytics_platform.infra.config import load_config
+
+    applied = load_config(config_file, environ={})
+    paths = LocalPaths(tmp_path / "home")
+    write_state(paths, LocalState(os.getpid(), 1, "http://127.0.0.1:1", ["us-east-1"], config_document(applied)))
+    config_file.unlink()
+    # WHEN the state is read back THEN it holds exactly the applied configuration, file or no file
+    state = read_state(paths)
+    assert state is not None and state.platform_config() == applied

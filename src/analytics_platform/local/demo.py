@@ -10,15 +10,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import duckdb
 
 from analytics_platform.etl.events import ObjectRef
+from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.jobs_query import format_rows, query_jobs
 from analytics_platform.local.platform import LocalPlatformError, platform_down, platform_up
+from analytics_platform.local.state import LocalOutputs
 
 SAMPLES = Path(__file__).with_name("samples")
 WAIT_SECONDS = 180
+TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED"}
 
 
 @dataclass(frozen=True)
@@ -45,39 +47,31 @@ DEMO_SAMPLES = (
 )
 
 
-def _client(service: str, region: str, endpoint: str, resource: bool = False) -> Any:
-    factory = boto3.resource if resource else boto3.client
-    return factory(service, region_name=region, endpoint_url=endpoint, aws_access_key_id="test",
-                   aws_secret_access_key="test")  # fmt: skip
-
-
-def upload_samples(outputs: dict[str, Any]) -> dict[str, list[tuple[Sample, str]]]:
+def upload_samples(outputs: LocalOutputs) -> dict[str, list[tuple[Sample, str]]]:
     """Put every sample into every region's ``raw/``; returns (sample, job id) per region."""
     uploaded: dict[str, list[tuple[Sample, str]]] = {}
-    for region, names in outputs["regions"].items():
-        s3 = _client("s3", region, outputs["endpoint"])
+    for region, names in outputs.regions.items():
+        s3 = local_client("s3", region, outputs.endpoint)
         uploaded[region] = []
         for sample in DEMO_SAMPLES:
             body = sample.body()
-            version = s3.put_object(Bucket=names["bucket_name"], Key=sample.key, Body=body)["VersionId"]
-            ref = ObjectRef(names["bucket_name"], sample.key, version, len(body), datetime.now(UTC), region)
+            version = s3.put_object(Bucket=names.bucket_name, Key=sample.key, Body=body)["VersionId"]
+            ref = ObjectRef(names.bucket_name, sample.key, version, len(body), datetime.now(UTC), region)
             uploaded[region].append((sample, ref.job_id))
     return uploaded
 
 
-def wait_for_jobs(outputs: dict[str, Any], uploaded: dict[str, list[tuple[Sample, str]]]) -> dict[str, dict]:
+def wait_for_jobs(outputs: LocalOutputs, uploaded: dict[str, list[tuple[Sample, str]]]) -> dict[str, dict]:
     """Poll the job tables until every job is finished (or the wait runs out)."""
     records: dict[str, dict] = {}
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         for region, items in uploaded.items():
-            table = _client("dynamodb", region, outputs["endpoint"], resource=True).Table(
-                outputs["regions"][region]["table_name"]
-            )
+            table = local_resource("dynamodb", region, outputs.endpoint).Table(outputs.regions[region].table_name)
             for _, job_id in items:
-                if records.get(job_id, {}).get("job_status") not in {"SUCCEEDED", "FAILED"}:
+                if records.get(job_id, {}).get("job_status") not in TERMINAL:
                     records[job_id] = table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item", {})
-        if all(r.get("job_status") in {"SUCCEEDED", "FAILED"} for r in records.values()):
+        if all(r.get("job_status") in TERMINAL for r in records.values()):
             break
         time.sleep(1)
     return records
@@ -94,11 +88,11 @@ def parquet_rows(s3: Any, uri: str) -> int:
 
 
 def check_region(
-    region: str, outputs: dict[str, Any], items: list[tuple[Sample, str]], records: dict[str, dict]
+    region: str, outputs: LocalOutputs, items: list[tuple[Sample, str]], records: dict[str, dict]
 ) -> list[str]:
     """Print the region's table; return what did not hold."""
     problems: list[str] = []
-    s3 = _client("s3", region, outputs["endpoint"])
+    s3 = local_client("s3", region, outputs.endpoint)
     print(f"\n== {region} ==")
     print(f"{'file':<28} {'status':<10} {'rows':>5} {'rejects':>7} {'ms':>6}  output / reason")
     for sample, job_id in items:
@@ -117,17 +111,15 @@ def check_region(
             read_back = parquet_rows(s3, record["output_uri"])
             if read_back != sample.rows_out:
                 problems.append(f"{region} {sample.key}: Parquet reads back {read_back} rows, not {sample.rows_out}")
-            if not record["output_uri"].startswith(f"s3://{outputs['regions'][region]['bucket_name']}/processed/"):
+            if not record["output_uri"].startswith(f"s3://{outputs.regions[region].bucket_name}/processed/"):
                 problems.append(f"{region} {sample.key}: output outside this region's bucket")
-    table = _client("dynamodb", region, outputs["endpoint"], resource=True).Table(
-        outputs["regions"][region]["table_name"]
-    )
+    table = local_resource("dynamodb", region, outputs.endpoint).Table(outputs.regions[region].table_name)
     recent = query_jobs(table, since=datetime.now(UTC) - timedelta(hours=1))
     print(f"-- time-range query (GSI by-day, last hour): {len(recent)} job(s)")
     print("\n".join("   " + line for line in format_rows(recent)))
-    sqs = _client("sqs", region, outputs["endpoint"])
+    sqs = local_client("sqs", region, outputs.endpoint)
     depth = sqs.get_queue_attributes(
-        QueueUrl=outputs["regions"][region]["dlq_url"], AttributeNames=["ApproximateNumberOfMessages"]
+        QueueUrl=outputs.regions[region].dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]["ApproximateNumberOfMessages"]
     print(f"-- dead-letter queue depth: {depth}")
     if int(depth) != 0:
@@ -151,7 +143,7 @@ def run_demo(*, config_path: str | None, port: int | None, keep: bool) -> int:
             problems += check_region(region, outputs, items, records)
     finally:
         if keep:
-            print(f"\nthe platform stays up (--keep): endpoint {outputs['endpoint']}; stop it with 'tap local down'")
+            print(f"\nthe platform stays up (--keep): endpoint {outputs.endpoint}; stop it with 'tap local down'")
         else:
             print()
             platform_down()
@@ -160,5 +152,5 @@ def run_demo(*, config_path: str | None, port: int | None, keep: bool) -> int:
         print("DEMO FAILED:")
         print("\n".join(f"  - {problem}" for problem in problems))
         return 1
-    print(f"DEMO OK: {len(DEMO_SAMPLES)} uploads x {len(outputs['regions'])} regions, every outcome as expected")
+    print(f"DEMO OK: {len(DEMO_SAMPLES)} uploads x {len(outputs.regions)} regions, every outcome as expected")
     return 0

@@ -6,13 +6,14 @@ import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
 
 from analytics_platform.etl.jobs import DAY_INDEX, STATUS_INDEX, iso
+from analytics_platform.local.clients import local_resource
+from analytics_platform.local.state import LocalPaths, read_outputs
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -68,16 +69,11 @@ def query_jobs(table: Any, *, since: datetime, status: str | None = None, now: d
 
 def job_table(region: str, config_path: str | None) -> Any:
     """The region's table: the local platform's if it is up, else real AWS's."""
-    outputs = Path(".tap/local/outputs.json")
-    if outputs.exists():
-        document = json.loads(outputs.read_text())
-        if region not in document["regions"]:
-            raise ValueError(f"region {region} is not part of the local platform ({', '.join(document['regions'])})")
-        resource = boto3.resource(
-            "dynamodb", region_name=region, endpoint_url=document["endpoint"], aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )  # fmt: skip
-        return resource.Table(document["regions"][region]["table_name"])
+    outputs = read_outputs(LocalPaths.default())  # honours TAP_LOCAL_HOME, as every local command does
+    if outputs is not None:
+        if region not in outputs.regions:
+            raise ValueError(f"region {region} is not part of the local platform ({', '.join(outputs.regions)})")
+        return local_resource("dynamodb", region, outputs.endpoint).Table(outputs.regions[region].table_name)
     from analytics_platform.infra.config import load_config
 
     config = load_config(config_path)
@@ -93,6 +89,8 @@ def format_rows(items: list[dict[str, Any]]) -> list[str]:
         detail = item.get("input_key", "")
         if item.get("job_status") == "FAILED":
             detail += f"  ({item.get('error_type')}: {str(item.get('error_message', ''))[:60]})"
+        elif item.get("job_status") == "DEAD_LETTERED":
+            detail += f"  (retries exhausted: {str(item.get('error_message', ''))[:60]})"
         lines.append(
             f"{item['created_at']:<25} {item['job_status']:<10} {item.get('dataset', '')!s:<12} "
             f"{int(item.get('rows_out', 0)):>7} {int(item.get('rows_rejected', 0)):>7} "

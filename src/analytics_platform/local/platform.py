@@ -12,13 +12,25 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analytics_platform.local.clients import local_client
+from analytics_platform.local.state import (
+    LocalOutputs,
+    LocalPaths,
+    LocalState,
+    RegionOutputs,
+    config_document,
+    pid_alive,
+    read_state,
+    write_outputs,
+    write_state,
+)
 from analytics_platform.local.terraform import TerraformRunner, run_per_region
 
-HOME_VARIABLE = "TAP_LOCAL_HOME"
+__all__ = ["LocalPaths", "LocalPlatformError", "platform_down", "platform_up"]
+
 READY_TIMEOUT_SECONDS = 60
 POLLER_TIMEOUT_SECONDS = 60
 
@@ -27,59 +39,11 @@ class LocalPlatformError(RuntimeError):
     """The local platform could not be started or stopped."""
 
 
-@dataclass(frozen=True)
-class LocalPaths:
-    """Files of the local platform under ``.tap/local`` (or ``$TAP_LOCAL_HOME``)."""
-
-    root: Path
-
-    @classmethod
-    def default(cls) -> LocalPaths:
-        """``$TAP_LOCAL_HOME`` or ``./.tap/local``."""
-        return cls(Path(os.environ.get(HOME_VARIABLE, ".tap/local")).resolve())
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state.json"
-
-    @property
-    def outputs(self) -> Path:
-        return self.root / "outputs.json"
-
-    @property
-    def runtime(self) -> Path:
-        return self.root / "runtime"
-
-    @property
-    def synth(self) -> Path:
-        return self.root / "cdktf.out"
-
-    @property
-    def journal(self) -> Path:
-        return self.runtime / "invocations.jsonl"
-
-
 def free_port() -> int:
     """An unused TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
-def read_state(paths: LocalPaths) -> dict[str, Any] | None:
-    """The running platform's state, or None if nothing is up."""
-    if not paths.state.exists():
-        return None
-    state = json.loads(paths.state.read_text())
-    return state if _pid_alive(int(state.get("pid", -1))) else None
 
 
 def _endpoint_answers(endpoint: str) -> bool:
@@ -118,11 +82,11 @@ def _stop_daemon(pid: int) -> None:
     except OSError:
         return
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and _pid_alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.2)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         os.killpg(pid, signal.SIGKILL)
 
 
@@ -132,12 +96,10 @@ def _stack_dirs(paths: LocalPaths, config: Any) -> dict[str, Path]:
     return {r.region: paths.synth / "stacks" / stack_id(r.region, config.environment_suffix) for r in config.regions}
 
 
-def _terraform_outputs(runner: TerraformRunner, stack_dir: Path) -> dict[str, Any]:
-    result = subprocess.run(
-        ["terraform", "output", "-json"], cwd=stack_dir, env=runner.environment(), capture_output=True,
-        text=True, check=True,
-    )  # fmt: skip
-    return {name: value["value"] for name, value in json.loads(result.stdout).items()}
+def _region_outputs(runner: TerraformRunner, stack_dir: Path) -> RegionOutputs:
+    values = runner.outputs(stack_dir)
+    return RegionOutputs(**{f: str(values[f]) for f in ("bucket_name", "table_name", "queue_url", "dlq_url",
+                                                           "function_name")})  # fmt: skip
 
 
 def _wait_for_pollers(paths: LocalPaths, regions: list[str]) -> None:
@@ -164,8 +126,8 @@ def platform_up(
     parallel: bool = True,
     overrides: dict[str, Any] | None = None,
     fault_rate: float = 0.0,
-) -> dict[str, Any]:
-    """Start the endpoint, apply every stack, start the runtime; returns the outputs document.
+) -> LocalOutputs:
+    """Start the endpoint, apply every stack, start the runtime; returns the outputs.
 
     ``fault_rate`` makes the endpoint answer that share of the worker's S3, DynamoDB and SQS requests with a
     transient error (never Terraform's or the tests').
@@ -179,8 +141,7 @@ def platform_up(
     running = read_state(paths)
     if running:
         raise LocalPlatformError(
-            f"the local platform is already up at {running['endpoint']} (pid {running['pid']}); "
-            "run 'tap local down' first"
+            f"the local platform is already up at {running.endpoint} (pid {running.pid}); run 'tap local down' first"
         )
     port = port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -193,10 +154,8 @@ def platform_up(
         stale.unlink(missing_ok=True)
     progress(f"starting local AWS endpoint on {endpoint}")
     daemon = _start_daemon(paths, port, regions, fault_rate)
-    state: dict[str, Any] = {"pid": daemon.pid, "port": port, "endpoint": endpoint, "regions": regions,
-             "config_path": config_path, "environment_suffix": config.environment_suffix,
-             "overrides": overrides or {}, "fault_rate": fault_rate}  # fmt: skip
-    paths.state.write_text(json.dumps(state, indent=2))
+    state = LocalState(daemon.pid, port, endpoint, regions, config_document(config), fault_rate)
+    write_state(paths, state)
     try:
         progress(f"synthesizing {len(regions)} regional stack(s)")
         synth(config, outdir=paths.synth, build_dir=Path(".tap/build"))
@@ -205,14 +164,8 @@ def platform_up(
         progress(f"applying {len(regions)} stack(s) with terraform, {'in parallel' if parallel else 'in sequence'}")
         run_per_region(lambda r: runner.apply(stacks[r], f"apply-{r}"), regions, parallel=parallel,
                        progress=progress)  # fmt: skip
-        per_region: dict[str, dict[str, str]] = {}
-        for region in regions:
-            values = _terraform_outputs(runner, stacks[region])
-            per_region[region] = {
-                key: values[key] for key in ("bucket_name", "table_name", "queue_url", "dlq_url", "function_name")
-            }
-        outputs = {"endpoint": endpoint, "regions": per_region}
-        paths.outputs.write_text(json.dumps(outputs, indent=2))
+        outputs = LocalOutputs(endpoint, {region: _region_outputs(runner, stacks[region]) for region in regions})
+        write_outputs(paths, outputs)
         progress("waiting for the local Lambda runtime to attach to every queue")
         _wait_for_pollers(paths, regions)
     except BaseException:
@@ -225,14 +178,11 @@ def platform_up(
 
 def leftovers(endpoint: str, regions: list[str], suffix: str) -> list[str]:
     """Resources of this environment still present on the endpoint (expected: none after destroy)."""
-    import boto3
-
     found: list[str] = []
     for region in regions:
 
         def client(service: str, region: str = region) -> Any:
-            return boto3.client(service, region_name=region, endpoint_url=endpoint, aws_access_key_id="test",
-                                aws_secret_access_key="test")  # fmt: skip
+            return local_client(service, region, endpoint)
 
         mark = f"{region}-{suffix}"
         found += [f"bucket {b['Name']}" for b in client("s3").list_buckets().get("Buckets", []) if mark in b["Name"]]
@@ -247,34 +197,26 @@ def leftovers(endpoint: str, regions: list[str], suffix: str) -> list[str]:
 
 def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], None] = print) -> bool:
     """Destroy every stack, check nothing is left, stop the endpoint; False if nothing was up."""
-    from analytics_platform.infra.config import load_config
-
     paths = paths or LocalPaths.default()
     state = read_state(paths)
     if state is None:
         paths.state.unlink(missing_ok=True)
         return False
-    overrides = {**state.get("overrides", {}), "environment_suffix": state["environment_suffix"]}
-    config = load_config(
-        state.get("config_path"),
-        local_endpoint=state["endpoint"],
-        state_dir=str(paths.root / "tfstate"),
-        **overrides,
-    )
+    config = state.platform_config()  # what was applied, whatever the configuration file says now
     try:
         runner = TerraformRunner.create(paths.root / "terraform")
         stacks = _stack_dirs(paths, config)
         progress(f"destroying {len(stacks)} stack(s)")
         run_per_region(lambda r: runner.destroy(stacks[r], f"destroy-{r}"), list(stacks), progress=progress,
                        verb="destroying")  # fmt: skip
-        remaining = leftovers(state["endpoint"], state["regions"], state["environment_suffix"])
+        remaining = leftovers(state.endpoint, state.regions, state.environment_suffix)
         (paths.root / "leftovers.json").write_text(json.dumps(remaining))
         if remaining:
             raise LocalPlatformError(f"destroy left resources behind: {', '.join(remaining)}")
         progress("all stacks destroyed; no resources left behind")
     finally:
         progress("stopping the local AWS endpoint")
-        _stop_daemon(int(state["pid"]))
+        _stop_daemon(state.pid)
         paths.state.unlink(missing_ok=True)
         paths.outputs.unlink(missing_ok=True)
     return True

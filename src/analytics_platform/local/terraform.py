@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROVIDER = "registry.terraform.io/hashicorp/aws"
 PROVIDER_VERSION = "5.100.0"
@@ -117,6 +119,16 @@ class TerraformRunner:
         """``destroy -auto-approve``."""
         self.init(stack_dir, log_name)
         self.run(stack_dir, "destroy", "-no-color", "-input=false", "-auto-approve", log_name=log_name)
+
+    def outputs(self, stack_dir: Path) -> dict[str, Any]:
+        """``terraform output -json`` of an applied stack: ``{name: value}``."""
+        result = subprocess.run(
+            ["terraform", "output", "-json"], cwd=stack_dir, env=self.environment(), capture_output=True,
+            text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise TerraformError(f"terraform output failed in {stack_dir.name}: {result.stderr.strip()[-2000:]}")
+        return {name: value["value"] for name, value in json.loads(result.stdout).items()}
 
     def validate(self, stack_dir: Path, log_name: str) -> None:
         """``init -backend=false`` then ``validate``."""
