@@ -7,6 +7,10 @@ pandas runs twice: as usually written (``read_csv`` leaves timestamp columns as 
 on the timestamp column, which gives the same column types as ours; the script checks that it does by
 comparing the Parquet schemas.
 
+The transform of commit 2917899 (before columns were widened instead of rows rejected, issue 9) runs on the
+same files as "before": the widening must not make the fast path more than 10% slower, and the script prints
+the ratio.
+
 Usage: python benchmarks/etl_throughput.py [SIZE_MB] [LARGE_SIZE_MB] [RUNS]
 """
 
@@ -21,6 +25,33 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _measure import median_of
 
 TAP = str(Path(sys.executable).with_name("tap"))
+#: The transform before issue 9's widening, run as the "before" of the fast path.
+BEFORE_COMMIT = "2917899"
+BEFORE = (
+    "import importlib.util, sys; from pathlib import Path; "
+    "spec = importlib.util.spec_from_file_location('transform_before', sys.argv[3]); "
+    "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+    "module.convert_file(Path(sys.argv[1]), Path(sys.argv[2]), name=Path(sys.argv[1]).name, "
+    "limits=module.Limits(memory_mb=307))"
+)
+
+AFTER = (
+    "import sys; from pathlib import Path; from analytics_platform.etl.transform import Limits, convert_file; "
+    "result = convert_file(Path(sys.argv[1]), Path(sys.argv[2]), name=Path(sys.argv[1]).name, "
+    "limits=Limits(memory_mb=307)); assert result.failure is None, result.failure"
+)
+
+
+def before_module(work: Path) -> Path:
+    """The transform module of :data:`BEFORE_COMMIT`, from git, as a file."""
+    import subprocess
+
+    path = work / "transform_before.py"
+    path.write_text(subprocess.run(["git", "show", f"{BEFORE_COMMIT}:src/analytics_platform/etl/transform.py"],
+                                   capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    return path
+
+
 PANDAS = "import pandas as pd, sys; pd.read_csv(sys.argv[1]).to_parquet(sys.argv[2], compression='zstd')"
 PANDAS_TYPED = (
     "import pandas as pd, sys; "
@@ -92,6 +123,12 @@ def compare(work: Path, dataset: str, size_mb: int, runs: int) -> None:
     print(f"\n{dataset}: {actual:.0f} MB CSV, one core (taskset -c 0)")
     ours_out, plain_out, typed_out = work / "ours.parquet", work / "pandas.parquet", work / "pandas-typed.parquet"
     ours = measure("tap etl convert", [TAP, "etl", "convert", str(source), str(ours_out)], actual, runs)
+    before_command = [sys.executable, "-c", BEFORE, str(source), str(work / "before.parquet"), str(before_module(work))]
+    before = measure(f"transform at {BEFORE_COMMIT} (before)", before_command, actual, runs)
+    after_command = [sys.executable, "-c", AFTER, str(source), str(work / "after.parquet")]
+    after = measure("transform now (after)", after_command, actual, runs)
+    print(f"{dataset}: fast path after / before widening: {after[0] / before[0]:.2f}x time "
+          f"(limit 1.10x), {after[1] / before[1]:.2f}x memory")  # fmt: skip
     plain = measure("pandas read_csv + to_parquet", [sys.executable, "-c", PANDAS, str(source), str(plain_out)],
                     actual, runs)  # fmt: skip
     typed_command = [sys.executable, "-c", PANDAS_TYPED, str(source), str(typed_out), TIMESTAMP_COLUMNS[dataset]]
