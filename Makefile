@@ -46,6 +46,7 @@ benchmark: install
 	$(BIN)/python benchmarks/synth_speed.py
 	$(BIN)/python benchmarks/etl_throughput.py
 	$(BIN)/python benchmarks/local_platform.py
+	$(BIN)/python benchmarks/soak.py
 
 clean:
 	rm -rf cdktf.out .tap build dist
