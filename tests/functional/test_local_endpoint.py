@@ -192,3 +192,24 @@ def test_faults_hit_role_sessions_only_and_boto3_retries_through_them(
         assert len(faults) >= 3
     finally:
         running.semantics.fault_rate = 0.0
+
+
+def test_version_listings_encode_keys_when_asked_so_a_bucket_can_be_emptied(
+    endpoint: tuple[str, Endpoint, Path],
+) -> None:
+    url, _, _ = endpoint
+    # GIVEN keys whose raw form reads differently once URL-decoded
+    s3 = local_client("s3", REGION, url)
+    bucket = "endpoint-listing-bucket"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    keys = ["raw/a+b.csv", "raw/50%41off.csv", "raw/é <&>.csv"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    # WHEN listed with encoding-type=url, as Terraform's force-destroy lists them
+    listed = s3.list_object_versions(Bucket=bucket, EncodingType="url")
+    # THEN the keys arrive encoded and decode to the real keys, so deleting them empties the bucket
+    assert listed["EncodingType"] == "url" and "raw/a%2Bb.csv" in [v["Key"] for v in listed["Versions"]]
+    assert sorted(unquote_plus(v["Key"]) for v in listed["Versions"]) == sorted(keys)
+    for version in listed["Versions"]:
+        s3.delete_object(Bucket=bucket, Key=unquote_plus(version["Key"]), VersionId=version["VersionId"])
+    assert "Versions" not in s3.list_object_versions(Bucket=bucket)

@@ -4,12 +4,14 @@
 * a bucket policy statement conditioned only on ``aws:SecureTransport`` is evaluated as AWS does (moto
   ignores conditions, which would make the TLS-only ``Deny`` deny everything on the plain-HTTP loopback);
 * S3's EventBridge events carry the object key URL-encoded in form encoding, as AWS sends them (moto puts the
-  raw key there, so a worker that decodes keys as it must on AWS would fetch ``a b.csv`` for ``a+b.csv``).
+  raw key there, so a worker that decodes keys as it must on AWS would fetch ``a b.csv`` for ``a+b.csv``);
+* ListObjectVersions honours ``encoding-type=url`` (Terraform's bucket force-destroy relies on it).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -110,8 +112,39 @@ def encode_keys_in_eventbridge_events() -> None:
     notifications._send_event_bridge_message = send
 
 
+def encode_keys_in_version_listings() -> None:
+    """ListObjectVersions with ``encoding-type=url`` returns URL-encoded keys, as S3 does.
+
+    moto ignores the parameter. Terraform's force-destroy of a bucket lists versions that way and decodes the
+    keys, so with moto a key such as ``a+b.csv`` or ``50%41off.csv`` came back as another key, was never
+    deleted, and ``tap local down`` waited forever for the bucket to empty.
+    """
+    from xml.sax.saxutils import escape, unescape
+
+    from moto.s3.responses import S3Response
+
+    original = S3Response.list_object_versions
+    if getattr(original, "_tap_patched", False):
+        return
+
+    def list_object_versions(self: Any) -> Any:
+        status, headers, body = original(self)
+        if self.querystring.get("encoding-type", [None])[0] != "url":
+            return status, headers, body
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        text = re.sub(r"<Key>(.*?)</Key>", lambda m: f"<Key>{escape(encode_event_key(unescape(m.group(1))))}</Key>",
+                      text, flags=re.DOTALL)  # fmt: skip
+        if "<EncodingType>" not in text:
+            text = text.replace("</Name>", "</Name><EncodingType>url</EncodingType>", 1)
+        return status, headers, text
+
+    list_object_versions._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
+    S3Response.list_object_versions = list_object_versions  # type: ignore[method-assign]  # the patch itself
+
+
 def apply_all() -> None:
     """Every adjustment above."""
     disable_moto_event_source_invocation()
     honour_secure_transport_condition()
     encode_keys_in_eventbridge_events()
+    encode_keys_in_version_listings()
