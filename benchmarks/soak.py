@@ -30,11 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from analytics_platform.etl.events import ObjectRef, parse_object_created
 from analytics_platform.etl.exceptions import MalformedMessageError
 from analytics_platform.local.clients import local_client, local_resource
+from analytics_platform.local.demo import parquet_rows
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
 from analytics_platform.local.state import LocalOutputs
 
@@ -203,15 +202,6 @@ def _queues_drained(outputs: LocalOutputs, regions: list[str]) -> bool:
     return True
 
 
-def _parquet_rows(s3: Any, uri: str) -> int:
-    bucket, key = uri.removeprefix("s3://").split("/", 1)
-    with tempfile.NamedTemporaryFile(suffix=".parquet") as handle:
-        s3.download_fileobj(bucket, key, handle)
-        handle.flush()
-        row = duckdb.connect().execute(f"SELECT count(*) FROM '{handle.name}'").fetchone()
-    return int(row[0]) if row else 0
-
-
 def _dlq_bodies(sqs: Any, dlq_url: str) -> list[str]:
     bodies: dict[str, str] = {}
     for _ in range(200):
@@ -257,7 +247,7 @@ def settle(outputs: LocalOutputs, regions: list[str], uploads: list[Upload], tim
         report.latencies.append(first_seen[upload.ref.job_id] - upload.sent)
         if status == "SUCCEEDED" and upload.expected_rows is not None and upload.expected_rows >= 0:
             s3 = _client("s3", upload.region, endpoint)
-            report.wrong_row_counts += _parquet_rows(s3, str(item["output_uri"])) != upload.expected_rows
+            report.wrong_row_counts += parquet_rows(s3, str(item["output_uri"])) != upload.expected_rows
         if status == "SUCCEEDED" and upload.expected_rows is None:
             report.wrong_row_counts += 1  # a file that must fail produced Parquet
     for region in regions:

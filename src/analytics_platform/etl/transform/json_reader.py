@@ -9,18 +9,17 @@ is never lost to a type guess.
 
 from __future__ import annotations
 
-import errno
 import gzip
 import json
-import zlib
 from typing import IO
 
 import duckdb
 
-from analytics_platform.etl.exceptions import CompressionError, DiskFullError, MalformedContentError
+from analytics_platform.etl.exceptions import MalformedContentError
 from analytics_platform.etl.transform.columns import normalise_columns, quote_literal, select_list
 from analytics_platform.etl.transform.model import JSON_ARRAY, JSON_LINES, ReadResult, Source
-from analytics_platform.etl.transform.session import DISK_FULL_HINT, Watchdog, copy_to_parquet, describe
+from analytics_platform.etl.transform.session import Watchdog, copy_to_parquet, describe
+from analytics_platform.etl.transform.sniff import gzip_and_disk_errors
 
 SAMPLE_RECORDS = 20_480
 #: Messages of DuckDB's JSON reader when a record does not fit the sampled types.
@@ -56,36 +55,30 @@ def split_json_lines(source: Source, watchdog: Watchdog) -> tuple[int, int]:
     limit = source.limits.max_line_bytes
     size = max(1, source.path.stat().st_size)
     rows = rejected = number = 0
-    try:
-        with (
-            source.path.open("rb") as raw,
-            gzip.open(raw, "rb") if source.sniffed.compressed else raw as reader,
-            (source.work / "clean.jsonl").open("wb") as good,
-            source.quarantine.open("w", encoding="utf-8") as bad,
-        ):
-            while True:
-                line, too_long = read_bounded_line(reader, limit)  # type: ignore[arg-type]  # gzip's IO[bytes]
-                if not line and not too_long:
-                    break
-                number += 1
-                if number % 10_000 == 0:
-                    watchdog.report(raw.tell() / size)
-                if not too_long and not line.strip():
-                    continue
-                error = _line_error(line, too_long, limit)
-                if error is None:
-                    good.write(line.rstrip(b"\r\n") + b"\n")
-                    rows += 1
-                else:
-                    rejected += 1
-                    text = line[:2000].decode("utf-8", "replace").rstrip("\r\n")
-                    bad.write(json.dumps({"line": number, "raw": text, "error": error}) + "\n")
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
-            raise DiskFullError(f"the function's ephemeral storage is full: {error}: {DISK_FULL_HINT}") from error
-        raise CompressionError(f"corrupt gzip stream: {error}") from error
-    except (EOFError, zlib.error) as error:
-        raise CompressionError(f"corrupt gzip stream: {error}") from error
+    with (
+        gzip_and_disk_errors(),
+        source.path.open("rb") as raw,
+        gzip.open(raw, "rb") if source.sniffed.compressed else raw as reader,
+        (source.work / "clean.jsonl").open("wb") as good,
+        source.quarantine.open("w", encoding="utf-8") as bad,
+    ):
+        while True:
+            line, too_long = read_bounded_line(reader, limit)  # type: ignore[arg-type]  # gzip's IO[bytes]
+            if not line and not too_long:
+                break
+            number += 1
+            if number % 10_000 == 0:
+                watchdog.report(raw.tell() / size)
+            if not too_long and not line.strip():
+                continue
+            error = _line_error(line, too_long, limit)
+            if error is None:
+                good.write(line.rstrip(b"\r\n") + b"\n")
+                rows += 1
+            else:
+                rejected += 1
+                text = line[:2000].decode("utf-8", "replace").rstrip("\r\n")
+                bad.write(json.dumps({"line": number, "raw": text, "error": error}) + "\n")
     return rows, rejected
 
 

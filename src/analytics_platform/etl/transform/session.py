@@ -22,6 +22,7 @@ from analytics_platform.etl.exceptions import (
 )
 from analytics_platform.etl.transform.columns import quote_literal
 from analytics_platform.etl.transform.model import Limits
+from analytics_platform.etl.transform.sniff import DISK_FULL_HINT
 
 #: Parquet row groups: up to 500k rows or 48 MB, whichever comes first. Bigger groups than DuckDB's default
 #: (122,880 rows) write ~10% faster and suit analytics scans; the byte cap keeps wide rows inside the memory
@@ -29,7 +30,6 @@ from analytics_platform.etl.transform.model import Limits
 ROW_GROUP_ROWS = 500_000
 ROW_GROUP_MB = 48
 WATCH_INTERVAL_SECONDS = 0.2
-DISK_FULL_HINT = "raise ephemeral_storage_mb, or lower max_object_mb"
 
 
 class Watchdog:

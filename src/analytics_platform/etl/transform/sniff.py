@@ -9,6 +9,8 @@ import gzip
 import io
 import re
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from analytics_platform.etl.exceptions import (
@@ -32,20 +34,29 @@ UNSUPPORTED_HINTS = {".parquet", ".xlsx", ".xls", ".zip", ".avro", ".orc", ".bz2
 DELIMITERS = (",", ";", "\t", "|")
 
 
+DISK_FULL_HINT = "raise ephemeral_storage_mb, or lower max_object_mb"
+
+
+@contextmanager
+def gzip_and_disk_errors() -> Iterator[None]:
+    """A full disk as :class:`DiskFullError` (transient); any other read failure as a corrupt gzip stream."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise DiskFullError(f"the function's ephemeral storage is full: {error}: {DISK_FULL_HINT}") from error
+        raise CompressionError(f"corrupt gzip stream: {error}") from error
+    except (EOFError, zlib.error) as error:
+        raise CompressionError(f"corrupt gzip stream: {error}") from error
+
+
 def read_sample(path: Path, compressed: bool) -> bytes:
     """The first :data:`SAMPLE_BYTES` of the (decompressed) content."""
     if not compressed:
         with path.open("rb") as handle:
             return handle.read(SAMPLE_BYTES)
-    try:
-        with gzip.open(path, "rb") as handle:
-            return handle.read(SAMPLE_BYTES)
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
-            raise DiskFullError(f"the function's ephemeral storage is full: {error}") from error
-        raise CompressionError(f"corrupt gzip stream: {error}") from error
-    except (EOFError, zlib.error) as error:
-        raise CompressionError(f"corrupt gzip stream: {error}") from error
+    with gzip_and_disk_errors(), gzip.open(path, "rb") as handle:
+        return handle.read(SAMPLE_BYTES)
 
 
 def detect_delimiter(sample: bytes, complete: bool) -> str:
