@@ -213,3 +213,25 @@ def test_version_listings_encode_keys_when_asked_so_a_bucket_can_be_emptied(
     for version in listed["Versions"]:
         s3.delete_object(Bucket=bucket, Key=unquote_plus(version["Key"]), VersionId=version["VersionId"])
     assert "Versions" not in s3.list_object_versions(Bucket=bucket)
+
+
+def test_a_schedule_rule_does_not_swallow_s3_events_meant_for_other_rules(endpoint: tuple[str, Endpoint, Path]) -> None:
+    url, _, _ = endpoint
+    # GIVEN a schedule rule with a function target created BEFORE the upload rule (Terraform's order varies)
+    s3, events, sqs = (local_client(s, REGION, url) for s in ("s3", "events", "sqs"))
+    bucket = "endpoint-order-bucket"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_notification_configuration(Bucket=bucket,
+                                             NotificationConfiguration={"EventBridgeConfiguration": {}})  # fmt: skip
+    events.put_rule(Name="sweep", ScheduleExpression="rate(5 minutes)")
+    function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:nothing-here"
+    events.put_targets(Rule="sweep", Targets=[{"Id": "fn", "Arn": function_arn}])
+    queue_url = sqs.create_queue(QueueName="order-q")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [bucket]}}}
+    events.put_rule(Name="uploads", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="uploads", Targets=[{"Id": "q", "Arn": queue_arn}])
+    # WHEN an object is uploaded THEN its event reaches the queue
+    s3.put_object(Bucket=bucket, Key="raw/x.csv", Body=b"x")
+    messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2).get("Messages", [])
+    assert [json.loads(m["Body"])["detail"]["object"]["key"] for m in messages] == ["raw/x.csv"]

@@ -5,7 +5,8 @@
   ignores conditions, which would make the TLS-only ``Deny`` deny everything on the plain-HTTP loopback);
 * S3's EventBridge events carry the object key URL-encoded in form encoding, as AWS sends them (moto puts the
   raw key there, so a worker that decodes keys as it must on AWS would fetch ``a b.csv`` for ``a+b.csv``);
-* ListObjectVersions honours ``encoding-type=url`` (Terraform's bucket force-destroy relies on it).
+* ListObjectVersions honours ``encoding-type=url`` (Terraform's bucket force-destroy relies on it);
+* a schedule rule matches no event (moto sent every S3 event to the dead-letter sweep's function too).
 """
 
 from __future__ import annotations
@@ -142,9 +143,35 @@ def encode_keys_in_version_listings() -> None:
     S3Response.list_object_versions = list_object_versions  # type: ignore[method-assign]  # the patch itself
 
 
+def schedule_rules_match_no_events() -> None:
+    """A rule with a schedule and no event pattern matches no event, as on AWS.
+
+    moto treats its missing pattern as "match everything" and hands every S3 event to its Lambda target, which
+    fails (no Docker); that failure aborted moto's delivery loop, so depending on which rule Terraform created
+    first, a region's uploads never reached its queue.
+    """
+    from moto.events.models import Rule
+
+    original = Rule.send_to_targets
+    if getattr(original, "_tap_patched", False):
+        return
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if self.scheduled_expression and not self.event_pattern._raw_pattern:
+            return
+        try:
+            original(self, original_event, transform_input)
+        except Exception:  # one rule's failing target must not stop delivery to the other rules, as on AWS
+            return
+
+    send_to_targets._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]  # the patch itself
+
+
 def apply_all() -> None:
     """Every adjustment above."""
     disable_moto_event_source_invocation()
     honour_secure_transport_condition()
     encode_keys_in_eventbridge_events()
     encode_keys_in_version_listings()
+    schedule_rules_match_no_events()

@@ -1,7 +1,8 @@
 """What an AWS request asks for: the caller's access key, the service, and the IAM (action, resource) pairs.
 
-Covers the services the worker calls (S3 in path style, DynamoDB, SQS in its JSON and query protocols, STS);
-anything else maps to no pairs, which the endpoint denies for a role session, loudly.
+Covers the services the worker calls (S3 in path style, DynamoDB, SQS in its JSON and query protocols, STS),
+CloudWatch ``PutMetricData`` and EventBridge; anything else maps to no pairs, which the endpoint denies for a
+role session, loudly. Also derives the request's condition keys (see ``policy.KNOWN_KEYS``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class AwsRequest:
     pairs: list[tuple[str, str]] = field(default_factory=list)
     #: For S3 object reads: the bucket ARN whose ``s3:ListBucket`` decides between 404 and 403.
     list_bucket_arn: str | None = None
+    #: Condition keys of the request, lower case (the principal's keys are added by the caller).
+    context: dict[str, str] = field(default_factory=dict)
 
 
 def read_body(environ: dict[str, Any]) -> bytes:
@@ -52,6 +55,13 @@ def _raw_path_and_query(environ: dict[str, Any]) -> tuple[str, dict[str, list[st
     uri = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "")
     parts = urlsplit(uri)
     return parts.path, parse_qs(parts.query or environ.get("QUERY_STRING", ""), keep_blank_values=True)
+
+
+def s3_context(environ: dict[str, Any]) -> dict[str, str]:
+    """S3's condition keys of a request: listing parameters and the version asked for."""
+    _, query = _raw_path_and_query(environ)
+    names = {"prefix": "s3:prefix", "delimiter": "s3:delimiter", "max-keys": "s3:max-keys", "versionId": "s3:versionid"}
+    return {key: query[name][0] for name, key in names.items() if name in query}
 
 
 def s3_pairs(environ: dict[str, Any]) -> tuple[list[tuple[str, str]], str | None]:
@@ -122,12 +132,37 @@ def sqs_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
     return [(f"sqs:{action}", _queue_arn(queue_url, region) if queue_url else "*")]
 
 
+def _operation(environ: dict[str, Any], body: bytes) -> str:
+    """The operation of an RPC request: CBOR path, JSON ``X-Amz-Target``, or the query protocol's ``Action``."""
+    path = environ.get("PATH_INFO", "")
+    if "/operation/" in path:
+        return path.rsplit("/", 1)[-1]
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        return str(environ["HTTP_X_AMZ_TARGET"]).rsplit(".", 1)[-1]
+    return parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]
+
+
+def events_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
+    """IAM pairs of an EventBridge request: ``PutEvents`` on each bus, rule operations on the rule."""
+    body = read_body(environ)
+    operation, params = _operation(environ, body), json.loads(body or b"{}")
+    prefix = f"arn:aws:events:{region}:{ACCOUNT_ID}"
+    if operation == "PutEvents":
+        buses = {str(entry.get("EventBusName") or "default") for entry in params.get("Entries", [])} or {"default"}
+        return [("events:PutEvents", bus if bus.startswith("arn:") else f"{prefix}:event-bus/{bus}") for bus in buses]
+    rule = params.get("Rule") or params.get("Name")
+    return [(f"events:{operation}", f"{prefix}:rule/{rule}" if rule else "*")]
+
+
 def describe_request(environ: dict[str, Any]) -> AwsRequest:
-    """The caller and the IAM pairs of one request."""
+    """The caller, the IAM pairs and the condition keys of one request."""
     access_key, region, service = credential_scope(environ)
-    request = AwsRequest(access_key, region, service)
+    request = AwsRequest(access_key, region, service, context={"aws:requestedregion": region})
+    # The loopback endpoint stands in for AWS's TLS front end (as the bucket policy patch assumes too).
+    request.context["aws:securetransport"] = "true"
     if service == "s3":
         request.pairs, request.list_bucket_arn = s3_pairs(environ)
+        request.context.update(s3_context(environ))
     elif service == "dynamodb":
         request.pairs = dynamodb_pairs(environ, region)
     elif service == "sqs":
@@ -135,4 +170,10 @@ def describe_request(environ: dict[str, Any]) -> AwsRequest:
     elif service == "sts":
         form = parse_qs(read_body(environ).decode("utf-8", "replace"))
         request.pairs = [(f"sts:{form.get('Action', [''])[0]}", "*")]
+    elif service == "monitoring":
+        operation = _operation(environ, read_body(environ))
+        # PutMetricData supports no resource-level permissions: AWS checks it on "*".
+        request.pairs = [(f"cloudwatch:{operation}", "*")] if operation == "PutMetricData" else []
+    elif service == "events":
+        request.pairs = events_pairs(environ, region)
     return request
