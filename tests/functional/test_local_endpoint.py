@@ -20,7 +20,7 @@ from analytics_platform.local.endpoint import Endpoint, start_endpoint
 
 REGION = "eu-west-1"
 BUCKET = "endpoint-test-bucket"
-NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
+NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 def free_port() -> int:
@@ -176,6 +176,7 @@ def test_faults_hit_role_sessions_only_and_boto3_retries_through_them(
     admin = local_client("s3", REGION, url)
     admin.put_object(Bucket=BUCKET, Key="raw/f.csv", Body=b"data")
     running.semantics.fault_rate = 0.5
+    running.semantics.slow_reply_seconds = 0.05  # slow replies still happen, only shorter
     try:
         # WHEN half the role's requests fail THEN the plain credentials never see a fault
         for _ in range(20):
@@ -235,3 +236,118 @@ def test_a_schedule_rule_does_not_swallow_s3_events_meant_for_other_rules(endpoi
     s3.put_object(Bucket=bucket, Key="raw/x.csv", Body=b"x")
     messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2).get("Messages", [])
     assert [json.loads(m["Body"])["detail"]["object"]["key"] for m in messages] == ["raw/x.csv"]
+
+
+def test_conditions_and_not_resource_are_evaluated_as_iam_does(endpoint: tuple[str, Endpoint, Path]) -> None:
+    url, _, _ = endpoint
+    bucket_arn = f"arn:aws:s3:::{BUCKET}"
+    # GIVEN a role whose statements use conditions, a NotResource Deny and an Allow that fails its condition
+    session = role_session(url, "conditioned", [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/*"},
+        {"Effect": "Deny", "Action": "s3:GetObject", "NotResource": f"{bucket_arn}/raw/*"},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/raw/*",
+         "Condition": {"StringEquals": {"aws:RequestedRegion": "us-west-2"}}},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
+         "Condition": {"StringLike": {"s3:prefix": ["raw/*"]}}},
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"{bucket_arn}/*",
+         "Condition": {"StringEquals": {"aws:SourceVpc": "vpc-0123"}}},
+    ])  # fmt: skip
+    local_client("s3", REGION, url).put_object(Bucket=BUCKET, Key="raw/c.csv", Body=b"c")
+    local_client("s3", REGION, url).put_object(Bucket=BUCKET, Key="secret/c.csv", Body=b"c")
+    s3 = session.client("s3", endpoint_url=url, config=NO_RETRIES)
+    # THEN an Allow whose condition does not hold is no Deny: the unconditional Allow still grants raw/
+    assert s3.get_object(Bucket=BUCKET, Key="raw/c.csv")["Body"].read() == b"c"
+    # AND the NotResource Deny wins over the Allow on bucket/* outside raw/
+    with pytest.raises(ClientError) as outside_raw:
+        s3.get_object(Bucket=BUCKET, Key="secret/c.csv")
+    assert code(outside_raw) == ("AccessDenied", 403)
+    # AND s3:prefix is matched with IAM wildcards
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="raw/")["KeyCount"] >= 1
+    with pytest.raises(ClientError) as other_prefix:
+        s3.list_objects_v2(Bucket=BUCKET, Prefix="processed/")
+    assert code(other_prefix) == ("AccessDenied", 403)
+    # AND a missing key is 403: an object read carries no s3:prefix, so the conditioned ListBucket never applies
+    with pytest.raises(ClientError) as missing:
+        s3.get_object(Bucket=BUCKET, Key="raw/absent.csv")
+    assert code(missing) == ("AccessDenied", 403)
+    # AND a condition on a key the endpoint cannot know makes its Allow not apply (conservative)
+    with pytest.raises(ClientError) as unknown_key:
+        s3.put_object(Bucket=BUCKET, Key="raw/new.csv", Body=b"n")
+    assert code(unknown_key) == ("AccessDenied", 403)
+
+
+def test_index_queries_metrics_events_and_unmapped_calls(endpoint: tuple[str, Endpoint, Path]) -> None:
+    url, _, logs = endpoint
+    # GIVEN a table with an index, and a role that may query only the index, put metrics and use the default bus
+    local_client("dynamodb", REGION, url).create_table(
+        TableName="indexed", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("k", "s")],
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[{"IndexName": "by-s", "KeySchema": [{"AttributeName": "s", "KeyType": "HASH"}],
+                                 "Projection": {"ProjectionType": "ALL"}}],
+    )  # fmt: skip
+    session = role_session(url, "observer", [
+        {"Effect": "Allow", "Action": "dynamodb:Query",
+         "Resource": f"arn:aws:dynamodb:{REGION}:123456789012:table/indexed/index/by-s"},
+        {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
+        {"Effect": "Allow", "Action": "events:PutEvents",
+         "Resource": f"arn:aws:events:{REGION}:123456789012:event-bus/default"},
+    ])  # fmt: skip
+    db = session.client("dynamodb", endpoint_url=url, config=NO_RETRIES)
+    by_s = {":s": {"S": "x"}}
+    # THEN the index may be queried, the table itself not
+    assert db.query(TableName="indexed", IndexName="by-s", KeyConditionExpression="s = :s",
+                    ExpressionAttributeValues=by_s)["Count"] == 0  # fmt: skip
+    with pytest.raises(ClientError) as table_query:
+        db.query(TableName="indexed", KeyConditionExpression="k = :s", ExpressionAttributeValues=by_s)
+    assert code(table_query) == ("AccessDeniedException", 400)
+    # AND metrics and events on the granted bus pass, another bus is denied as EventBridge denies
+    session.client("cloudwatch", endpoint_url=url, config=NO_RETRIES).put_metric_data(
+        Namespace="tap", MetricData=[{"MetricName": "m", "Value": 1.0}])  # fmt: skip
+    events = session.client("events", endpoint_url=url, config=NO_RETRIES)
+    assert events.put_events(Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}"}])["FailedEntryCount"] == 0
+    with pytest.raises(ClientError) as other_bus:
+        events.put_events(Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}", "EventBusName": "other"}])
+    assert code(other_bus) == ("AccessDeniedException", 400)
+    # AND GetCallerIdentity always works, while a call the endpoint cannot map is denied loudly and logged
+    assert ":assumed-role/observer/" in session.client("sts", endpoint_url=url).get_caller_identity()["Arn"]
+    with pytest.raises(ClientError) as unmapped:
+        session.client("iam", endpoint_url=url, config=NO_RETRIES).list_roles()
+    assert code(unmapped) == ("AccessDenied", 403)
+    assert "iam:<unmapped" in (logs / "denied.jsonl").read_text()
+
+
+def test_a_fault_seed_fixes_which_requests_fail_at_about_the_rate(
+    endpoint: tuple[str, Endpoint, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _, _ = endpoint
+    session = role_session(url, "seeded", [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}])
+    local_client("s3", REGION, url).put_object(Bucket=BUCKET, Key="raw/seeded.csv", Body=b"s")
+    monkeypatch.setenv("TAP_FAULT_SEED", "7")
+
+    def outcomes(run: str) -> list[str]:
+        # WHEN 100 role requests go to a fresh endpoint (same moto state) with the same seed and a 30 % rate
+        faulty = start_endpoint(free_port(), log_dir=tmp_path / run, fault_rate=0.3)
+        faulty.semantics.slow_reply_seconds = 0.01
+        faulty_url = f"http://127.0.0.1:{faulty.server.server_port}"
+        s3 = session.client("s3", endpoint_url=faulty_url, config=NO_RETRIES)
+        seen = []
+        try:
+            for _ in range(100):
+                try:
+                    seen.append(s3.get_object(Bucket=BUCKET, Key="raw/seeded.csv")["Body"].read().decode())
+                except ClientError as error:
+                    seen.append(str(error.response["Error"]["Code"]))
+            assert local_client("s3", REGION, faulty_url).get_object(Bucket=BUCKET, Key="raw/seeded.csv")
+        finally:
+            faulty.stop()
+        return seen
+
+    first, second = outcomes("first"), outcomes("second")
+    # THEN the seed repeats the same faults, about 30 % of requests are faulted, and only role requests are
+    assert first == second
+    faults = (tmp_path / "first" / "faults.jsonl").read_text().splitlines()
+    assert 15 <= len(faults) <= 45
+    assert {json.loads(line)["role"].rsplit("/", 1)[-1] for line in faults} == {"seeded"}
+    assert set(first) - {"s"} <= {"SlowDown", "InternalError", "ServiceUnavailable"}
+    assert len([o for o in first if o != "s"]) == len([f for f in faults if "slow reply" not in f])

@@ -301,3 +301,19 @@ def test_lease_ends_before_the_message_can_reappear() -> None:
     deadline = received + timedelta(seconds=config.lambda_timeout_seconds)
     # THEN its lease has run out no later than SQS shows the message again
     assert lease_expiry(deadline) <= received.timestamp() + config.queue_visibility_timeout_seconds
+
+
+def test_tap_jobs_lists_dead_lettered_jobs(platform: Platform) -> None:
+    from analytics_platform.cli import build_parser
+    from analytics_platform.local.jobs_query import format_rows, query_jobs
+
+    # GIVEN a job whose message reached the DLQ
+    key, version = platform.upload("raw/sales/listed.csv", GOOD_CSV)
+    platform.sqs.send_message(QueueUrl=platform.dlq_url, MessageBody=platform.body_for(key, version))
+    handler_module.lambda_handler(sweep_event(), FakeContext())
+    # WHEN listed by status, as `tap jobs --region R --status DEAD_LETTERED` does
+    assert build_parser().parse_args(["jobs", "--region", REGION, "--status", "DEAD_LETTERED"]).status
+    items = query_jobs(platform.table, since=datetime.now(UTC) - timedelta(hours=1), status="DEAD_LETTERED")
+    # THEN it is there, with its reason
+    assert [item["input_key"] for item in items] == [key]
+    assert "retries exhausted" in "\n".join(format_rows(items))

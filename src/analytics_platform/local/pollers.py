@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from analytics_platform.local.lambda_runner import FunctionRuntime, InvocationError
@@ -78,8 +79,7 @@ class QueuePoller:
         self._record = record
         self.runtimes = runtimes
         self._loops = [
-            _Loop(f"poller-{r.spec.name}-{i}", lambda r=r: self.poll_once(r), record, r)  # type: ignore[misc]
-            for i, r in enumerate(runtimes)
+            _Loop(f"poller-{r.spec.name}-{i}", partial(self.poll_once, r), record, r) for i, r in enumerate(runtimes)
         ]
 
     def start(self) -> None:

@@ -4,13 +4,14 @@ moto checks no identity policy by default, and its optional check covers actions
 credentials from ``sts:AssumeRole`` (the local Lambda runtime runs the worker on its function's role), this layer:
 
 * evaluates the role's policies (inline and attached) for the request's action AND resource, as IAM does
-  (an explicit Deny wins; else an Allow must match both). Conditions are evaluated by moto's statement logic,
-  which sees no request context: a conditioned statement does not match. A denied call gets the service's
-  own AccessDenied answer and a line in ``denied.jsonl``; a call it cannot map is denied too, loudly;
+  (an explicit Deny wins; else an Allow must match both; conditions as described in :mod:`.policy`). A denied
+  call gets the service's own AccessDenied answer (S3: 403 XML; DynamoDB: 400 ``AccessDeniedException`` JSON;
+  SQS: 403 ``AccessDenied`` in the JSON protocol botocore uses) naming role, action and resource, and a line in
+  ``denied.jsonl``; a call it cannot map is denied too, loudly; ``sts:GetCallerIdentity`` is always allowed;
 * answers 403 AccessDenied instead of 404 for a missing object or version when the role lacks
   ``s3:ListBucket`` on the bucket, as S3 does;
 * with a fault rate, answers that share of the role's S3, DynamoDB and SQS requests with a transient error
-  (throttling, 500, 503) or a slow reply, logged in ``faults.jsonl``.
+  (throttling, 500, 503) or a slow reply, logged in ``faults.jsonl``; ``TAP_FAULT_SEED`` fixes the sequence.
 
 Requests with any other credentials (Terraform, the local poller, tests: access key ``test``) pass untouched.
 """
@@ -25,7 +26,9 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
+from analytics_platform.local.endpoint.policy import is_allowed
 from analytics_platform.local.endpoint.requests import ACCOUNT_ID, ALWAYS_ALLOWED, AwsRequest, describe_request
 
 StartResponse = Callable[..., Any]
@@ -58,35 +61,50 @@ def role_documents(role_arn: str) -> list[str]:
     return documents
 
 
-def is_allowed(documents: Iterable[str], action: str, resource: str) -> bool:
-    """IAM's evaluation for one identity: explicit Deny wins, else some Allow must match action and resource."""
-    from moto.iam.access_control import IAMPolicy, PermissionResult
+def _cbor_text_map(entries: dict[str, str]) -> bytes:
+    """A CBOR map of text strings (RFC 8949 major types 5 and 3): enough for an RPC v2 CBOR error body."""
 
-    if action in ALWAYS_ALLOWED:
-        return True
-    permitted = False
-    for document in documents:
-        result = IAMPolicy(document).is_action_permitted(action, resource)
-        if result == PermissionResult.DENIED:
-            return False
-        permitted = permitted or result == PermissionResult.PERMITTED
-    return permitted
+    def head(major: int, length: int) -> bytes:
+        if length < 24:
+            return bytes([major << 5 | length])
+        size = 1 if length < 0x100 else 2 if length < 0x10000 else 4
+        return bytes([major << 5 | {1: 24, 2: 25, 4: 26}[size]]) + length.to_bytes(size, "big")
+
+    out = head(5, len(entries))
+    for text in (t for pair in entries.items() for t in pair):
+        data = text.encode()
+        out += head(3, len(data)) + data
+    return out
 
 
-def error_response(service: str, status: int, code: str, message: str) -> Response:
-    """An error in the wire format the service's clients parse."""
+def error_response(request: AwsRequest, status: int, code: str, message: str) -> Response:
+    """An error in the protocol the request came in: XML (S3, query), JSON (``X-Amz-Target``) or RPC v2 CBOR."""
     reasons = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error", 503: "Service Unavailable"}
-    if service in {"dynamodb", "sqs"}:
-        prefix = "com.amazonaws.dynamodb.v20120810#" if service == "dynamodb" else "com.amazonaws.sqs#"
-        body = json.dumps({"__type": prefix + code, "message": message}).encode()
-        headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-query-error", f"{code};Sender")]
+    namespace = {"dynamodb": "dynamodb.v20120810", "monitoring": "cloudwatch"}.get(request.service, request.service)
+    error = {"__type": f"com.amazonaws.{namespace}#{code}", "message": message}
+    # Services moved from the query protocol tell the client the query-era error code in this header.
+    headers = [("x-amzn-query-error", f"{code};Sender")] if request.service in {"sqs", "monitoring"} else []
+    if request.wire == "cbor":
+        body = _cbor_text_map(error)
+        headers += [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
+    elif request.wire == "json":
+        body = json.dumps(error).encode()
+        headers += [("Content-Type", "application/x-amz-json-1.0")]
     else:
-        body = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message>"
-                "<RequestId>local</RequestId></Error>").encode()  # fmt: skip
-        headers = [("Content-Type", "application/xml")]
+        fields = f"<Code>{code}</Code><Message>{escape(message)}</Message>"
+        if request.service == "s3":  # REST XML
+            document = f"<Error>{fields}<RequestId>local</RequestId></Error>"
+        else:  # the query protocol wraps the error and names its type
+            document = (
+                f"<ErrorResponse><Error><Type>Sender</Type>{fields}</Error><RequestId>local</RequestId></ErrorResponse>"
+            )
+        body = f"<?xml version='1.0' encoding='UTF-8'?>{document}".encode()
+        headers += [("Content-Type", "application/xml")]
     return f"{status} {reasons.get(status, 'Error')}", [*headers, ("Content-Length", str(len(body)))], body
 
 
+#: How a service answers a call IAM denies, where it is not S3's / SQS's / CloudWatch's 403 ``AccessDenied``.
+ACCESS_DENIED = {"dynamodb": (400, "AccessDeniedException"), "events": (400, "AccessDeniedException")}
 #: Transient faults per service: (status, error code), one chosen at random; None is a slow reply.
 FAULTS: dict[str, list[tuple[int, str] | None]] = {
     "s3": [(503, "SlowDown"), (500, "InternalError"), (503, "ServiceUnavailable"), None],
@@ -94,6 +112,7 @@ FAULTS: dict[str, list[tuple[int, str] | None]] = {
         (400, "ThrottlingException"),
         (400, "ProvisionedThroughputExceededException"),
         (500, "InternalServerError"),
+        (503, "ServiceUnavailable"),
         None,
     ],
     "sqs": [(400, "RequestThrottled"), (500, "InternalError"), (503, "ServiceUnavailable"), None],
@@ -103,10 +122,14 @@ FAULTS: dict[str, list[tuple[int, str] | None]] = {
 class AwsSemantics:
     """The WSGI middleware (see the module docstring); ``log_dir`` receives ``denied.jsonl`` / ``faults.jsonl``."""
 
-    def __init__(self, app: Callable[..., Any], *, log_dir: Path, fault_rate: float = 0.0) -> None:
+    def __init__(
+        self, app: Callable[..., Any], *, log_dir: Path, fault_rate: float = 0.0,
+        slow_reply_seconds: float = SLOW_REPLY_SECONDS,
+    ) -> None:  # fmt: skip
         self._app = app
         self._log_dir = log_dir
         self.fault_rate = fault_rate
+        self.slow_reply_seconds = slow_reply_seconds
         seed = os.environ.get(FAULT_SEED_VARIABLE)
         self._random = random.Random(int(seed) if seed else None)
         self._lock = threading.Lock()
@@ -119,6 +142,13 @@ class AwsSemantics:
         status, headers, body = response
         start_response(status, headers)
         return [body]
+
+    @staticmethod
+    def _allowed(documents: list[str], request: AwsRequest, action: str, resource: str) -> bool:
+        # The S3 listing keys (s3:prefix, ...) belong to the listing request only, not to the 403-or-404 check.
+        context = request.context if action != "s3:ListBucket" or not request.list_bucket_arn else {
+            k: v for k, v in request.context.items() if not k.startswith("s3:")}  # fmt: skip
+        return action in ALWAYS_ALLOWED or is_allowed(documents, action, resource, context)
 
     def _fault(self, request: AwsRequest) -> tuple[bool, tuple[int, str] | None]:
         """Whether to inject a fault, and which: (status, code), or None for a slow reply."""
@@ -139,26 +169,31 @@ class AwsSemantics:
             self._log("faults.jsonl", {"role": role, "service": request.service, "fault": fault or "slow reply",
                                        "pairs": request.pairs})  # fmt: skip
             if fault is None:
-                time.sleep(SLOW_REPLY_SECONDS)
+                time.sleep(self.slow_reply_seconds)
             else:
                 status, code = fault
-                return self._respond(start_response, error_response(request.service, status, code, "injected fault"))
+                return self._respond(start_response, error_response(request, status, code, "injected fault"))
         documents = role_documents(role)
-        denied = [pair for pair in request.pairs if not is_allowed(documents, *pair)] if request.pairs else [("?", "?")]
+        request.context.update({"aws:principalarn": role, "aws:principalaccount": ACCOUNT_ID,
+                                "aws:principaltype": "AssumedRole"})  # fmt: skip
+        unmapped = (f"{request.service or 'unknown'}:<unmapped {environ.get('REQUEST_METHOD')} request>",
+                    str(environ.get("PATH_INFO")))  # fmt: skip
+        denied = (
+            [p for p in request.pairs if not self._allowed(documents, request, *p)] if request.pairs else [unmapped]
+        )
         if denied:
             action, resource = denied[0]
             message = f"User: {role} is not authorized to perform: {action} on resource: {resource}"
             self._log("denied.jsonl", {"role": role, "service": request.service, "action": action,
                                        "resource": resource})  # fmt: skip
-            status = 400 if request.service == "dynamodb" else 403
-            code = "AccessDeniedException" if request.service == "dynamodb" else "AccessDenied"
-            return self._respond(start_response, error_response(request.service, status, code, message))
-        if request.list_bucket_arn and not is_allowed(documents, "s3:ListBucket", request.list_bucket_arn):
-            return self._missing_is_forbidden(environ, start_response, role)
+            status, code = ACCESS_DENIED.get(request.service, (403, "AccessDenied"))
+            return self._respond(start_response, error_response(request, status, code, message))
+        if request.list_bucket_arn and not self._allowed(documents, request, "s3:ListBucket", request.list_bucket_arn):
+            return self._missing_is_forbidden(environ, start_response, request, role)
         return self._app(environ, start_response)
 
     def _missing_is_forbidden(
-        self, environ: dict[str, Any], start_response: StartResponse, role: str
+        self, environ: dict[str, Any], start_response: StartResponse, request: AwsRequest, role: str
     ) -> Iterable[bytes]:
         """S3 without ``s3:ListBucket``: a missing key or version is 403, so the caller cannot tell it is gone."""
         captured: dict[str, Any] = {}
@@ -173,4 +208,4 @@ class AwsSemantics:
             return body
         if hasattr(body, "close"):
             body.close()
-        return self._respond(start_response, error_response("s3", 403, "AccessDenied", f"{role}: Access Denied"))
+        return self._respond(start_response, error_response(request, 403, "AccessDenied", f"{role}: Access Denied"))

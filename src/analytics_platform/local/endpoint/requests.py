@@ -32,6 +32,8 @@ class AwsRequest:
     list_bucket_arn: str | None = None
     #: Condition keys of the request, lower case (the principal's keys are added by the caller).
     context: dict[str, str] = field(default_factory=dict)
+    #: The protocol the request came in, and the one an error answer must use: "xml", "json" or "cbor".
+    wire: str = "xml"
 
 
 def read_body(environ: dict[str, Any]) -> bytes:
@@ -160,6 +162,8 @@ def describe_request(environ: dict[str, Any]) -> AwsRequest:
     request = AwsRequest(access_key, region, service, context={"aws:requestedregion": region})
     # The loopback endpoint stands in for AWS's TLS front end (as the bucket policy patch assumes too).
     request.context["aws:securetransport"] = "true"
+    content_type = str(environ.get("CONTENT_TYPE", ""))
+    request.wire = "cbor" if "cbor" in content_type else "json" if "amz-json" in content_type else "xml"
     if service == "s3":
         request.pairs, request.list_bucket_arn = s3_pairs(environ)
         request.context.update(s3_context(environ))
