@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ import pytest
 from analytics_platform.etl import handler as handler_module
 from analytics_platform.etl import worker as worker_module
 from analytics_platform.etl.events import ObjectRef, encode_key, object_created_event
-from analytics_platform.etl.exceptions import TimeBudgetExceededError
+from analytics_platform.etl.exceptions import NotStartedError, TimeBudgetExceededError, TransientError
+from analytics_platform.etl.jobs import delivery_owner
+from analytics_platform.etl.worker import Budget
 
 from .conftest import BUCKET, REGION, FakeContext, Platform
 
@@ -28,12 +31,13 @@ def failed_ids(response: dict[str, Any]) -> set[str]:
     return {item["itemIdentifier"] for item in response["batchItemFailures"]}
 
 
-def take_lease(platform: Platform, key: str, version: str, owner: str, *, seconds: int) -> ObjectRef:
-    """Leave the job RUNNING under ``owner`` with a lease ending ``seconds`` from now (negative: expired)."""
+def take_lease(platform: Platform, key: str, version: str, message_id: str, *, seconds: int) -> ObjectRef:
+    """Leave the job RUNNING under a delivery of ``message_id`` with a lease ending ``seconds`` from now."""
     worker = handler_module.get_worker()
     ref = worker.parse(platform.body_for(key, version))
     now = datetime.now(UTC)
     worker.jobs.ensure(ref, "sales", now)
+    owner = delivery_owner(message_id, 1)
     worker.jobs.claim(ref.job_id, owner, now, lease_expires_at=int(now.timestamp()) + seconds, receive_count=1)
     return ref
 
@@ -44,7 +48,9 @@ def test_redelivery_of_the_same_message_takes_its_own_live_lease_back(platform: 
     key, version = platform.upload("raw/sales/own.csv", GOOD_CSV)
     take_lease(platform, key, version, "message-1", seconds=600)
     # WHEN the same message comes back
-    response = platform.invoke(platform.sqs_event(platform.body_for(key, version), message_id="message-1"))
+    response = platform.invoke(
+        platform.sqs_event(platform.body_for(key, version), message_id="message-1", receive_count=2)
+    )
     # THEN it takes its lease back and finishes the job
     assert response == {"batchItemFailures": []}
     assert platform.job(key, version)["job_status"] == "SUCCEEDED"
@@ -317,3 +323,45 @@ def test_tap_jobs_lists_dead_lettered_jobs(platform: Platform) -> None:
     # THEN it is there, with its reason
     assert [item["input_key"] for item in items] == [key]
     assert "retries exhausted" in "\n".join(format_rows(items))
+
+
+def test_an_earlier_delivery_still_running_cannot_write_over_the_newer_one(platform: Platform) -> None:
+    # GIVEN delivery 1 of a message still running somewhere, and delivery 2 of the same message that took over
+    key, version = platform.upload("raw/sales/twice.csv", GOOD_CSV)
+    ref = take_lease(platform, key, version, "message-1", seconds=600)
+    jobs = handler_module.get_worker().jobs
+    now = datetime.now(UTC)
+    jobs.claim(ref.job_id, delivery_owner("message-1", 2), now, lease_expires_at=int(now.timestamp()) + 600,
+               receive_count=2)  # fmt: skip
+    # WHEN delivery 1 hands the job back THEN nothing changes: delivery 2 owns it
+    assert jobs.release(ref.job_id, delivery_owner("message-1", 1), TransientError("late"), now) is False
+    record = jobs.get(ref.job_id) or {}
+    assert (record["job_status"], record["job_owner"]) == ("RUNNING", delivery_owner("message-1", 2))
+
+
+def test_a_lost_final_write_is_retried_never_acknowledged(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a job whose SUCCEEDED write loses its condition because another delivery handed it back meanwhile
+    key, version = platform.upload("raw/sales/lost.csv", GOOD_CSV)
+    jobs = handler_module.get_worker().jobs
+
+    def handed_back_meanwhile(job_id: str, owner: str, *args: Any) -> bool:
+        jobs._table.update_item(Key={"job_id": job_id}, UpdateExpression="SET job_status = :p",
+                                ExpressionAttributeValues={":p": "PENDING"})  # fmt: skip
+        return False
+
+    monkeypatch.setattr(jobs, "succeed", handed_back_meanwhile)
+    event = platform.sqs_event(platform.body_for(key, version))
+    # WHEN processed THEN the record fails (SQS keeps the message) since the job is not terminal
+    assert failed_ids(platform.invoke(event)) == {event["Records"][0]["messageId"]}
+    assert platform.job(key, version)["job_status"] == "PENDING"
+
+
+def test_no_record_is_claimed_once_the_working_time_is_spent(platform: Platform) -> None:
+    # GIVEN a 300 s function with 20 s left: its transfers stop 30 s before the deadline, so nothing can run
+    key, version = platform.upload("raw/sales/tiny.csv", GOOD_CSV)
+    worker = handler_module.get_worker()
+    budget = Budget(deadline=time.monotonic() + 20, function_seconds=300)
+    # WHEN its turn comes THEN it is not claimed (no delivery spent on it)
+    with pytest.raises(NotStartedError):
+        worker.process(worker.parse(platform.body_for(key, version)), owner="m/1", receive_count=3, budget=budget)
+    assert platform.job(key, version) == {}

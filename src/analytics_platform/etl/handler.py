@@ -25,6 +25,7 @@ from analytics_platform.etl.exceptions import (
     NotStartedError,
     TransientError,
 )
+from analytics_platform.etl.jobs import delivery_owner
 from analytics_platform.etl.settings import Settings
 from analytics_platform.etl.sweeper import sweep_dead_letters
 from analytics_platform.etl.worker import Budget, OutcomeStatus, Worker, dataset_of
@@ -98,7 +99,8 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> dict[str, A
         raise
     logger.append_keys(job_id=ref.job_id, input_uri=ref.uri, receive_count=receive_count)
     try:
-        outcome = worker.process(ref, owner=record.message_id, receive_count=receive_count, budget=budget)
+        owner = delivery_owner(record.message_id, receive_count)
+        outcome = worker.process(ref, owner=owner, receive_count=receive_count, budget=budget)
     except JobInProgressError as busy:
         logger.info("another delivery holds the job; retrying after its lease", reason=str(busy))
         _keep_invisible(record, busy.retry_after_seconds)

@@ -53,6 +53,15 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def delivery_owner(message_id: str, receive_count: int) -> str:
+    """The owner of a claim: one delivery of one message (``<message id>/<receive count>``).
+
+    A later delivery of the same message may take the lease back; an earlier one, still running somewhere,
+    can then no longer write over the job.
+    """
+    return f"{message_id}/{receive_count}"
+
+
 def lease_expiry(invocation_deadline: datetime) -> int:
     """Epoch second a lease taken by an invocation ending at ``invocation_deadline`` runs out."""
     return int(invocation_deadline.timestamp()) + LEASE_MARGIN_SECONDS
@@ -168,7 +177,7 @@ class JobTracker:
                 ),
                 ConditionExpression=(
                     "attribute_exists(job_id) AND (job_status IN (:pending, :dead) OR (job_status = :running "
-                    "AND (lease_expires_at < :epoch OR job_owner = :owner)))"
+                    "AND (lease_expires_at < :epoch OR begins_with(job_owner, :message))))"
                 ),
                 ExpressionAttributeValues={
                     ":running": RUNNING,
@@ -180,6 +189,7 @@ class JobTracker:
                     ":now": iso(now),
                     ":one": 1,
                     ":receives": receive_count,
+                    ":message": owner.rsplit("/", 1)[0] + "/",
                 },
                 ReturnValues="ALL_NEW",
             )

@@ -26,7 +26,7 @@ from analytics_platform.etl.exceptions import (
     TooLargeError,
     TransientError,
 )
-from analytics_platform.etl.jobs import JobResult, JobTracker, lease_expiry
+from analytics_platform.etl.jobs import TERMINAL, JobResult, JobTracker, lease_expiry
 from analytics_platform.etl.settings import DISK_FACTOR, Settings
 from analytics_platform.etl.storage import ObjectStore, classify_aws_error
 from analytics_platform.etl.transform import ConversionResult, Limits, convert_file, disk_needed
@@ -163,8 +163,12 @@ class Worker:
         On the last delivery (``receive_count`` reached ``max_receive_count``) a transient failure records
         the job DEAD_LETTERED before raising, since the message then moves to the DLQ.
         """
-        if budget.left() < MIN_START_SECONDS:
-            raise NotStartedError(f"not started: {budget.left():.1f} s left in this invocation")
+        working_time = budget.work_deadline() - time.monotonic()
+        if working_time < MIN_START_SECONDS:
+            # Claiming now would only spend one of the job's deliveries on a transfer stopped at once.
+            raise NotStartedError(
+                f"not started: {max(0.0, working_time):.1f} s of working time left in this invocation"
+            )
         dataset = dataset_of(ref.key, self.settings.raw_prefix)
         started = self._clock()
         try:
@@ -192,25 +196,37 @@ class Worker:
         """Record the transient failure (DEAD_LETTERED on the last delivery, else PENDING); returns it to raise."""
         now = self._clock()
         if final:
-            self._record(lambda: self._jobs.dead_letter_claimed(job_id, owner, error, now))
-            error.dead_lettered = True
+            error.dead_lettered = self._record(lambda: self._jobs.dead_letter_claimed(job_id, owner, error, now))
         else:
             self._record(lambda: self._jobs.release(job_id, owner, error, now))
         return error
+
+    def _recorded_or_retry(self, job_id: str, written: bool) -> None:
+        """A final write whose condition failed: another delivery holds the job now. Acknowledge the message only
+        if the job is terminal anyway; otherwise this delivery must be retried, never acknowledged."""
+        if written:
+            return
+        current = self._jobs.get(job_id) or {}
+        if current.get("job_status") not in TERMINAL:
+            raise TransientError(
+                f"job {job_id} was taken over by another delivery and is {current.get('job_status')}; retrying"
+            )
 
     def _run_claimed(self, ref: ObjectRef, dataset: str, owner: str, started: datetime, budget: Budget) -> Outcome:
         result, failure = self._convert(ref, dataset, budget)
         finished = self._clock()
         if failure is not None:
-            self._record(lambda: self._jobs.fail(ref.job_id, owner, failure, result, started, finished))
+            written = self._record(lambda: self._jobs.fail(ref.job_id, owner, failure, result, started, finished))
+            self._recorded_or_retry(ref.job_id, written)
             return Outcome(OutcomeStatus.FAILED, ref.job_id, result, error=f"{type(failure).__name__}: {failure}")
-        self._record(lambda: self._jobs.succeed(ref.job_id, owner, result, started, finished))
+        written = self._record(lambda: self._jobs.succeed(ref.job_id, owner, result, started, finished))
+        self._recorded_or_retry(ref.job_id, written)
         return Outcome(OutcomeStatus.SUCCEEDED, ref.job_id, result)
 
     @staticmethod
-    def _record(write: Callable[[], bool]) -> None:
+    def _record(write: Callable[[], bool]) -> bool:
         try:
-            write()
+            return write()
         except (ClientError, BotoCoreError) as error:
             raise classify_aws_error(error) from error
 
