@@ -30,7 +30,8 @@ BEFORE_COMMIT = "2917899"
 BEFORE = (
     "import importlib.util, sys; from pathlib import Path; "
     "spec = importlib.util.spec_from_file_location('transform_before', sys.argv[3]); "
-    "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+    "module = importlib.util.module_from_spec(spec); sys.modules['transform_before'] = module; "
+    "spec.loader.exec_module(module); "
     "module.convert_file(Path(sys.argv[1]), Path(sys.argv[2]), name=Path(sys.argv[1]).name, "
     "limits=module.Limits(memory_mb=307))"
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 import uuid
@@ -220,20 +219,3 @@ def test_the_worker_made_no_call_its_role_does_not_allow(local: dict[str, Any]) 
     denied = local["paths"].runtime / "denied.jsonl"
     # THEN the local endpoint, which checks each call's action and resource against the role, denied none
     assert not denied.exists() or denied.read_text().strip() == "", denied.read_text()
-
-
-def test_down_destroys_what_was_applied_even_if_the_config_file_changed(tmp_path: Path) -> None:
-    from analytics_platform.local.state import LocalState, config_document, read_state, write_state
-
-    # GIVEN a running platform's state whose configuration file has since been deleted
-    config_file = tmp_path / "platform.toml"
-    config_file.write_text('environment_suffix = "gone"\nmax_receive_count = 4\n')
-    from analytics_platform.infra.config import load_config
-
-    applied = load_config(config_file, environ={})
-    paths = LocalPaths(tmp_path / "home")
-    write_state(paths, LocalState(os.getpid(), 1, "http://127.0.0.1:1", ["us-east-1"], config_document(applied)))
-    config_file.unlink()
-    # WHEN the state is read back THEN it holds exactly the applied configuration, file or no file
-    state = read_state(paths)
-    assert state is not None and state.platform_config() == applied

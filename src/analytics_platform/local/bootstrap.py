@@ -1,7 +1,8 @@
 """Local Lambda execution environment, run as a script by :mod:`lambda_runner` (never imported).
 
 It plays the part of the Lambda runtime API: the deployed package's folder is first on ``sys.path``,
-the handler is imported once (a warm container), and each request line on stdin is one invocation.
+the handler is imported once (a warm container; a ``ready`` line ends this init phase), and each request
+line on stdin is one invocation.
 Responses go to the file descriptor named in ``TAP_RESPONSE_FD``; stdout and stderr are the function's
 log stream, as in Lambda.
 """
@@ -34,8 +35,10 @@ class Context:
 
 def main() -> None:
     module_name, function_name = os.environ["_HANDLER"].rsplit(".", 1)
-    handler = getattr(importlib.import_module(module_name), function_name)
     responses = os.fdopen(int(os.environ["TAP_RESPONSE_FD"]), "w", buffering=1)
+    handler = getattr(importlib.import_module(module_name), function_name)
+    # the init phase is over: the runner starts the first invocation's clock only now, as Lambda does
+    responses.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
         try:

@@ -6,12 +6,14 @@ with the function's environment and the credentials of the function's own role, 
 enforces:
 
 * **timeout**: at the deadline the whole process group is killed ("Task timed out after N seconds") and the
-  next invocation starts a fresh environment;
+  next invocation starts a fresh environment. As on Lambda, the init phase (importing the handler) is not
+  part of the invocation's time: it has its own limit, ``max(10 s, timeout)``;
 * **memory**: the process tree's resident memory is watched; above ``MemorySize`` it is killed
   ("Runtime exited with error: signal: killed", as Lambda reports an out-of-memory kill);
-* **ephemeral storage**: ``/tmp`` (``TAP_WORK_DIR``) is a tmpfs of ``EphemeralStorage.Size`` where the machine
-  allows mounting one (writes past it fail with ENOSPC, as on Lambda); elsewhere a watchdog kills the
-  invocation when the folder grows past the size.
+* **ephemeral storage**: the environment's /tmp (``TAP_WORK_DIR``, also ``TMPDIR``) is a tmpfs of
+  ``EphemeralStorage.Size`` where the machine allows mounting one (root with CAP_SYS_ADMIN, as in this
+  project's dev container), so writes past it fail with ENOSPC as on Lambda; elsewhere (no privilege to mount)
+  a watchdog kills the invocation when the folder grows past the size, which is later and less exact.
 
 Each environment's pid is in ``pids/<function>-<n>.pid`` while it lives, so a test can kill it mid-job.
 """
@@ -40,6 +42,8 @@ from typing import Any
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 WATCH_SECONDS = 0.1
+#: Lambda gives the init phase (imports, module-level code) 10 s of its own, outside the invocation's timeout.
+INIT_TIMEOUT_SECONDS = 10
 #: Credentials from AssumeRole last an hour; environments restart on fresh ones before that.
 CREDENTIAL_LIFETIME_SECONDS = 45 * 60
 #: Every region's function runs the same package (same hash, same code folder), and their pollers start
@@ -194,6 +198,7 @@ class FunctionRuntime:
             "_HANDLER": self.spec.handler,
             "TAP_RESPONSE_FD": str(write_fd),
             "TAP_WORK_DIR": str(self._tmp_dir),
+            "TMPDIR": str(self._tmp_dir),  # libraries' temporary files land in the bounded /tmp too
         }
         log = self._log_path.open("ab")
         self._process = subprocess.Popen(
@@ -206,6 +211,11 @@ class FunctionRuntime:
         self._started_at = time.monotonic()
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.write_text(str(self._process.pid))
+        init_seconds = max(INIT_TIMEOUT_SECONDS, self.spec.timeout_seconds)
+        ready = self._await_reply(init_seconds, f"Init timed out after {init_seconds} seconds")
+        if not ready.strip():
+            self.stop()
+            raise InvocationError(f"{self.spec.name}: Runtime exited during init; see {self._log_path}")
 
     def stop(self) -> None:
         """End the execution environment (and everything it started)."""
@@ -229,13 +239,14 @@ class FunctionRuntime:
             return f"Runtime exited with error: /tmp above its {self.spec.ephemeral_storage_mb} MB"
         return None
 
-    def _await_reply(self) -> bytes:
-        deadline = time.monotonic() + self.spec.timeout_seconds
+    def _await_reply(self, seconds: float, timeout_message: str) -> bytes:
+        """The next line from the environment, watching its limits; kills it at ``seconds``."""
+        deadline = time.monotonic() + seconds
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.stop()
-                raise InvocationError(f"{self.spec.name}: Task timed out after {self.spec.timeout_seconds} seconds")
+                raise InvocationError(f"{self.spec.name}: {timeout_message}")
             ready, _, _ = select.select([self._responses], [], [], min(WATCH_SECONDS, left))
             if ready:
                 return bytes(self._responses.readline())
@@ -259,7 +270,8 @@ class FunctionRuntime:
             except BrokenPipeError as error:
                 self.stop()
                 raise InvocationError(f"{self.spec.name}: runtime exited") from error
-            line = self._await_reply()
+            line = self._await_reply(self.spec.timeout_seconds,
+                                     f"Task timed out after {self.spec.timeout_seconds} seconds")  # fmt: skip
             if not line:
                 self.stop()
                 raise InvocationError(f"{self.spec.name}: Runtime exited during the invocation (killed)")

@@ -3,9 +3,10 @@
 A :class:`QueuePoller` receives up to ``BatchSize`` messages (with the queue's own visibility timeout),
 invokes the function, deletes what succeeded, and leaves failed messages to reappear after the visibility
 timeout, so the queue's redrive policy moves a message that keeps failing to the DLQ after
-``maxReceiveCount`` receives. Like Lambda, it runs up to the function's reserved concurrency of these loops at
-once, each with its own execution environment. A :class:`SchedulePoller` invokes the function with an
-EventBridge ``Scheduled Event`` at a rule's ``rate(...)``. Every attempt goes into the journal.
+``maxReceiveCount`` receives. A :class:`SchedulePoller` invokes the function at a rule's ``rate(...)`` with
+what EventBridge sends. A function's invocations, from all its sources, share one :class:`RuntimePool`: at
+most its reserved concurrency of execution environments, each running one invocation at a time, as on Lambda.
+Every attempt goes into the journal.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from analytics_platform.local.lambda_runner import FunctionRuntime, InvocationError
@@ -40,36 +41,79 @@ def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str
     }
 
 
+class RuntimePool:
+    """A function's execution environments (as many as its reserved concurrency), shared by all its sources.
+
+    Waiters are served first come, first served: a loop that hands an environment back and asks again
+    queues behind the schedule that was already waiting, so no source starves another.
+    """
+
+    def __init__(self, runtimes: list[FunctionRuntime]) -> None:
+        if not runtimes:
+            raise ValueError("a runtime pool needs at least one execution environment")
+        self.runtimes = list(runtimes)
+        self.spec = runtimes[0].spec
+        self._free = list(runtimes)
+        self._waiting: deque[object] = deque()
+        self._changed = threading.Condition()
+
+    def acquire(self, stopping: threading.Event) -> FunctionRuntime | None:
+        """The next free environment, or None once ``stopping`` is set."""
+        ticket = object()
+        with self._changed:
+            self._waiting.append(ticket)
+            try:
+                while not (self._free and self._waiting[0] is ticket):
+                    if stopping.is_set():
+                        return None
+                    self._changed.wait(0.2)
+                # the most recently used environment is the warmest, as Lambda prefers
+                return self._free.pop()
+            finally:
+                self._waiting.remove(ticket)
+                self._changed.notify_all()
+
+    def release(self, runtime: FunctionRuntime) -> None:
+        """Hand an environment back."""
+        with self._changed:
+            self._free.append(runtime)
+            self._changed.notify_all()
+
+    def stop(self) -> None:
+        """End every environment."""
+        for runtime in self.runtimes:
+            runtime.stop()
+
+
 class _Loop(threading.Thread):
     """A daemon thread running ``step`` until stopped; errors are journaled and the loop goes on."""
 
-    def __init__(self, name: str, step: Callable[[], object], journal: Journal, runtime: FunctionRuntime) -> None:
+    def __init__(self, name: str, step: Callable[[threading.Event], object], journal: Journal, function: str) -> None:
         super().__init__(daemon=True, name=name)
         self._step = step
         self._journal = journal
-        self.runtime = runtime
+        self._function = function
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
-                self._step()
+                self._step(self.stopping)
             except Exception as error:  # keep polling, as Lambda does; the error is journaled
-                self._journal({"event": "poller_error", "function": self.runtime.spec.name, "error": str(error)})
+                self._journal({"event": "poller_error", "function": self._function, "error": str(error)})
                 time.sleep(1)
 
     def stop(self) -> None:
         self.stopping.set()
         self.join(timeout=POLL_WAIT_SECONDS * 5)
-        self.runtime.stop()
 
 
 class QueuePoller:
-    """Lambda's SQS poller for one event source mapping: ``concurrency`` receive/invoke/delete loops."""
+    """Lambda's SQS poller for one event source mapping: one receive/invoke/delete loop per environment."""
 
     def __init__(
         self, *, sqs: Any, queue_url: str, queue_arn: str, batch_size: int, report_batch_item_failures: bool,
-        runtimes: list[FunctionRuntime], record: Journal,
+        pool: RuntimePool, record: Journal,
     ) -> None:  # fmt: skip
         self._sqs = sqs
         self._queue_url = queue_url
@@ -77,10 +121,9 @@ class QueuePoller:
         self._batch_size = batch_size
         self._report_failures = report_batch_item_failures
         self._record = record
-        self.runtimes = runtimes
-        self._loops = [
-            _Loop(f"poller-{r.spec.name}-{i}", partial(self.poll_once, r), record, r) for i, r in enumerate(runtimes)
-        ]
+        self.pool = pool
+        name = pool.spec.name
+        self._loops = [_Loop(f"poller-{name}-{i}", self._step, record, name) for i in range(len(pool.runtimes))]
 
     def start(self) -> None:
         """Start every loop."""
@@ -88,11 +131,21 @@ class QueuePoller:
             loop.start()
 
     def stop(self) -> None:
-        """Stop polling and end the execution environments."""
+        """Stop polling (the pool's owner ends the environments)."""
         for loop in self._loops:
             loop.stopping.set()
         for loop in self._loops:
             loop.stop()
+
+    def _step(self, stopping: threading.Event) -> None:
+        # an environment first, then the messages: no batch waits out its visibility timeout for a free one
+        runtime = self.pool.acquire(stopping)
+        if runtime is None:
+            return
+        try:
+            self.poll_once(runtime)
+        finally:
+            self.pool.release(runtime)
 
     def poll_once(self, runtime: FunctionRuntime) -> int:
         """One receive / invoke / delete cycle on ``runtime``; returns the number of messages received."""
@@ -142,48 +195,54 @@ def rate_seconds(expression: str) -> float | None:
 
 
 class SchedulePoller:
-    """Invokes the function at a schedule rule's rate, with the rule's input or a Scheduled Event."""
+    """Invokes the function at a schedule rule's rate, in an environment of the function's pool."""
 
     def __init__(
-        self, *, rule_arn: str, interval_seconds: float, payload: dict[str, Any] | None, runtime: FunctionRuntime,
+        self, *, rule_arn: str, interval_seconds: float, payload: dict[str, Any] | None, pool: RuntimePool,
         record: Journal,
     ) -> None:  # fmt: skip
         self._rule_arn = rule_arn
         self._interval = interval_seconds
         self._payload = payload
         self._record = record
-        self.runtime = runtime
+        self.pool = pool
         self._next = time.monotonic() + interval_seconds
-        self._loop = _Loop(f"schedule-{runtime.spec.name}", self.tick, record, runtime)
+        self._loop = _Loop(f"schedule-{pool.spec.name}", self.tick, record, pool.spec.name)
 
     def start(self) -> None:
         """Start firing."""
         self._loop.start()
 
     def stop(self) -> None:
-        """Stop firing and end the execution environment."""
+        """Stop firing (the pool's owner ends the environments)."""
         self._loop.stop()
 
     def event(self) -> dict[str, Any]:
-        """What EventBridge sends: the target's constant input, else the Scheduled Event."""
-        spec = self.runtime.spec
-        base = {
+        """What EventBridge sends: the target's constant input exactly as written, else the Scheduled Event."""
+        if self._payload is not None:  # EventBridge adds nothing to a constant input; neither do we
+            return dict(self._payload)
+        spec = self.pool.spec
+        return {
             "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
             "account": spec.arn.split(":")[4], "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": spec.region, "resources": [self._rule_arn], "detail": {},
         }  # fmt: skip
-        return {**base, **(self._payload or {})}
 
-    def tick(self) -> None:
+    def tick(self, stopping: threading.Event) -> None:
         """Fire if the time has come, else wait a little."""
         if time.monotonic() < self._next:
-            self._loop.stopping.wait(0.5)
+            stopping.wait(0.5)
+            return
+        runtime = self.pool.acquire(stopping)
+        if runtime is None:
             return
         self._next += self._interval
-        spec = self.runtime.spec
+        spec = runtime.spec
         try:
-            result, error = self.runtime.invoke(self.event()), None
+            result, error = runtime.invoke(self.event()), None
         except InvocationError as invocation_error:
             result, error = None, str(invocation_error)
+        finally:
+            self.pool.release(runtime)
         self._record({"event": "schedule", "function": spec.name, "region": spec.region, "rule": self._rule_arn,
                       "result": result, "error": error, "at": time.time()})  # fmt: skip

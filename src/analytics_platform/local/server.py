@@ -18,7 +18,7 @@ from typing import Any
 from analytics_platform.local.clients import local_client
 from analytics_platform.local.endpoint import start_endpoint
 from analytics_platform.local.lambda_runner import FunctionRuntime, FunctionSpec
-from analytics_platform.local.pollers import QueuePoller, SchedulePoller, rate_seconds
+from analytics_platform.local.pollers import QueuePoller, RuntimePool, SchedulePoller, rate_seconds
 
 ACCOUNT_ID = "123456789012"
 DISCOVERY_INTERVAL_SECONDS = 1.0
@@ -32,14 +32,32 @@ def deployed_code(region: str, function_name: str) -> bytes:
     return bytes(function.code_bytes)
 
 
+def role_credentials(endpoint: str, region: str, role_arn: str, session_name: str) -> Callable[[], dict[str, str]]:
+    """A source of fresh credentials of ``role_arn`` (STS AssumeRole on the local endpoint), as environment."""
+
+    def assume() -> dict[str, str]:
+        sts = local_client("sts", region, endpoint)  # the Lambda service's own identity assumes the role
+        found = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64], DurationSeconds=3600)
+        credentials = found["Credentials"]
+        return {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"], "AWS_SECRET_ACCESS_KEY":
+                credentials["SecretAccessKey"], "AWS_SESSION_TOKEN": credentials["SessionToken"]}  # fmt: skip
+
+    return assume
+
+
 class LocalLambdaService:
-    """Starts and stops a poller for every event source mapping and schedule rule found in the given regions."""
+    """Starts and stops a poller for every event source mapping and schedule rule found in the given regions.
+
+    Each function has one :class:`RuntimePool` of its reserved concurrency, shared by its queue and its
+    schedules, so a schedule never adds an environment beyond what Lambda would run.
+    """
 
     def __init__(self, endpoint: str, regions: list[str], work_dir: Path) -> None:
         self._endpoint = endpoint
         self._regions = regions
         self._work_dir = work_dir
         self._pollers: dict[str, QueuePoller | SchedulePoller] = {}
+        self._pools: dict[str, RuntimePool] = {}
         self._lock = threading.Lock()
         self._journal = (work_dir / "invocations.jsonl").open("a", buffering=1)
 
@@ -47,18 +65,6 @@ class LocalLambdaService:
         """Append one line to the invocation journal (used by ``tap demo``, the e2e tests and the soak)."""
         with self._lock:
             self._journal.write(json.dumps(entry, default=str) + "\n")
-
-    def _credentials(self, region: str, role_arn: str, name: str) -> Callable[[], dict[str, str]]:
-        """Fresh credentials of the function's role, from STS AssumeRole on the local endpoint."""
-
-        def assume() -> dict[str, str]:
-            sts = local_client("sts", region, self._endpoint)
-            found = sts.assume_role(RoleArn=role_arn, RoleSessionName=name[:64], DurationSeconds=3600)
-            credentials = found["Credentials"]
-            return {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"], "AWS_SECRET_ACCESS_KEY":
-                    credentials["SecretAccessKey"], "AWS_SESSION_TOKEN": credentials["SessionToken"]}  # fmt: skip
-
-        return assume
 
     def _spec(self, lam: Any, region: str, function_arn: str) -> FunctionSpec:
         config = lam.get_function_configuration(FunctionName=function_arn)
@@ -72,21 +78,26 @@ class LocalLambdaService:
             role_arn=config.get("Role", ""), reserved_concurrency=int(concurrency or 1),
         )  # fmt: skip
 
-    def _runtime(self, spec: FunctionSpec, index: int | str) -> FunctionRuntime:
-        credentials = self._credentials(spec.region, spec.role_arn, spec.name) if spec.role_arn else None
-        return FunctionRuntime(
-            spec, endpoint=self._endpoint, work_dir=self._work_dir, index=index, credentials=credentials
-        )
+    def _pool(self, lam: Any, region: str, function_arn: str) -> RuntimePool:
+        """The function's pool of execution environments, made on first use."""
+        if function_arn not in self._pools:
+            spec = self._spec(lam, region, function_arn)
+            credentials = role_credentials(self._endpoint, region, spec.role_arn, spec.name) if spec.role_arn else None
+            self._pools[function_arn] = RuntimePool([
+                FunctionRuntime(spec, endpoint=self._endpoint, work_dir=self._work_dir, index=index,
+                                credentials=credentials)
+                for index in range(spec.reserved_concurrency)
+            ])  # fmt: skip
+        return self._pools[function_arn]
 
     def _queue_poller(self, lam: Any, region: str, mapping: dict[str, Any]) -> QueuePoller:
-        spec = self._spec(lam, region, mapping["FunctionArn"])
         queue_arn = mapping["EventSourceArn"]
         sqs = local_client("sqs", region, self._endpoint)
         return QueuePoller(
             sqs=sqs, queue_url=sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"],
             queue_arn=queue_arn, batch_size=int(mapping.get("BatchSize", 10)),
             report_batch_item_failures="ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []),
-            runtimes=[self._runtime(spec, index) for index in range(spec.reserved_concurrency)], record=self.record,
+            pool=self._pool(lam, region, mapping["FunctionArn"]), record=self.record,
         )  # fmt: skip
 
     def _schedules(self, region: str) -> dict[str, tuple[str, str, float, dict[str, Any] | None]]:
@@ -113,29 +124,35 @@ class LocalLambdaService:
                     continue
                 seen.add(mapping["UUID"])
                 if mapping["UUID"] not in self._pollers:
-                    poller = self._queue_poller(lam, region, mapping)
-                    self._start(mapping["UUID"], poller, poller.runtimes[0].spec, "poller_started")
+                    self._start(mapping["UUID"], self._queue_poller(lam, region, mapping), "poller_started")
             for key, (rule_arn, function_arn, interval, payload) in self._schedules(region).items():
                 seen.add(key)
                 if key not in self._pollers:
-                    spec = self._spec(lam, region, function_arn)
+                    pool = self._pool(lam, region, function_arn)
                     schedule = SchedulePoller(rule_arn=rule_arn, interval_seconds=interval, payload=payload,
-                                              runtime=self._runtime(spec, "schedule"), record=self.record)  # fmt: skip
-                    self._start(key, schedule, spec, "schedule_started")
+                                              pool=pool, record=self.record)  # fmt: skip
+                    self._start(key, schedule, "schedule_started")
         for key in set(self._pollers) - seen:
             self._pollers.pop(key).stop()
+        in_use = {id(poller.pool) for poller in self._pollers.values()}
+        for arn in [arn for arn, pool in self._pools.items() if id(pool) not in in_use]:
+            self._pools.pop(arn).stop()  # no source left: end the function's environments
 
-    def _start(self, key: str, poller: QueuePoller | SchedulePoller, spec: FunctionSpec, event: str) -> None:
+    def _start(self, key: str, poller: QueuePoller | SchedulePoller, event: str) -> None:
         poller.start()
         self._pollers[key] = poller
+        spec = poller.pool.spec
         self.record({"event": event, "function": spec.name, "region": spec.region,
                      "concurrency": spec.reserved_concurrency, "at": time.time()})  # fmt: skip
 
     def stop(self) -> None:
-        """Stop every poller."""
+        """Stop every poller, then end every execution environment."""
         for poller in self._pollers.values():
             poller.stop()
         self._pollers.clear()
+        for pool in self._pools.values():
+            pool.stop()
+        self._pools.clear()
 
 
 def serve(port: int, regions: list[str], work_dir: Path, fault_rate: float = 0.0) -> None:
