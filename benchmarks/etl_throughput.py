@@ -11,7 +11,9 @@ The transform of commit 2917899 (before columns were widened instead of rows rej
 same files as "before": the widening must not make the fast path more than 10% slower, and the script prints
 the ratio.
 
-Usage: python benchmarks/etl_throughput.py [SIZE_MB] [LARGE_SIZE_MB] [RUNS]
+Usage: python benchmarks/etl_throughput.py [--quick] [SIZE_MB] [LARGE_SIZE_MB] [RUNS]
+
+``--quick`` is a fast check: 64 MB files, one run each, no large file (numbers given still override it).
 """
 
 from __future__ import annotations
@@ -144,11 +146,17 @@ def compare(work: Path, dataset: str, size_mb: int, runs: int) -> None:
     source.unlink()
 
 
-def main(size_mb: int = 1024, large_mb: int = 3072, runs: int = 3) -> None:
+#: (SIZE_MB, LARGE_SIZE_MB, RUNS) of the full benchmark and of ``--quick``; a large size of 0 skips that file.
+FULL, QUICK = (1024, 3072, 3), (64, 0, 1)
+
+
+def main(size_mb: int = FULL[0], large_mb: int = FULL[1], runs: int = FULL[2]) -> None:
     with tempfile.TemporaryDirectory(dir=".") as name:
         work = Path(name)
         for dataset in DATASETS:
             compare(work, dataset, size_mb, runs)
+        if not large_mb:
+            return
         large = work / "large.csv"
         generate_csv(large, large_mb)
         big = large.stat().st_size / 2**20
@@ -157,4 +165,7 @@ def main(size_mb: int = 1024, large_mb: int = 3072, runs: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:4]))
+    arguments = sys.argv[1:]
+    defaults = QUICK if "--quick" in arguments else FULL
+    given = [int(a) for a in arguments if a != "--quick"][:3]
+    main(*given, *defaults[len(given) :])

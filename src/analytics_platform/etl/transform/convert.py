@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import struct
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -15,32 +15,11 @@ from analytics_platform.etl.exceptions import (
     TimeBudgetExceededError,
 )
 from analytics_platform.etl.transform.csv_reader import read_csv
+from analytics_platform.etl.transform.errors import classify_duckdb_error, disk_full_errors
 from analytics_platform.etl.transform.json_reader import read_json
-from analytics_platform.etl.transform.model import CSV, JSON_LINES, ConversionResult, Limits, ReadResult, Source
-from analytics_platform.etl.transform.session import Watchdog, classify_duckdb_error, duckdb_session
-from analytics_platform.etl.transform.sniff import GZIP_MAGIC, sniff
-
-
-def _uncompressed_size(path: Path) -> int:
-    """The content's size: gzip's ISIZE trailer (modulo 4 GiB, last member only), never below the file's size."""
-    size = path.stat().st_size
-    with path.open("rb") as handle:
-        if handle.read(2) != GZIP_MAGIC or size < 18:
-            return size
-        handle.seek(-4, 2)
-        (isize,) = struct.unpack("<I", handle.read(4))
-    return max(isize, size)
-
-
-def disk_needed(path: Path, name: str | None = None) -> int:
-    """Bytes the conversion needs on disk besides the input: Parquet and spill files (about the content's size)
-    and, for JSON Lines, the clean copy the splitter writes (the decompressed content again)."""
-    content = _uncompressed_size(path)
-    try:
-        kind = sniff(path, name).kind
-    except PermanentError:
-        return content  # the conversion will fail early; the Parquet estimate is an upper bound
-    return content * (2 if kind == JSON_LINES else 1)
+from analytics_platform.etl.transform.model import CSV, ConversionResult, Limits, ReadResult, Source
+from analytics_platform.etl.transform.session import Watchdog, duckdb_session
+from analytics_platform.etl.transform.sniff import sniff
 
 
 def _result(
@@ -84,9 +63,23 @@ def convert_file(
     when the disk fills up (both transient), with every output removed.
     """
     limits = limits or Limits()
-    work = work_dir or output.parent / f".{output.name}.work"
-    work.mkdir(parents=True, exist_ok=True)
     quarantine = output.with_name(output.stem + ".rejects.jsonl")
+    work = work_dir or output.parent / f".{output.name}.work"
+    try:
+        with disk_full_errors():  # ENOSPC wherever it strikes (work dir, sample, outputs) is a full disk
+            return _convert(path, output, quarantine, name, limits, work)
+    except (TimeBudgetExceededError, DiskFullError):
+        _remove(output, quarantine)
+        raise
+    finally:
+        if work_dir is None:  # our own scratch space (the JSON Lines copy, spill files); a caller's is theirs
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _convert(
+    path: Path, output: Path, quarantine: Path, name: str | None, limits: Limits, work: Path
+) -> ConversionResult:
+    work.mkdir(parents=True, exist_ok=True)
     for stale in (output, quarantine):
         stale.unlink(missing_ok=True)
     empty = ReadResult(0, 0, [])
@@ -97,26 +90,18 @@ def convert_file(
         result.failure = error
         return result
     source = Source(path, sniffed, limits, work, output, quarantine)
-    watchdog = Watchdog(limits.deadline, path)
+    watchdog = Watchdog(limits.deadline)
     failure: PermanentError | None = None
     read = empty
     try:
         with duckdb_session(limits, work / "duckdb-spill") as con, watchdog.guarding(con):
-            read = read_csv(con, source) if sniffed.kind == CSV else read_json(con, source, watchdog)
-    except (TimeBudgetExceededError, DiskFullError):
-        _remove(output, quarantine)
-        raise
+            read = read_csv(con, source, watchdog) if sniffed.kind == CSV else read_json(con, source, watchdog)
     except PermanentError as error:
         failure = error
     except duckdb.Error as error:
         if watchdog.fired:
-            _remove(output, quarantine)
             raise watchdog.error() from error
-        try:
-            failure = classify_duckdb_error(error)
-        except DiskFullError:
-            _remove(output, quarantine)
-            raise
+        failure = classify_duckdb_error(error)  # raises DiskFullError for a full disk
     result = _result(path, output, quarantine, sniffed.kind, sniffed.compressed, read)
     result.failure = failure or _judge(result, limits)
     if result.failure is not None:

@@ -20,7 +20,7 @@ import duckdb
 from analytics_platform.etl.exceptions import MalformedContentError
 from analytics_platform.etl.transform.columns import normalise_columns, quote_identifier, quote_literal
 from analytics_platform.etl.transform.model import ReadResult, Source
-from analytics_platform.etl.transform.session import copy_to_parquet, describe
+from analytics_platform.etl.transform.session import Watchdog, copy_to_parquet, describe, read_ahead
 from analytics_platform.etl.transform.sniff import csv_header
 
 #: Rows DuckDB samples for its type inference on the fast path.
@@ -44,19 +44,40 @@ def csv_relation(source: Source, *, sample_rows: int, pass_number: int, types: d
 
 INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                            "UINTEGER", "UBIGINT"})  # fmt: skip
-#: Values the guarded cast would alter, per type, and the type a column widens to when one appears.
-GUARDS = {"DATE": ("':'", "TIMESTAMP"), **{kind: ("'[.eE]'", "DOUBLE") for kind in INTEGER_TYPES}}
+#: What a value must look like to be cast unchanged, per type, and the type a column widens to otherwise.
+#: Integers: plain digits only (DuckDB's cast also takes and rounds ``2.5``, ``1e3``, ``0x1F``, ``1_000``).
+#: DATE: no time of day (DuckDB's cast drops it).
+GUARDS = {
+    "DATE": ("regexp_matches({c}, ':')", "TIMESTAMP"),
+    **{kind: ("NOT regexp_full_match({c}, '\\s*[+-]?[0-9]+\\s*')", "DOUBLE") for kind in INTEGER_TYPES},
+}
 GUARD_MARK = "tap-widen:"
+#: Integers beyond this lose digits as DOUBLE: a column holding one widens to text instead.
+EXACT_DOUBLE_LIMIT = 2**53
 
 
 def _guarded(original: str, kind: str, index: int) -> str:
-    """``CAST`` of a text column that raises (naming the column) instead of rounding or truncating."""
+    """``CAST`` of a text column that raises (naming the column) instead of altering a value or failing."""
     column = quote_identifier(original)
-    pattern = GUARDS[kind][0]
+    altered = GUARDS[kind][0].format(c=column)
+    widen = f"error('{GUARD_MARK}{index}')"
     return (
-        f"CASE WHEN {column} IS NULL THEN NULL WHEN regexp_matches({column}, {pattern}) "
-        f"THEN error('{GUARD_MARK}{index}') ELSE CAST({column} AS {kind}) END"
+        f"CASE WHEN {column} IS NULL THEN NULL WHEN {altered} THEN {widen} "
+        f"ELSE coalesce(TRY_CAST({column} AS {kind}), {widen}) END"
     )
+
+
+def _widened(con: duckdb.DuckDBPyConnection, source: Source, original: str, kind: str, forced: dict[str, str]) -> str:
+    """The type a guarded column widens to: DOUBLE, unless one of its integers would lose digits there."""
+    target = GUARDS[kind][1]
+    if target != "DOUBLE":
+        return target
+    relation = csv_relation(source, sample_rows=SAMPLE_ROWS, pass_number=999, types={**forced, original: "VARCHAR"})
+    column = quote_identifier(original)
+    row = con.execute(
+        f"SELECT count(*) FROM {relation} WHERE abs(TRY_CAST({column} AS HUGEINT)) > {EXACT_DOUBLE_LIMIT}"
+    ).fetchone()
+    return "VARCHAR" if row and row[0] else "DOUBLE"
 
 
 def _guard_column(error: duckdb.Error) -> int | None:
@@ -93,12 +114,13 @@ def _select(columns: list[tuple[str, str]], names: list[str], guarded: set[str])
     )
 
 
-def read_csv(con: duckdb.DuckDBPyConnection, source: Source) -> ReadResult:
+def read_csv(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog) -> ReadResult:
     """Convert ``source`` to its Parquet output; rows that are structurally broken go to its quarantine."""
     header = csv_header(source.sniffed)
     sample_rows = SAMPLE_ROWS
     forced: dict[str, str] = {}
     for pass_number in range(1, 64):
+        watchdog.follow(source.path, ahead=read_ahead(source.limits, compressed=source.sniffed.compressed))
         columns = describe(con, csv_relation(source, sample_rows=sample_rows, pass_number=0, types=forced))
         names_as_written = header if header is not None and len(header) == len(columns) else [n for n, _ in columns]
         names = normalise_columns(names_as_written)
@@ -115,7 +137,7 @@ def read_csv(con: duckdb.DuckDBPyConnection, source: Source) -> ReadResult:
                 raise
             source.output.unlink(missing_ok=True)
             original, kind = columns[index]
-            forced[original] = GUARDS[kind][1]
+            forced[original] = _widened(con, source, original, kind, forced)
             continue
         too_narrow = _cast_rejects(con, pass_number)
         if not too_narrow:

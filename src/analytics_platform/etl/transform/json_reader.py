@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 from typing import IO
 
 import duckdb
 
 from analytics_platform.etl.exceptions import MalformedContentError
 from analytics_platform.etl.transform.columns import normalise_columns, quote_literal, select_list
+from analytics_platform.etl.transform.errors import gzip_and_disk_errors
 from analytics_platform.etl.transform.model import JSON_ARRAY, JSON_LINES, ReadResult, Source
-from analytics_platform.etl.transform.session import Watchdog, copy_to_parquet, describe
-from analytics_platform.etl.transform.sniff import gzip_and_disk_errors
+from analytics_platform.etl.transform.session import Watchdog, copy_to_parquet, describe, read_ahead
 
 SAMPLE_RECORDS = 20_480
 #: Messages of DuckDB's JSON reader when a record does not fit the sampled types.
@@ -54,6 +55,7 @@ def split_json_lines(source: Source, watchdog: Watchdog) -> tuple[int, int]:
     """Stream JSON Lines: objects to ``work/clean.jsonl``, anything else to quarantine; (rows, rejects)."""
     limit = source.limits.max_line_bytes
     size = max(1, source.path.stat().st_size)
+    watchdog.follow(source.path)
     rows = rejected = number = 0
     with (
         gzip_and_disk_errors(),
@@ -67,7 +69,8 @@ def split_json_lines(source: Source, watchdog: Watchdog) -> tuple[int, int]:
             if not line and not too_long:
                 break
             number += 1
-            if number % 10_000 == 0:
+            # ``fired`` is set by the watchdog's thread: a cheap check per line, however long the lines.
+            if watchdog.fired or number % 10_000 == 0:
                 watchdog.report(raw.tell() / size)
             if not too_long and not line.strip():
                 continue
@@ -82,13 +85,18 @@ def split_json_lines(source: Source, watchdog: Watchdog) -> tuple[int, int]:
     return rows, rejected
 
 
+def json_input(source: Source) -> Path:
+    """The file DuckDB reads: the clean JSON Lines copy, or the array itself."""
+    return source.work / "clean.jsonl" if source.sniffed.kind == JSON_LINES else source.path
+
+
 def json_relation(source: Source, *, sample_records: int, columns: list[tuple[str, str]] | None = None) -> str:
     """``read_json(...)`` of the array, or of the clean JSON Lines copy."""
+    path = json_input(source)
     if source.sniffed.kind == JSON_LINES:
-        path, json_format, compression = source.work / "clean.jsonl", "newline_delimited", "uncompressed"
+        json_format, compression = "newline_delimited", "uncompressed"
     else:
-        json_format = "array"
-        path, compression = source.path, "gzip" if source.sniffed.compressed else "uncompressed"
+        json_format, compression = "array", "gzip" if source.sniffed.compressed else "uncompressed"
     typed = ""
     if columns:
         typed = ", columns={" + ", ".join(f"{quote_literal(n)}: {quote_literal(t)}" for n, t in columns) + "}"
@@ -114,6 +122,9 @@ def read_json(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog
     # Sampled types first (the fast path), then types from every record, then every column as text.
     # Mixed-type columns come out of the whole-file pass as JSON; they are read as text.
     for sample_records, as_text in ((SAMPLE_RECORDS, False), (-1, False), (-1, True)):
+        # The clean JSON Lines copy is never compressed; an array is read as it came.
+        compressed = source.sniffed.compressed and source.sniffed.kind == JSON_ARRAY
+        watchdog.follow(json_input(source), ahead=read_ahead(source.limits, compressed=compressed))
         explicit = None
         if sample_records == -1:
             whole = describe(con, json_relation(source, sample_records=-1))

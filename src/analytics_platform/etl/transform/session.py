@@ -1,4 +1,4 @@
-"""The DuckDB session of one conversion, its deadline watchdog, and how its errors are classified."""
+"""The DuckDB session of one conversion and its deadline watchdog."""
 
 from __future__ import annotations
 
@@ -7,22 +7,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from analytics_platform.etl.exceptions import (
-    CompressionError,
-    DiskFullError,
-    EncodingError,
-    MalformedContentError,
-    PermanentError,
-    TimeBudgetExceededError,
-    TooLargeError,
-)
+from analytics_platform.etl.exceptions import TimeBudgetExceededError
 from analytics_platform.etl.transform.columns import quote_literal
 from analytics_platform.etl.transform.model import Limits
-from analytics_platform.etl.transform.sniff import DISK_FULL_HINT
 
 #: Parquet row groups: up to 500k rows or 48 MB, whichever comes first. Bigger groups than DuckDB's default
 #: (122,880 rows) write ~10% faster and suit analytics scans; the byte cap keeps wide rows inside the memory
@@ -32,37 +24,67 @@ ROW_GROUP_MB = 48
 WATCH_INTERVAL_SECONDS = 0.2
 
 
+@dataclass(frozen=True)
+class _Phase:
+    """One sequential read of a file: a CSV pass, the JSON Lines splitter, DuckDB reading the clean copy."""
+
+    path: str
+    size: int
+    read_ahead: int
+    started: float
+
+
+def read_ahead(limits: Limits, *, compressed: bool) -> int:
+    """How far DuckDB's reads of a file run ahead of its work: one 16x ``max_line_bytes`` buffer of an
+    uncompressed file (DuckDB sizes its buffers so); compressed input is read in small chunks."""
+    return 0 if compressed else 16 * limits.max_line_bytes
+
+
 class Watchdog:
     """Stops a conversion at its deadline and measures how far it got.
 
-    Progress is the input's read offset: DuckDB reads the (possibly compressed) input sequentially, so the
-    offset of its file descriptor (``/proc/self/fdinfo``) over the file size is the share done; Python loops
-    report theirs with :meth:`report`. At the deadline the DuckDB connection is interrupted.
+    A conversion is phases, each reading one file from its start (:meth:`follow`). A phase's progress is its
+    file's read offset less the reader's buffer: the offset of the file descriptor (``/proc/self/fdinfo``)
+    over the file's size, as DuckDB reads sequentially; Python loops report theirs with :meth:`report`.
+    (DuckDB 1.2's Python connection has no ``query_progress()``.) The estimate is the finished phases' time
+    plus the current phase's at its measured rate; later phases are not counted, so it is a lower bound.
+
+    From the deadline on, the DuckDB connection is interrupted at every tick: DuckDB drops an interrupt that
+    arrives between two statements, so one interrupt is not enough.
     """
 
-    def __init__(self, deadline: float | None, input_path: Path) -> None:
+    def __init__(self, deadline: float | None) -> None:
         self.deadline = deadline
-        self._input = str(input_path.resolve())
-        self._size = max(1, input_path.stat().st_size)
         self._started = time.monotonic()
+        self._phase: _Phase | None = None
         self._done = 0.0
         self.fired = False
         self._stop = threading.Event()
         self._connection: duckdb.DuckDBPyConnection | None = None
 
+    def follow(self, path: Path, *, ahead: int = 0) -> None:
+        """A new phase reads ``path`` from its start; its reader buffers ``ahead`` bytes beyond its work."""
+        self._phase = _Phase(str(path.resolve()), max(1, path.stat().st_size), ahead, time.monotonic())
+        self._done = 0.0
+
     def report(self, fraction: float) -> None:
-        """A Python reader's own progress (0..1); raises once the deadline has passed."""
+        """A Python reader's own progress in the current phase (0..1); raises once the deadline has passed."""
         self._done = max(self._done, fraction)
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+        if self.fired or (self.deadline is not None and time.monotonic() >= self.deadline):
             self.fired = True
             raise self.error()
 
     def _read_offset(self) -> None:
+        phase = self._phase
+        if phase is None:
+            return
         try:
             for fd in os.listdir("/proc/self/fd"):
-                if os.readlink(f"/proc/self/fd/{fd}") == self._input:
+                if os.readlink(f"/proc/self/fd/{fd}") == phase.path:
                     position = int(Path(f"/proc/self/fdinfo/{fd}").read_text().split()[1])
-                    self._done = max(self._done, min(1.0, position / self._size))
+                    done = min(1.0, max(0, position - phase.read_ahead) / phase.size)
+                    if phase is self._phase:  # not a phase that ended meanwhile
+                        self._done = max(self._done, done)
         except (OSError, ValueError, IndexError):
             return  # no /proc (not Linux), or the descriptor closed meanwhile
 
@@ -72,7 +94,6 @@ class Watchdog:
             if self.deadline is not None and time.monotonic() >= self.deadline and self._connection is not None:
                 self.fired = True
                 self._connection.interrupt()
-                return
 
     @contextmanager
     def guarding(self, connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
@@ -87,15 +108,24 @@ class Watchdog:
             thread.join()
             self._connection = None
 
+    def estimate(self) -> float | None:
+        """Seconds the whole conversion needs at the measured rate; None when nothing was measured yet."""
+        phase, done = self._phase, self._done
+        if phase is None or done <= 0.01:
+            return None
+        now = time.monotonic()
+        return (phase.started - self._started) + (now - phase.started) / done
+
     def error(self) -> TimeBudgetExceededError:
         """The error that stops the job: how long it ran, how far it got, what it would need."""
+        self._read_offset()
+        estimate = self.estimate()
         elapsed = time.monotonic() - self._started
-        estimate = elapsed / self._done if self._done > 0.01 else None
-        share = f" at {self._done:.0%} done" if self._done else ""
+        share = f" at {elapsed / estimate:.0%} done" if estimate else ""
         return TimeBudgetExceededError(
-            f"conversion stopped before the function's deadline after {elapsed:.0f} s{share}",
+            f"conversion stopped before the function's deadline after {elapsed:.{1 if elapsed < 10 else 0}f} s{share}",
             elapsed_seconds=elapsed,
-            estimated_total_seconds=estimate,
+            estimated_total_seconds=max(estimate, elapsed) if estimate else None,
         )
 
 
@@ -134,20 +164,3 @@ def copy_to_parquet(con: duckdb.DuckDBPyConnection, select_sql: str, output: Pat
         f"(FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES '{ROW_GROUP_MB}MB')"
     ).fetchone()
     return int(row[0]) if row else 0
-
-
-def classify_duckdb_error(error: duckdb.Error) -> PermanentError:
-    """The permanent error a DuckDB failure means for the file; a full disk raises :class:`DiskFullError`."""
-    text = str(error).splitlines()[0][:500]
-    lowered = text.lower()
-    if "no space left" in lowered:
-        raise DiskFullError(f"the function's ephemeral storage is full ({text}): {DISK_FULL_HINT}") from error
-    if isinstance(error, duckdb.OutOfMemoryException):
-        return TooLargeError(f"the file needs more memory than the worker allows: {text}")
-    if "non-record json" in lowered:
-        return MalformedContentError("JSON of the wrong shape: every element must be an object (a record)")
-    if "unicode" in lowered or "utf" in lowered or "encoding" in lowered:
-        return EncodingError(f"not UTF-8 text: {text}")
-    if "gzip" in lowered or "compression" in lowered:
-        return CompressionError(text)
-    return MalformedContentError(text)

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import codecs
 import csv
-import errno
 import gzip
 import io
 import re
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from analytics_platform.etl.exceptions import (
     CompressionError,
-    DiskFullError,
     EmptyInputError,
     EncodingError,
     MalformedContentError,
     NoRowsError,
     UnsupportedFormatError,
 )
+from analytics_platform.etl.transform.errors import gzip_and_disk_errors
 from analytics_platform.etl.transform.model import CSV, JSON_ARRAY, JSON_LINES, Sniffed
 
 SAMPLE_BYTES = 64 * 1024
@@ -32,22 +28,6 @@ EXTENSIONS = {
 UNSUPPORTED_HINTS = {".parquet", ".xlsx", ".xls", ".zip", ".avro", ".orc", ".bz2", ".xz", ".zst", ".7z"}
 #: CSV delimiters tried, in order of preference when two fit equally well.
 DELIMITERS = (",", ";", "\t", "|")
-
-
-DISK_FULL_HINT = "raise ephemeral_storage_mb, or lower max_object_mb"
-
-
-@contextmanager
-def gzip_and_disk_errors() -> Iterator[None]:
-    """A full disk as :class:`DiskFullError` (transient); any other read failure as a corrupt gzip stream."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
-            raise DiskFullError(f"the function's ephemeral storage is full: {error}: {DISK_FULL_HINT}") from error
-        raise CompressionError(f"corrupt gzip stream: {error}") from error
-    except (EOFError, zlib.error) as error:
-        raise CompressionError(f"corrupt gzip stream: {error}") from error
 
 
 def read_sample(path: Path, compressed: bool) -> bytes:
