@@ -4,11 +4,12 @@ DuckDB infers column types from a sample of the first rows. A later value that d
 30,000 integers) would be a CAST reject, and a valid row would land in quarantine. Worse, DuckDB's cast
 rounds ``2.5`` into an integer column and cuts the time off a timestamp in a DATE column, silently. So:
 
-* integer and DATE columns are read as text and cast in SQL, with a guard that stops the conversion on a
-  value the cast would change (a decimal point or exponent; a time of day);
+* integer columns are read as DOUBLE and DATE columns as text, and cast in SQL with a guard that stops the
+  conversion on a value the cast would change (a fraction, or beyond 2^53; a time of day) - see ``_guarded``;
 * the fast path converts with the sampled types; when a guard fires, that column is widened (integer to
-  DOUBLE, DATE to TIMESTAMP) and the file converted again; when rows were rejected for their type, types are
-  inferred from the whole file, and a column that still does not fit becomes VARCHAR.
+  DOUBLE, or to text when it also holds integers beyond 2^53; all-integer columns with such values are read
+  exactly instead; DATE to TIMESTAMP) and the file converted again; when rows were rejected for their type,
+  types are inferred from the whole file, and a column that still does not fit becomes VARCHAR.
 
 Only structurally broken rows (wrong field count, bad quoting, over-long lines) stay rejected.
 """
@@ -44,40 +45,56 @@ def csv_relation(source: Source, *, sample_rows: int, pass_number: int, types: d
 
 INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                            "UINTEGER", "UBIGINT"})  # fmt: skip
-#: What a value must look like to be cast unchanged, per type, and the type a column widens to otherwise.
-#: Integers: plain digits only (DuckDB's cast also takes and rounds ``2.5``, ``1e3``, ``0x1F``, ``1_000``).
-#: DATE: no time of day (DuckDB's cast drops it).
-GUARDS = {
-    "DATE": ("regexp_matches({c}, ':')", "TIMESTAMP"),
-    **{kind: ("NOT regexp_full_match({c}, '\\s*[+-]?[0-9]+\\s*')", "DOUBLE") for kind in INTEGER_TYPES},
-}
 GUARD_MARK = "tap-widen:"
-#: Integers beyond this lose digits as DOUBLE: a column holding one widens to text instead.
+#: Integers beyond this lose digits as DOUBLE.
 EXACT_DOUBLE_LIMIT = 2**53
+PLAIN_INTEGER = "'\\s*[+-]?[0-9]+\\s*'"
 
 
-def _guarded(original: str, kind: str, index: int) -> str:
-    """``CAST`` of a text column that raises (naming the column) instead of altering a value or failing."""
+def _guarded(original: str, kind: str, index: int, *, exact: bool) -> tuple[str, str]:
+    """(type to read the column as, SQL that casts it back): raises (naming the column) instead of altering a value.
+
+    DuckDB's own casts would round ``2.5`` into an integer and drop a time of day from a DATE, silently.
+
+    * DATE: read as text, cast unless the value holds a time of day.
+    * integers: read as DOUBLE (about as fast as DuckDB's integer parse) and cast back when the value is a whole
+      number below 2^53. With ``exact`` (a column whose integers pass 2^53) read as text and cast when the value
+      is plain digits: slower, but no digit is lost.
+    """
     column = quote_identifier(original)
-    altered = GUARDS[kind][0].format(c=column)
     widen = f"error('{GUARD_MARK}{index}')"
-    return (
-        f"CASE WHEN {column} IS NULL THEN NULL WHEN {altered} THEN {widen} "
-        f"ELSE coalesce(TRY_CAST({column} AS {kind}), {widen}) END"
-    )
+    cast = f"coalesce(TRY_CAST({column} AS {kind}), {widen})"
+    if kind == "DATE":
+        return (
+            "VARCHAR",
+            f"CASE WHEN {column} IS NULL THEN NULL WHEN regexp_matches({column}, ':') THEN {widen} ELSE {cast} END",
+        )
+    if exact:
+        test = f"regexp_full_match({column}, {PLAIN_INTEGER})"
+        return "VARCHAR", f"CASE WHEN {column} IS NULL THEN NULL WHEN {test} THEN {cast} ELSE {widen} END"
+    test = f"{column} = trunc({column}) AND abs({column}) < {EXACT_DOUBLE_LIMIT}"
+    return "DOUBLE", f"CASE WHEN {column} IS NULL THEN NULL WHEN {test} THEN {cast} ELSE {widen} END"
 
 
-def _widened(con: duckdb.DuckDBPyConnection, source: Source, original: str, kind: str, forced: dict[str, str]) -> str:
-    """The type a guarded column widens to: DOUBLE, unless one of its integers would lose digits there."""
-    target = GUARDS[kind][1]
-    if target != "DOUBLE":
-        return target
+def _widen(
+    con: duckdb.DuckDBPyConnection, source: Source, original: str, kind: str, forced: dict[str, str], exact: set[str]
+) -> None:
+    """Widen a column whose guard fired: DATE to TIMESTAMP; integers to DOUBLE, to text when DOUBLE would lose
+    digits, or to the exact (text) read when they are all integers but some pass 2^53."""
+    if kind == "DATE" or original in exact:
+        forced[original] = "TIMESTAMP" if kind == "DATE" else "VARCHAR"
+        return
     relation = csv_relation(source, sample_rows=SAMPLE_ROWS, pass_number=999, types={**forced, original: "VARCHAR"})
     column = quote_identifier(original)
     row = con.execute(
-        f"SELECT count(*) FROM {relation} WHERE abs(TRY_CAST({column} AS HUGEINT)) > {EXACT_DOUBLE_LIMIT}"
+        f"SELECT coalesce(bool_or(NOT regexp_full_match({column}, {PLAIN_INTEGER})), false), "
+        f"coalesce(bool_or(abs(TRY_CAST({column} AS HUGEINT)) > {EXACT_DOUBLE_LIMIT}), false) FROM {relation}"
     ).fetchone()
-    return "VARCHAR" if row and row[0] else "DOUBLE"
+    not_integers, beyond_double = (bool(row[0]), bool(row[1])) if row else (True, True)
+    if not not_integers:
+        exact.add(original)
+    else:
+        forced[original] = "VARCHAR" if beyond_double else "DOUBLE"
 
 
 def _guard_column(error: duckdb.Error) -> int | None:
@@ -106,11 +123,10 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, pass_number: int, source: 
     return rejected
 
 
-def _select(columns: list[tuple[str, str]], names: list[str], guarded: set[str]) -> str:
+def _select(columns: list[tuple[str, str]], names: list[str], guards: dict[str, tuple[str, str]]) -> str:
     return ", ".join(
-        f"{_guarded(original, kind, index) if original in guarded else quote_identifier(original)} "
-        f"AS {quote_identifier(new)}"
-        for index, ((original, kind), new) in enumerate(zip(columns, names, strict=True))
+        f"{guards[original][1] if original in guards else quote_identifier(original)} AS {quote_identifier(new)}"
+        for (original, _), new in zip(columns, names, strict=True)
     )
 
 
@@ -119,6 +135,7 @@ def read_csv(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog)
     header = csv_header(source.sniffed)
     sample_rows = SAMPLE_ROWS
     forced: dict[str, str] = {}
+    exact: set[str] = set()
     for pass_number in range(1, 64):
         watchdog.follow(source.path, ahead=read_ahead(source.limits, compressed=source.sniffed.compressed))
         columns = describe(con, csv_relation(source, sample_rows=sample_rows, pass_number=0, types=forced))
@@ -126,18 +143,22 @@ def read_csv(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog)
         names = normalise_columns(names_as_written)
         if len(columns) == 1 and len(names_as_written) == 1 and not names_as_written[0].strip():
             raise MalformedContentError("no header found")
-        guarded = {name for name, kind in columns if kind in GUARDS and name not in forced}
-        as_text = {**forced, **{name: "VARCHAR" for name in guarded}}
+        guards = {
+            name: _guarded(name, kind, index, exact=name in exact)
+            for index, (name, kind) in enumerate(columns)
+            if (kind == "DATE" or kind in INTEGER_TYPES) and name not in forced
+        }
+        as_text = {**forced, **{name: read_as for name, (read_as, _) in guards.items()}}
         relation = csv_relation(source, sample_rows=sample_rows, pass_number=pass_number, types=as_text)
         try:
-            rows_out = copy_to_parquet(con, f"SELECT {_select(columns, names, guarded)} FROM {relation}", source.output)
+            rows_out = copy_to_parquet(con, f"SELECT {_select(columns, names, guards)} FROM {relation}", source.output)
         except duckdb.Error as error:
             index = _guard_column(error)
             if index is None:
                 raise
             source.output.unlink(missing_ok=True)
             original, kind = columns[index]
-            forced[original] = _widened(con, source, original, kind, forced)
+            _widen(con, source, original, kind, forced, exact)
             continue
         too_narrow = _cast_rejects(con, pass_number)
         if not too_narrow:
