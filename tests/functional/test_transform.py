@@ -245,3 +245,20 @@ def test_a_column_of_64_bit_ids_stays_an_exact_integer(tmp_path: Path) -> None:
     # THEN the column stays BIGINT with every digit
     assert result.failure is None and dict(result.schema)["id"] == "BIGINT"
     assert rows_of(result.output_path, "SELECT min(id) FROM t") == [(first,)]
+
+
+def test_an_empty_json_object_is_a_row_not_a_reject(tmp_path: Path) -> None:
+    source = write(tmp_path / "in.jsonl", '{"a": 1}\n{}\n{"a": 3}\n')
+    result = convert_file(source, tmp_path / "out.parquet", name="in.jsonl", limits=Limits(max_reject_ratio=0))
+    assert result.failure is None and (result.rows_out, result.rows_rejected) == (3, 0)
+    assert rows_of(result.output_path, "SELECT count(*) FROM t WHERE a IS NULL") == [(1,)]
+
+
+def test_a_csv_mixing_crlf_and_lf_line_ends_converts(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"id,name\r\n1,a\r\n2,b\n3,c\r\n")
+    result = convert_file(source, tmp_path / "out.parquet", name="in.csv", limits=Limits(max_reject_ratio=0))
+    assert result.failure is None and result.rows_out == 3
+    assert rows_of(result.output_path, "SELECT string_agg(name, '') FROM (SELECT name FROM t ORDER BY id)") == [
+        ("abc",)
+    ]

@@ -16,6 +16,8 @@ Only structurally broken rows (wrong field count, bad quoting, over-long lines) 
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 from analytics_platform.etl.exceptions import MalformedContentError
@@ -32,6 +34,9 @@ WHOLE_FILE = -1
 def csv_relation(source: Source, *, sample_rows: int, pass_number: int, types: dict[str, str] | None = None) -> str:
     """``read_csv(...)`` with the detected delimiter, RFC 4180 quoting and rejects kept per pass."""
     compression = "gzip" if source.sniffed.compressed else "none"
+    # DuckDB's sniffer refuses a file mixing CRLF and LF line ends; with LF named, it reads both (CR dropped).
+    sample = source.sniffed.sample
+    new_line = ", new_line='\\n'" if b"\r\n" in sample and re.search(rb"[^\r]\n", sample) else ""
     typed = ""
     if types:
         typed = ", types={" + ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in types.items()) + "}"
@@ -39,7 +44,7 @@ def csv_relation(source: Source, *, sample_rows: int, pass_number: int, types: d
         f"read_csv({quote_literal(str(source.path))}, header=true, compression='{compression}', "
         f"delim={quote_literal(source.sniffed.delimiter)}, quote='\"', escape='\"', "
         f"max_line_size={source.limits.max_line_bytes}, sample_size={sample_rows}, store_rejects=true, "
-        f"rejects_table='rejects_{pass_number}', rejects_scan='rejects_scan_{pass_number}'{typed})"
+        f"rejects_table='rejects_{pass_number}', rejects_scan='rejects_scan_{pass_number}'{new_line}{typed})"
     )
 
 
