@@ -140,14 +140,18 @@ def test_a_missing_object_is_403_without_list_bucket_and_404_with_it(endpoint: t
         assert code(missing_get)[1] == expected
 
 
+def eventbridge_bucket(s3: Any, bucket: str) -> None:
+    """A bucket that sends its events to EventBridge."""
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+
+
 def test_s3_eventbridge_events_carry_the_key_encoded_as_aws_sends_it(endpoint: tuple[str, Endpoint, Path]) -> None:
     url, _, _ = endpoint
     # GIVEN a bucket sending events to EventBridge, and a rule on raw/ that forwards them to a queue
     s3, events, sqs = (local_client(s, REGION, url) for s in ("s3", "events", "sqs"))
     bucket = "endpoint-events-bucket"
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_bucket_notification_configuration(Bucket=bucket,
-                                             NotificationConfiguration={"EventBridgeConfiguration": {}})  # fmt: skip
+    eventbridge_bucket(s3, bucket)
     queue_url = sqs.create_queue(QueueName="events-q")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     pattern = {"source": ["aws.s3"], "detail-type": ["Object Created"],
@@ -221,9 +225,7 @@ def test_a_schedule_rule_does_not_swallow_s3_events_meant_for_other_rules(endpoi
     # GIVEN a schedule rule with a function target created BEFORE the upload rule (Terraform's order varies)
     s3, events, sqs = (local_client(s, REGION, url) for s in ("s3", "events", "sqs"))
     bucket = "endpoint-order-bucket"
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_bucket_notification_configuration(Bucket=bucket,
-                                             NotificationConfiguration={"EventBridgeConfiguration": {}})  # fmt: skip
+    eventbridge_bucket(s3, bucket)
     events.put_rule(Name="sweep", ScheduleExpression="rate(5 minutes)")
     function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:nothing-here"
     events.put_targets(Rule="sweep", Targets=[{"Id": "fn", "Arn": function_arn}])
