@@ -18,6 +18,10 @@ from moto import mock_aws
 from analytics_platform.etl import handler as handler_module
 from analytics_platform.etl.events import ObjectRef, object_created_event
 from analytics_platform.etl.jobs import DAY_INDEX, STATUS_INDEX
+from analytics_platform.local.endpoint.moto_patches import encode_keys_in_version_listings
+
+# In-process moto lists versions as S3 does (encoded keys), as the local endpoint does.
+encode_keys_in_version_listings()
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REGION = "us-east-1"

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import duckdb
@@ -196,12 +197,16 @@ class AtomicRequests:
     """Serialises each request to the table: DynamoDB evaluates a condition and writes atomically,
     moto's in-process backend does not, so without this the test would exercise moto, not our code."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, lock: Any = None) -> None:
         self._table = table
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._table, name)
+        if name == "meta":  # transactions go through the resource's client: the same lock
+            return SimpleNamespace(client=AtomicRequests(method.client, self._lock))
+        if not callable(method):
+            return method
 
         def atomic(*args: Any, **kwargs: Any) -> Any:
             with self._lock:

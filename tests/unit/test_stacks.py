@@ -52,7 +52,7 @@ def test_isolated_vpc(stacks: dict[str, Any], region: str, cidr: str) -> None:
     assert default_sg["ingress"] == [] and default_sg["egress"] == []
     endpoints = {e["service_name"]: e["vpc_endpoint_type"] for e in stack["resource"]["aws_vpc_endpoint"].values()}
     assert endpoints == {f"com.amazonaws.{region}.s3": "Gateway", f"com.amazonaws.{region}.dynamodb": "Gateway",
-                         f"com.amazonaws.{region}.xray": "Interface"}  # fmt: skip
+                         f"com.amazonaws.{region}.xray": "Interface", f"com.amazonaws.{region}.glue": "Interface"}  # fmt: skip
     assert one(stack, "aws_flow_log")["traffic_type"] == "ALL"
 
 
@@ -173,13 +173,21 @@ def test_iam_is_least_privilege(stacks: dict[str, Any]) -> None:
     policies = {p["name"]: json.loads(p["policy"]) for p in stack["resource"]["aws_iam_role_policy"].values()}
     worker = {s["Sid"]: s for s in policies["etl-worker"]["Statement"]}
     assert re.fullmatch(r"\$\{aws_s3_bucket\.data_bucket_\w+\.arn\}/raw/\*", worker["ReadRawObjects"]["Resource"][0])
-    assert worker["WriteJobRecords"]["Action"] == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert worker["WriteJobRecords"]["Action"] == [
+        "dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"
+    ]  # fmt: skip
     write = worker["WriteResultObjects"]
     assert write["Action"] == ["s3:AbortMultipartUpload", "s3:PutObject"]
     assert [r.rsplit("/", 2)[-2] for r in write["Resource"]] == ["processed", "quarantine"]
     # ListBucket on exactly this bucket: without it S3 answers 403 for a deleted upload, which looks transient.
     assert worker["ListOwnBucket"]["Action"] == ["s3:ListBucket"]
     assert re.fullmatch(r"\$\{aws_s3_bucket\.data_bucket_\w+\.arn\}", worker["ListOwnBucket"]["Resource"][0])
+    versions = worker["ListRawVersions"]
+    assert versions["Action"] == ["s3:ListBucketVersions"] and versions["Condition"] == {
+        "StringLike": {"s3:prefix": ["raw/*"]}
+    }
+    retire = worker["RetireSupersededOutputs"]
+    assert retire["Action"] == ["s3:DeleteObject"] and retire["Resource"][0].endswith("/processed/*")
     dead = worker["InspectDeadLetters"]
     assert "sqs:DeleteMessage" not in dead["Action"] and "aws_sqs_queue.queues_dlq" in dead["Resource"][0]
     star = [sid for sid, s in worker.items() if "*" in s["Resource"]]
@@ -205,6 +213,8 @@ def test_project_checks_find_nothing_in_the_real_stacks(synthesized: dict[str, A
 def test_residency_check_catches_a_reference_to_another_region(stacks: dict[str, Any]) -> None:
     tampered = json.loads(json.dumps(stacks["us-east-1"]))
     tampered["output"]["leak"] = {"value": "arn:aws:s3:::analytics-bucket-eu-west-1-unit"}
+    assert any("eu-west-1" in f for f in check_residency("s", tampered, "us-east-1"))
+    tampered["output"]["leak"] = {"value": "analytics_eu_west_1_unit.orders"}  # a Glue name spells it so
     assert any("eu-west-1" in f for f in check_residency("s", tampered, "us-east-1"))
 
 
@@ -282,3 +292,33 @@ def test_cdktf_testing_matchers_agree(stacks: dict[str, Any]) -> None:
     assert Testing.to_have_resource_with_properties(
         received, SqsQueue.TF_RESOURCE_TYPE, {"visibility_timeout_seconds": 300, "sqs_managed_sse_enabled": True}
     )
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-southeast-1"])
+def test_catalog_workgroup_and_catalog_iam_in_every_region(stacks: dict[str, Any], region: str) -> None:
+    stack = stacks[region]
+    database = one(stack, "aws_glue_catalog_database")
+    expected_database = f"analytics_{region.replace('-', '_')}_unit"
+    assert database["name"] == expected_database
+    workgroup = one(stack, "aws_athena_workgroup")
+    assert workgroup["name"] == f"analytics-athena-{region}-unit" and workgroup["force_destroy"] is True
+    settings = workgroup["configuration"]
+    assert settings["enforce_workgroup_configuration"] is True
+    assert settings["bytes_scanned_cutoff_per_query"] == 10240 * 1024 * 1024
+    results = settings["result_configuration"]
+    assert results["output_location"] == f"s3://analytics-bucket-{region}-unit/athena-results/"
+    assert results["encryption_configuration"]["encryption_option"] == "SSE_S3"
+    # the results expire with the bucket's lifecycle
+    rules = {r["id"]: r for r in one(stack, "aws_s3_bucket_lifecycle_configuration")["rule"]}
+    expire = rules["expire-athena-results"]
+    assert expire["filter"][0]["prefix"] == "athena-results/" and expire["expiration"][0]["days"] == 30
+    # the worker may write the tables of this region's one database, nothing else
+    policies = {p["name"]: json.loads(p["policy"]) for p in stack["resource"]["aws_iam_role_policy"].values()}
+    glue = {s["Sid"]: s for s in policies["etl-worker"]["Statement"]}["WriteOwnCatalogTables"]
+    assert glue["Action"] == ["glue:CreateTable", "glue:GetTable", "glue:UpdateTable"]
+    assert [r.split(":", 5)[-1] for r in glue["Resource"]] == [
+        "catalog", f"database/{expected_database}", f"table/{expected_database}/*"
+    ]
+    assert all(f":glue:{region}:" in r for r in glue["Resource"])
+    environment = one(stack, "aws_lambda_function")["environment"]["variables"]
+    assert environment["GLUE_DATABASE"] == expected_database

@@ -101,3 +101,11 @@ class JobInProgressError(TransientError):
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class ContractViolationError(PermanentError):
+    """A file misses a column its dataset's contract requires."""
+
+
+class SchemaConflictError(PermanentError):
+    """A file's column type cannot be reconciled with the dataset's table (for example text to integer)."""

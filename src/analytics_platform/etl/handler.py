@@ -26,9 +26,10 @@ from analytics_platform.etl.exceptions import (
     TransientError,
 )
 from analytics_platform.etl.jobs import delivery_owner
+from analytics_platform.etl.keys import dataset_of
 from analytics_platform.etl.settings import Settings
 from analytics_platform.etl.sweeper import sweep_dead_letters
-from analytics_platform.etl.worker import Budget, OutcomeStatus, Worker, dataset_of
+from analytics_platform.etl.worker import Budget, OutcomeStatus, Worker
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "etl-worker"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", names.NAMESPACE))
@@ -55,7 +56,8 @@ def get_runtime() -> Runtime:
     session = boto3.session.Session(region_name=settings.region)
     s3 = session.client("s3", config=CLIENT_CONFIG)
     table = session.resource("dynamodb", config=CLIENT_CONFIG).Table(settings.table)
-    return Runtime(Worker(settings, s3=s3, table=table), session.client("sqs", config=CLIENT_CONFIG))
+    glue = session.client("glue", config=CLIENT_CONFIG) if settings.glue_database else None
+    return Runtime(Worker(settings, s3=s3, table=table, glue=glue), session.client("sqs", config=CLIENT_CONFIG))
 
 
 def get_worker() -> Worker:
@@ -125,6 +127,8 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> dict[str, A
         )  # fmt: skip
         logger.info("job succeeded", rows_out=result.rows_out, rows_rejected=result.rows_rejected,
                     output_uri=result.output_uri)  # fmt: skip
+    elif outcome.status is OutcomeStatus.SUPERSEDED:
+        logger.info("converted, but a newer version of the key succeeded first; output retired", reason=outcome.error)
     elif outcome.status is OutcomeStatus.FAILED:
         names.count(metrics, names.JOBS_FAILED)
         logger.error("job failed permanently; input left untouched", reason=outcome.error)

@@ -1,6 +1,7 @@
 """Job records in DynamoDB: one per object version, moved between states with conditional writes only.
 
-States: ``PENDING -> RUNNING -> SUCCEEDED | FAILED | DEAD_LETTERED``; ``RUNNING -> PENDING`` after a transient
+States: ``PENDING -> RUNNING -> SUCCEEDED | FAILED | DEAD_LETTERED | SUPERSEDED`` (and ``SUCCEEDED ->
+SUPERSEDED`` when a newer version of the key succeeds, see :mod:`.latest`); ``RUNNING -> PENDING`` after a transient
 error (the message is redelivered). Rules the conditions enforce:
 
 * A job is created once (``attribute_not_exists``). A redelivered event for a SUCCEEDED or FAILED job is a no-op.
@@ -14,105 +15,41 @@ error (the message is redelivered). Rules the conditions enforce:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from analytics_platform.etl.events import ObjectRef
 from analytics_platform.etl.exceptions import JobAlreadyFinishedError, JobInProgressError
-from analytics_platform.etl.settings import LEASE_MARGIN_SECONDS
+from analytics_platform.etl.job_values import (
+    DEAD_LETTERED,
+    FAILED,
+    FINISHED,
+    MAX_ERROR_MESSAGE,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    SUPERSEDED,
+    TERMINAL,
+    JobResult,
+    JobStatus,
+    _is_condition_failure,
+    delivery_owner,
+    error_values,
+    iso,
+    lease_expiry,
+    result_values,
+)
+
+__all__ = [
+    "DAY_INDEX", "DEAD_LETTERED", "FAILED", "FINISHED", "PENDING", "RUNNING", "STATUS_INDEX", "SUCCEEDED",
+    "SUPERSEDED", "TERMINAL", "JobResult", "JobStatus", "JobTracker", "delivery_owner", "iso", "lease_expiry",
+]  # fmt: skip
 
 #: Index names and keys, equal to the stack's (a unit test keeps them in step).
 DAY_INDEX = "by-day"
 STATUS_INDEX = "by-status"
-MAX_ERROR_MESSAGE = 2000
-
-
-class JobStatus(StrEnum):
-    """A job record's ``job_status``."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    DEAD_LETTERED = "DEAD_LETTERED"
-
-
-PENDING, RUNNING, SUCCEEDED, FAILED, DEAD_LETTERED = (s.value for s in JobStatus)
-#: States a job ends in; a record in any other state still has a message that will come back.
-TERMINAL = frozenset({SUCCEEDED, FAILED, DEAD_LETTERED})
-#: States a redelivery never reprocesses.
-FINISHED = frozenset({SUCCEEDED, FAILED})
-
-
-def iso(moment: datetime) -> str:
-    """UTC ISO-8601 with milliseconds: sorts lexicographically in time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def delivery_owner(message_id: str, receive_count: int) -> str:
-    """The owner of a claim: one delivery of one message (``<message id>/<receive count>``).
-
-    A later delivery of the same message may take the lease back; an earlier one, still running somewhere,
-    can then no longer write over the job.
-    """
-    return f"{message_id}/{receive_count}"
-
-
-def lease_expiry(invocation_deadline: datetime) -> int:
-    """Epoch second a lease taken by an invocation ending at ``invocation_deadline`` runs out."""
-    return int(invocation_deadline.timestamp()) + LEASE_MARGIN_SECONDS
-
-
-@dataclass
-class JobResult:
-    """What a finished transform reports into the job record."""
-
-    dataset: str
-    rows_in: int = 0
-    rows_out: int = 0
-    rows_rejected: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    output_uri: str | None = None
-    quarantine_uri: str | None = None
-    schema: list[str] = field(default_factory=list)
-
-
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-def _error_values(error: BaseException | str, now: datetime, error_type: str | None = None) -> dict[str, Any]:
-    message = str(error) or type(error).__name__
-    return {
-        "error_type": error_type or type(error).__name__,
-        "error_message": message[:MAX_ERROR_MESSAGE],
-        "updated_at": iso(now),
-    }
-
-
-def _result_values(result: JobResult, started: datetime, now: datetime) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "dataset": result.dataset,
-        "rows_in": result.rows_in,
-        "rows_out": result.rows_out,
-        "rows_rejected": result.rows_rejected,
-        "bytes_in": result.bytes_in,
-        "bytes_out": result.bytes_out,
-        "finished_at": iso(now),
-        "updated_at": iso(now),
-        "duration_ms": int((now - started).total_seconds() * 1000),
-        "output_schema": result.schema,
-    }
-    if result.output_uri:
-        values["output_uri"] = result.output_uri
-    if result.quarantine_uri:
-        values["quarantine_uri"] = result.quarantine_uri
-    return values
 
 
 class JobTracker:
@@ -208,23 +145,27 @@ class JobTracker:
             ) from None
         return dict(response["Attributes"])
 
-    def _finish(self, job_id: str, owner: str, values: dict[str, Any], remove: str = "") -> bool:
-        names = {f"#{key}": key for key in values}
+    @staticmethod
+    def _finish_update(job_id: str, owner: str, values: dict[str, Any], remove: str = "") -> dict[str, Any]:
+        """The conditional update that ends a RUNNING job held by ``owner``."""
         expression = "SET " + ", ".join(f"#{key} = :{key}" for key in values)
         if remove:
             expression += f" REMOVE {remove}"
+        return {
+            "Key": {"job_id": job_id},
+            "UpdateExpression": expression,
+            "ConditionExpression": "job_status = :expected_status AND job_owner = :expected_owner",
+            "ExpressionAttributeNames": {f"#{key}": key for key in values},
+            "ExpressionAttributeValues": {
+                **{f":{key}": value for key, value in values.items()},
+                ":expected_status": RUNNING,
+                ":expected_owner": owner,
+            },
+        }
+
+    def _finish(self, job_id: str, owner: str, values: dict[str, Any], remove: str = "") -> bool:
         try:
-            self._table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression=expression,
-                ConditionExpression="job_status = :expected_status AND job_owner = :expected_owner",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={
-                    **{f":{key}": value for key, value in values.items()},
-                    ":expected_status": RUNNING,
-                    ":expected_owner": owner,
-                },
-            )
+            self._table.update_item(**self._finish_update(job_id, owner, values, remove))
         except ClientError as error:
             if _is_condition_failure(error):
                 return False  # the lease was taken over; the new owner records the outcome
@@ -233,25 +174,84 @@ class JobTracker:
 
     def succeed(self, job_id: str, owner: str, result: JobResult, started: datetime, now: datetime) -> bool:
         """RUNNING -> SUCCEEDED with the transform's figures."""
-        values = {**_result_values(result, started, now), "job_status": SUCCEEDED}
+        values = {**result_values(result, started, now), "job_status": SUCCEEDED}
         return self._finish(job_id, owner, values, remove="lease_expires_at, error_type, error_message")
+
+    def succeed_current(
+        self, job_id: str, owner: str, result: JobResult, started: datetime, now: datetime, pointer: dict[str, str]
+    ) -> str:
+        """RUNNING -> SUCCEEDED, in one transaction with a check that the job is still its key's current version.
+
+        Returns ``"ok"``, ``"superseded"`` (a newer version took over: nothing written) or ``"lost"`` (another
+        delivery holds the job now).
+        """
+        values = {**result_values(result, started, now), "job_status": SUCCEEDED}
+        update = self._finish_update(job_id, owner, values, remove="lease_expires_at, error_type, error_message")
+        check = {
+            "Key": pointer,
+            "ConditionExpression": "current_job = :me",
+            "ExpressionAttributeValues": {":me": job_id},
+        }
+        # The resource's client takes plain Python values, as the Table does (boto3 serializes them).
+        update["TableName"] = check["TableName"] = self._table.name
+        try:
+            self._table.meta.client.transact_write_items(TransactItems=[{"Update": update}, {"ConditionCheck": check}])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if len(reasons) == 2 and reasons[1] == "ConditionalCheckFailed" and reasons[0] != "ConditionalCheckFailed":
+                return "superseded"
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return "lost"
+            raise
+        return "ok"
+
+    def supersede_claimed(
+        self, job_id: str, owner: str, by: str, result: JobResult, started: datetime, now: datetime
+    ) -> bool:
+        """RUNNING -> SUPERSEDED: a newer version of the key succeeded first; this one's Parquet was removed."""
+        values = {**result_values(result, started, now), "job_status": SUPERSEDED, "superseded_by": by,
+                  "superseded_at": iso(now)}  # fmt: skip
+        return self._finish(job_id, owner, values, remove="lease_expires_at, error_type, error_message")
+
+    def supersede_finished(self, job_id: str, by: str, now: datetime) -> bool:
+        """SUCCEEDED -> SUPERSEDED (``by``: the newer version's job); False if it was not SUCCEEDED."""
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET job_status = :superseded, superseded_by = :by, superseded_at = :now, "
+                "updated_at = :now",
+                ConditionExpression="job_status = :succeeded",
+                ExpressionAttributeValues={
+                    ":superseded": SUPERSEDED,
+                    ":by": by,
+                    ":now": iso(now),
+                    ":succeeded": SUCCEEDED,
+                },
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
 
     def fail(
         self, job_id: str, owner: str, error: BaseException, result: JobResult, started: datetime, now: datetime
     ) -> bool:
         """RUNNING -> FAILED with the reason (permanent errors only)."""
-        values = {**_result_values(result, started, now), **_error_values(error, now), "job_status": FAILED}
+        values = {**result_values(result, started, now), **error_values(error, now), "job_status": FAILED}
         return self._finish(job_id, owner, values, remove="lease_expires_at")
 
     def release(self, job_id: str, owner: str, error: BaseException, now: datetime) -> bool:
         """RUNNING -> PENDING after a transient error, keeping the error for the record."""
-        values = {**_error_values(error, now), "job_status": PENDING}
+        values = {**error_values(error, now), "job_status": PENDING}
         return self._finish(job_id, owner, values, remove="lease_expires_at")
 
     def dead_letter_claimed(self, job_id: str, owner: str, error: BaseException, now: datetime) -> bool:
         """RUNNING -> DEAD_LETTERED: the last delivery failed transiently; its message moves to the DLQ."""
         values = {
-            **_error_values(error, now),
+            **error_values(error, now),
             "job_status": DEAD_LETTERED,
             "dead_lettered_at": iso(now),
             "finished_at": iso(now),
@@ -266,7 +266,7 @@ class JobTracker:
         alone.
         """
         stamp = iso(now)
-        fresh = {**self.new_item(ref, dataset, now, DEAD_LETTERED), **_error_values(reason, now, "RetriesExhausted")}
+        fresh = {**self.new_item(ref, dataset, now, DEAD_LETTERED), **error_values(reason, now, "RetriesExhausted")}
         if self._put_new({**fresh, "dead_lettered_at": stamp, "finished_at": stamp}):
             return True
         current = self.get(ref.job_id) or {}

@@ -16,7 +16,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any
+
+from analytics_platform.etl.contracts import ContractError, DatasetContract, contracts_from_json
 
 #: Key prefixes of the data bucket (the stack's lifecycle rules, event rule and IAM grants use these too).
 RAW_PREFIX = "raw/"
@@ -35,6 +38,7 @@ LEASE_MARGIN_SECONDS = 10
 # Environment variable names of the values every region sets from its resource names.
 DATA_REGION, BUCKET_NAME, TABLE_NAME = "DATA_REGION", "BUCKET_NAME", "TABLE_NAME"
 QUEUE_URL, DLQ_URL = "QUEUE_URL", "DLQ_URL"
+GLUE_DATABASE, DATASET_CONTRACTS = "GLUE_DATABASE", "DATASET_CONTRACTS"
 WORK_DIR = "TAP_WORK_DIR"
 MEMORY_SIZE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"  # set by Lambda itself
 
@@ -103,6 +107,8 @@ class Settings:
     table: str
     queue_url: str = ""
     dlq_url: str = ""
+    glue_database: str = ""
+    contracts_json: str = ""
     tunables: Tunables = Tunables()
     memory_mb: int = 1024
     work_dir: str = "/tmp"
@@ -126,6 +132,14 @@ class Settings:
         """See :class:`Tunables`."""
         return self.tunables.max_receive_count
 
+    @cached_property
+    def contracts(self) -> dict[str, DatasetContract]:
+        """Each dataset's contract (``DATASET_CONTRACTS``); a bad one stops the worker with a clear error."""
+        try:
+            return contracts_from_json(self.contracts_json)
+        except ContractError as error:
+            raise RuntimeError(f"worker misconfigured: {error}") from error
+
     @property
     def duckdb_memory_mb(self) -> int:
         """DuckDB's memory cap: a fixed share of the function's memory, at least 64 MB."""
@@ -134,7 +148,9 @@ class Settings:
     def to_environment(self) -> dict[str, str]:
         """The function environment that :meth:`from_environment` reads back (values may be tokens)."""
         env = {DATA_REGION: self.region, BUCKET_NAME: self.bucket, TABLE_NAME: self.table}
-        env.update({QUEUE_URL: self.queue_url, DLQ_URL: self.dlq_url})
+        env.update({QUEUE_URL: self.queue_url, DLQ_URL: self.dlq_url, GLUE_DATABASE: self.glue_database})
+        if self.contracts_json:
+            env[DATASET_CONTRACTS] = self.contracts_json
         for definition in tunable_fields():
             env[definition.metadata["env"]] = str(getattr(self.tunables, definition.name))
         return env
@@ -153,6 +169,8 @@ class Settings:
             table=env[TABLE_NAME],
             queue_url=env.get(QUEUE_URL, ""),
             dlq_url=env.get(DLQ_URL, ""),
+            glue_database=env.get(GLUE_DATABASE, ""),
+            contracts_json=env.get(DATASET_CONTRACTS, ""),
             tunables=replace(Tunables(), **values),
             memory_mb=int(env.get(MEMORY_SIZE, "1024")),
             work_dir=env.get(WORK_DIR, "/tmp"),

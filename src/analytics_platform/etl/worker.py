@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 import shutil
 import tempfile
 import time
@@ -11,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from analytics_platform.etl.catalog import DatasetCatalog
 from analytics_platform.etl.events import ObjectRef, parse_object_created
 from analytics_platform.etl.exceptions import (
     JobAlreadyFinishedError,
@@ -27,23 +26,24 @@ from analytics_platform.etl.exceptions import (
     TransientError,
 )
 from analytics_platform.etl.jobs import TERMINAL, JobResult, JobTracker, lease_expiry
+from analytics_platform.etl.keys import dataset_of, output_keys
+from analytics_platform.etl.publish import Publisher
 from analytics_platform.etl.settings import DISK_FACTOR, Settings
 from analytics_platform.etl.storage import ObjectStore, classify_aws_error
 from analytics_platform.etl.transform import ConversionResult, Limits, convert_file, disk_needed
 
-DEFAULT_DATASET = "default"
-MAX_DATASET_CHARS = 64
-MAX_BASE_NAME_CHARS = 120
 #: Share of the function's time kept back after the transform for the uploads and the record write.
 RESERVE_SHARE, MIN_RESERVE_SECONDS = 0.1, 3.0
 #: A record is not started with less time than this left; it goes back to the queue at once.
 MIN_START_SECONDS = 5.0
+T = TypeVar("T")
 
 
 class OutcomeStatus(StrEnum):
     """How one record ended in this invocation (transient failures raise instead)."""
 
     SUCCEEDED = "succeeded"
+    SUPERSEDED = "superseded"
     FAILED = "failed"
     DUPLICATE = "duplicate"
 
@@ -84,40 +84,6 @@ class Budget:
         return now + timedelta(seconds=max(0.0, self.left()))
 
 
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def dataset_of(key: str, raw_prefix: str) -> str:
-    """First path segment under ``raw/`` (``raw/sales/x.csv`` -> ``sales``); ``default`` if none."""
-    parts = PurePosixPath(key[len(raw_prefix) :] if key.startswith(raw_prefix) else key).parts
-    if len(parts) < 2:
-        return DEFAULT_DATASET
-    cleaned = re.sub(r"[^0-9A-Za-z_-]+", "_", parts[0]).strip("_").lower()[:MAX_DATASET_CHARS].strip("_")
-    return cleaned or DEFAULT_DATASET
-
-
-def base_name(key: str) -> str:
-    """File name without its data and compression extensions, safe and short enough for an output key."""
-    name = PurePosixPath(key).name
-    for extension in (".gz", ".gzip"):
-        if name.lower().endswith(extension):
-            name = name[: -len(extension)]
-    stem = PurePosixPath(name).stem if "." in name else name
-    safe = re.sub(r"[^0-9A-Za-z._-]+", "_", stem) or "object"
-    if len(safe) > MAX_BASE_NAME_CHARS:  # S3 keys end at 1,024 bytes: keep a prefix plus a hash of the whole
-        safe = f"{safe[:MAX_BASE_NAME_CHARS]}-{_short_hash(key)}"
-    return safe
-
-
-def output_keys(settings: Settings, ref: ObjectRef, dataset: str) -> tuple[str, str]:
-    """``processed/<dataset>/ingest_date=YYYY-MM-DD/<name>-<version>.parquet`` and its quarantine twin."""
-    day = ref.event_time.astimezone(UTC).strftime("%Y-%m-%d")
-    version = re.sub(r"[^0-9A-Za-z._-]+", "_", ref.version_id)[:128]
-    stem = f"{dataset}/ingest_date={day}/{base_name(ref.key)}-{version}"
-    return f"{settings.processed_prefix}{stem}.parquet", f"{settings.quarantine_prefix}{stem}.rejects.jsonl"
-
-
 def budget_message(error: TimeBudgetExceededError, function_seconds: float) -> str:
     """The reason a job is handed back when it cannot finish in the function's time."""
     needed = f"about {error.estimated_total_seconds:.0f} s" if error.estimated_total_seconds else "more time"
@@ -131,12 +97,23 @@ class Worker:
     """Processes upload events for one region; AWS clients are injected."""
 
     def __init__(
-        self, settings: Settings, *, s3: Any, table: Any, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    ) -> None:
+        self, settings: Settings, *, s3: Any, table: Any, glue: Any = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:  # fmt: skip
+        """``glue`` None (or no ``GLUE_DATABASE``): no catalog; the rest works as before."""
         self.settings = settings
         self._store = ObjectStore(s3, settings.bucket)
         self._jobs = JobTracker(table, region=settings.region)
         self._clock = clock
+        catalog = None
+        if glue is not None and settings.glue_database:
+            catalog = DatasetCatalog(
+                table, glue, database=settings.glue_database, bucket=settings.bucket, prefix=settings.processed_prefix
+            )
+        self._publisher = Publisher(
+            s3=s3, table=table, jobs=self._jobs, catalog=catalog, processed_prefix=settings.processed_prefix,
+            clock=clock,
+        )  # fmt: skip
 
     @property
     def jobs(self) -> JobTracker:
@@ -219,12 +196,16 @@ class Worker:
             written = self._record(lambda: self._jobs.fail(ref.job_id, owner, failure, result, started, finished))
             self._recorded_or_retry(ref.job_id, written)
             return Outcome(OutcomeStatus.FAILED, ref.job_id, result, error=f"{type(failure).__name__}: {failure}")
-        written = self._record(lambda: self._jobs.succeed(ref.job_id, owner, result, started, finished))
-        self._recorded_or_retry(ref.job_id, written)
+        done = self._record(lambda: self._publisher.finish(ref, owner, result, started))
+        self._recorded_or_retry(ref.job_id, done.written)
+        if done.superseded_by:
+            return Outcome(
+                OutcomeStatus.SUPERSEDED, ref.job_id, result, error=f"superseded by job {done.superseded_by}"
+            )
         return Outcome(OutcomeStatus.SUCCEEDED, ref.job_id, result)
 
     @staticmethod
-    def _record(write: Callable[[], bool]) -> bool:
+    def _record(write: Callable[[], T]) -> T:
         try:
             return write()
         except (ClientError, BotoCoreError) as error:
@@ -259,7 +240,16 @@ class Worker:
             limits = Limits(
                 memory_mb=settings.duckdb_memory_mb, max_reject_ratio=settings.max_reject_ratio, deadline=deadline
             )
-            converted = convert_file(source, Path(work) / "output.parquet", name=ref.key, limits=limits)
+            contract = settings.contracts.get(dataset)
+            converted = convert_file(
+                source, Path(work) / "output.parquet", name=ref.key, limits=limits, contract=contract
+            )
+            if converted.failure is None:
+                converted.failure = self._record(
+                    lambda: self._publisher.prepare(dataset, converted, limits, Path(work) / "conform")
+                )
+                if converted.failure is not None:
+                    converted.output_path.unlink(missing_ok=True)
             result = self._upload(converted, ref, dataset, output_key, quarantine_key, budget.deadline - 1.5)
             return result, converted.failure
 

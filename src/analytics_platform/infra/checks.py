@@ -62,7 +62,8 @@ def check_residency(stack_name: str, stack: dict[str, Any], region: str) -> list
     findings = [
         f"{stack_name}: refers to another region {other!r}"
         for other in sorted(KNOWN_REGIONS - {region})
-        if re.search(rf"(?<![a-z0-9]){re.escape(other)}(?![0-9])", text)
+        # also spelled with underscores, as in Glue database names
+        if re.search(rf"(?<![a-z0-9]){re.escape(other).replace('-', '[-_]')}(?![0-9])", text)
     ]
     for provider in stack.get("provider", {}).get("aws", []):
         if provider.get("region") != region:
@@ -131,7 +132,8 @@ def check_names(stack_name: str, stack: dict[str, Any], region: str, suffix: str
             value = body.get(attribute)
             if not isinstance(value, str) or "${" in value:
                 continue
-            if f"{region}-{suffix}" not in value:
+            # Glue database names cannot hold hyphens: theirs is the same name with underscores.
+            if f"{region}-{suffix}" not in value and f"{region}_{suffix}".replace("-", "_") not in value:
                 findings.append(f"{stack_name}/{name}: {attribute} {value!r} lacks '{region}-{suffix}'")
     return findings
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from analytics_platform.etl.contracts import ContractError, DatasetContract, parse_contracts
 from analytics_platform.etl.settings import Tunables, tunable_fields
 from analytics_platform.infra.names import ResourceNames
 from analytics_platform.infra.validation import KNOWN_REGIONS, ConfigError, validate
@@ -71,6 +72,9 @@ class PlatformConfig:
     log_retention_days: int = 30
     error_rate_threshold_percent: float = 5.0
     oldest_message_alarm_seconds: int = 900
+    athena_bytes_scanned_cutoff_mb: int = 10240
+    athena_result_retention_days: int = 30
+    datasets: Mapping[str, DatasetContract] = field(default_factory=dict)
     backend: str = "local"
     state_dir: str = "terraform-state"
     local_endpoint: str | None = None
@@ -133,6 +137,11 @@ def config_from_mapping(raw: Mapping[str, Any], base: PlatformConfig | None = No
             if not isinstance(value, list):
                 raise ConfigError("regions", "must be a list")
             value = tuple(_region_from_mapping(i, item) for i, item in enumerate(value))
+        elif key == "datasets":
+            try:
+                value = parse_contracts(value)
+            except ContractError as error:
+                raise ConfigError(error.field, error.message) from error
         elif key == "extra_tags":
             if not isinstance(value, Mapping):
                 raise ConfigError("extra_tags", "must be a table of strings")

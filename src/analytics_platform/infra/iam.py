@@ -18,8 +18,17 @@ S3_WRITE_OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 #: Without it S3 answers 403 (not 404) for a key or version that does not exist, and a deleted upload would
 #: look like a permission problem and be retried into the DLQ.
 S3_LIST_BUCKET_ACTIONS = ("s3:ListBucket",)
+#: The worker orders a key's versions (latest version wins) by listing them.
+S3_LIST_VERSIONS_ACTIONS = ("s3:ListBucketVersions",)
+#: The worker retires the Parquet of a superseded version (bucket versioning keeps it recoverable).
+S3_DELETE_OBJECT_ACTIONS = ("s3:DeleteObject",)
+#: Create and evolve tables in one Glue database (Glue checks the catalog, the database and the table).
+GLUE_TABLE_WRITE_ACTIONS = ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable")
 SQS_INSPECT_DLQ_ACTIONS = ("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
-DYNAMODB_JOB_WRITE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+#: ConditionCheckItem: a job ends SUCCEEDED in a transaction that checks its key's latest-version item.
+DYNAMODB_JOB_WRITE_ACTIONS = (
+    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
+)  # fmt: skip
 SQS_CONSUME_ACTIONS = (
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
@@ -51,6 +60,10 @@ WILDCARD_ALLOW_LIST: Mapping[str, str] = {
     "AllowEniManage": (
         "the network interface does not exist before Lambda creates it, so its ARN is only known as "
         "network-interface/*; the statement is pinned to this region, this account and this VPC by condition"
+    ),
+    "WriteOwnCatalogTables": (
+        "a dataset's table is created by the worker when the dataset's first file succeeds, so its name is only "
+        "known as table/<database>/*; the ARN is pinned to this region's one database"
     ),
     "AllowOwnLogStreams": (
         "Lambda and flow logs name their log streams at run time; the ARN is pinned to one exact log group"
@@ -115,6 +128,31 @@ def list_bucket(bucket_arn: str) -> Statement:
     carries no ``s3:prefix`` key, and a condition on an absent key never matches (403 again).
     """
     return Statement("ListOwnBucket", S3_LIST_BUCKET_ACTIONS, [bucket_arn])
+
+
+def list_versions(bucket_arn: str, prefix: str) -> Statement:
+    """List the versions of keys under one prefix (``s3:prefix`` is part of every such listing request)."""
+    return Statement(
+        "ListRawVersions",
+        S3_LIST_VERSIONS_ACTIONS,
+        [bucket_arn],
+        condition={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+    )
+
+
+def retire_objects(bucket_arn: str, prefix: str) -> Statement:
+    """Delete (with versioning: hide behind a delete marker) objects under one prefix."""
+    return Statement("RetireSupersededOutputs", S3_DELETE_OBJECT_ACTIONS, [f"{bucket_arn}/{prefix}*"])
+
+
+def write_catalog_tables(*, partition: str, region: str, account_id: str, database: str) -> Statement:
+    """Create and update the tables of exactly one Glue database (no other database, no deletes)."""
+    base = f"arn:{partition}:glue:{region}:{account_id}"
+    return Statement(
+        "WriteOwnCatalogTables",
+        GLUE_TABLE_WRITE_ACTIONS,
+        [f"{base}:catalog", f"{base}:database/{database}", f"{base}:table/{database}/*"],
+    )
 
 
 def inspect_dead_letters(dlq_arn: str) -> Statement:

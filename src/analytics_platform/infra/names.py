@@ -33,6 +33,8 @@ NAME_LIMITS: Mapping[str, int] = {
     "alarm_error_rate": 255,
     "alarm_failed_jobs": 255,
     "sweep_rule": 64,
+    "glue_database": 255,
+    "athena_workgroup": 128,
 }
 
 
@@ -61,6 +63,8 @@ class ResourceNames:
     kms_alias: str
     state_bucket: str
     lock_table: str
+    glue_database: str
+    athena_workgroup: str
 
     @classmethod
     def build(cls, region: str, suffix: str) -> ResourceNames:
@@ -92,4 +96,7 @@ class ResourceNames:
             kms_alias=f"alias/{name('alarms')}",
             state_bucket=name("tfstate"),
             lock_table=name("tflock"),
+            # Glue and Athena want lower case, digits and underscores in database names (no hyphens).
+            glue_database=f"analytics_{region}_{suffix}".replace("-", "_"),
+            athena_workgroup=name("athena"),
         )

@@ -8,9 +8,11 @@ from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
 from constructs import Construct
 
 from analytics_platform.etl import metrics as worker_metrics
+from analytics_platform.etl.contracts import contracts_to_json
 from analytics_platform.etl.settings import PROCESSED_PREFIX, QUARANTINE_PREFIX, RAW_PREFIX, Settings
 from analytics_platform.infra import iam
 from analytics_platform.infra.config import PlatformConfig, RegionConfig
+from analytics_platform.infra.constructs.analytics import ATHENA_RESULTS_PREFIX, Analytics
 from analytics_platform.infra.constructs.data_bucket import DataBucket
 from analytics_platform.infra.constructs.etl_function import EtlFunction
 from analytics_platform.infra.constructs.events import UploadEvents
@@ -32,7 +34,7 @@ def worker_environment(config: PlatformConfig, region: str, *, queue_url: str, d
     names = config.names(region)
     settings = Settings(
         region=region, bucket=names.bucket, table=names.table, queue_url=queue_url, dlq_url=dlq_url,
-        tunables=config.worker,
+        glue_database=names.glue_database, contracts_json=contracts_to_json(config.datasets), tunables=config.worker,
     )  # fmt: skip
     return {
         **settings.to_environment(),
@@ -45,7 +47,7 @@ def worker_environment(config: PlatformConfig, region: str, *, queue_url: str, d
 class RegionalStack(TerraformStack):
     """Everything one region needs, identical in shape across regions.
 
-    Exposes the constructs as attributes (``network``, ``data``, ``jobs``, ``queues``, ``events``,
+    Exposes the constructs as attributes (``network``, ``data``, ``analytics``, ``jobs``, ``queues``, ``events``,
     ``worker``, ``monitoring``) and declares the stack outputs.
     """
 
@@ -77,8 +79,13 @@ class RegionalStack(TerraformStack):
             log_retention_days=config.log_retention_days,
         )
         self.data = DataBucket(
-            self, "data", bucket_name=names.bucket, glacier_transition_days=config.glacier_transition_days
-        )
+            self, "data", bucket_name=names.bucket, glacier_transition_days=config.glacier_transition_days,
+            expiring_prefixes={ATHENA_RESULTS_PREFIX: config.athena_result_retention_days},
+        )  # fmt: skip
+        self.analytics = Analytics(
+            self, "analytics", database_name=names.glue_database, workgroup_name=names.athena_workgroup,
+            bucket_name=names.bucket, bytes_scanned_cutoff_mb=config.athena_bytes_scanned_cutoff_mb,
+        )  # fmt: skip
         self.jobs = JobTable(self, "jobs", table_name=names.table)
         self.queues = WorkQueues(
             self,
@@ -102,6 +109,11 @@ class RegionalStack(TerraformStack):
             iam.read_objects(bucket_arn, RAW_PREFIX),
             iam.write_objects(bucket_arn, [PROCESSED_PREFIX, QUARANTINE_PREFIX]),
             iam.list_bucket(bucket_arn),
+            iam.list_versions(bucket_arn, RAW_PREFIX),
+            iam.retire_objects(bucket_arn, PROCESSED_PREFIX),
+            iam.write_catalog_tables(
+                partition=partition, region=name, account_id=account_id, database=names.glue_database
+            ),
             iam.write_jobs(self.jobs.table.arn),
             iam.consume_queue(self.queues.queue.arn),
             iam.inspect_dead_letters(self.queues.dlq.arn),
@@ -190,6 +202,8 @@ class RegionalStack(TerraformStack):
             "vpc_id": (self.network.vpc.id, "vpc_id"),
             "dashboard_name": (self.monitoring.dashboard.dashboard_name, "dashboard_name"),
             "topic_arn": (self.monitoring.topic.arn, "sns_topic_arn"),
+            "glue_database": (self.analytics.database.name, "glue_database_name"),
+            "athena_workgroup": (self.analytics.workgroup.name, "athena_workgroup_name"),
         }
         for output_id, (value, seed_name) in values.items():
             TerraformOutput(self, output_id, value=value)

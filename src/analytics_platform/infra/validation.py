@@ -6,6 +6,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
+from analytics_platform.etl.contracts import DatasetContract, contracts_to_json
 from analytics_platform.etl.settings import DISK_FACTOR, LEASE_MARGIN_SECONDS, Tunables, tunable_fields
 from analytics_platform.infra.names import NAME_LIMITS
 
@@ -29,6 +30,8 @@ SUFFIX_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 TAG_VALUE_PATTERN = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 ARCHITECTURES = ("x86_64", "arm64")
 BACKENDS = ("local", "s3")
+#: Room for ``DATASET_CONTRACTS`` in the function's 4 KB environment (the other variables take about 1 KB).
+MAX_CONTRACTS_BYTES = 2800
 
 
 class ConfigError(ValueError):
@@ -107,6 +110,19 @@ def _validate_worker(worker: Tunables) -> None:
         )
 
 
+def _validate_contracts(config: PlatformConfig) -> None:
+    """Contracts were parsed on loading; here: they fit the function's environment (Lambda's 4 KB limit)."""
+    for name, contract in dict(config.datasets).items():
+        _require(isinstance(contract, DatasetContract), f"datasets.{name}", "must be a dataset contract table")
+    size = len(contracts_to_json(config.datasets))
+    _require(
+        size <= MAX_CONTRACTS_BYTES,
+        "datasets",
+        f"the contracts take {size} bytes as JSON; the function's environment (4 KB for all variables) leaves "
+        f"{MAX_CONTRACTS_BYTES} for them",
+    )
+
+
 def validate(config: PlatformConfig) -> PlatformConfig:
     """Check every field; raise :class:`ConfigError` naming the first offending one."""
     _validate_regions(config.regions)
@@ -155,6 +171,10 @@ def validate(config: PlatformConfig) -> PlatformConfig:
     _validate_int(config, "glacier_transition_days", 1, 3650)
     _validate_int(config, "log_retention_days", 1, 3653)
     _validate_int(config, "oldest_message_alarm_seconds", 60, 1209600)
+    # Athena's per-query data limit starts at 10 MB.
+    _validate_int(config, "athena_bytes_scanned_cutoff_mb", 10, 1024 * 1024 * 1024)
+    _validate_int(config, "athena_result_retention_days", 1, 3650)
+    _validate_contracts(config)
     # A job's lease lasts until the invocation's deadline plus the margin. It must have run out when SQS makes
     # the message visible again, or the next delivery finds a live lease of an invocation that is gone.
     _require(

@@ -10,17 +10,18 @@ in the file is widened, so no valid row is rejected. By role:
 * :mod:`.session` - the DuckDB session and the deadline watchdog,
 * :mod:`.errors` - what a failure means (full disk, corrupt gzip, DuckDB errors), in one place,
 * :mod:`.csv_reader`, :mod:`.json_reader` - the readers, both taking one :class:`Source`,
-* :mod:`.convert` - :func:`convert_file`,
+* :mod:`.contract` - dataset contracts and table types applied to the converted Parquet,
+* :mod:`.convert` - :func:`convert_file`, :func:`conform_file`,
 * :mod:`.disk` - :func:`disk_needed`, the disk a conversion needs.
 """
 
 from analytics_platform.etl.transform.columns import normalise_columns, snake_case
-from analytics_platform.etl.transform.convert import convert_file
+from analytics_platform.etl.transform.convert import conform_file, convert_file
 from analytics_platform.etl.transform.disk import disk_needed
 from analytics_platform.etl.transform.model import CSV, JSON_ARRAY, JSON_LINES, ConversionResult, Limits, Sniffed
 from analytics_platform.etl.transform.sniff import detect_delimiter, sniff
 
 __all__ = [
-    "CSV", "JSON_ARRAY", "JSON_LINES", "ConversionResult", "Limits", "Sniffed", "convert_file", "detect_delimiter",
-    "disk_needed", "normalise_columns", "snake_case", "sniff",
+    "CSV", "JSON_ARRAY", "JSON_LINES", "ConversionResult", "Limits", "Sniffed", "conform_file", "convert_file",
+    "detect_delimiter", "disk_needed", "normalise_columns", "snake_case", "sniff",
 ]  # fmt: skip

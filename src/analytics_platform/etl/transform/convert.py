@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 
+from analytics_platform.etl.contracts import DatasetContract
 from analytics_platform.etl.exceptions import (
     DiskFullError,
     NoRowsError,
@@ -14,6 +15,7 @@ from analytics_platform.etl.exceptions import (
     RejectShareExceededError,
     TimeBudgetExceededError,
 )
+from analytics_platform.etl.transform.contract import apply_contract, conform
 from analytics_platform.etl.transform.csv_reader import read_csv
 from analytics_platform.etl.transform.errors import classify_duckdb_error, disk_full_errors
 from analytics_platform.etl.transform.json_reader import read_json
@@ -54,12 +56,15 @@ def convert_file(
     name: str | None = None,
     limits: Limits | None = None,
     work_dir: Path | None = None,
+    contract: DatasetContract | None = None,
 ) -> ConversionResult:
     """Convert one local file to Parquet at ``output``.
 
     ``name`` is the original object name (its extension decides the format together with the content). Bad
     input does not raise: the result's ``failure`` says why the file cannot be a dataset, and no Parquet is
-    left behind. Raises :class:`TimeBudgetExceededError` at ``limits.deadline`` and :class:`DiskFullError`
+    left behind. With a dataset ``contract``, rows breaking it go to quarantine with the rule they broke (and
+    count against ``max_reject_ratio``); a file missing a required column fails.
+    Raises :class:`TimeBudgetExceededError` at ``limits.deadline`` and :class:`DiskFullError`
     when the disk fills up (both transient), with every output removed.
     """
     limits = limits or Limits()
@@ -67,7 +72,7 @@ def convert_file(
     work = work_dir or output.parent / f".{output.name}.work"
     try:
         with disk_full_errors():  # ENOSPC wherever it strikes (work dir, sample, outputs) is a full disk
-            return _convert(path, output, quarantine, name, limits, work)
+            return _convert(path, output, quarantine, name, limits, work, contract)
     except (TimeBudgetExceededError, DiskFullError):
         _remove(output, quarantine)
         raise
@@ -77,8 +82,9 @@ def convert_file(
 
 
 def _convert(
-    path: Path, output: Path, quarantine: Path, name: str | None, limits: Limits, work: Path
-) -> ConversionResult:
+    path: Path, output: Path, quarantine: Path, name: str | None, limits: Limits, work: Path,
+    contract: DatasetContract | None,
+) -> ConversionResult:  # fmt: skip
     work.mkdir(parents=True, exist_ok=True)
     for stale in (output, quarantine):
         stale.unlink(missing_ok=True)
@@ -96,6 +102,9 @@ def _convert(
     try:
         with duckdb_session(limits, work / "duckdb-spill") as con, watchdog.guarding(con):
             read = read_csv(con, source, watchdog) if sniffed.kind == CSV else read_json(con, source, watchdog)
+            if contract is not None and read.rows_out:
+                kept, broken, schema = apply_contract(con, output, quarantine, contract)
+                read = ReadResult(kept, read.rejected + broken, schema)
     except PermanentError as error:
         failure = error
     except duckdb.Error as error:
@@ -116,3 +125,9 @@ def _convert(
 def _remove(*paths: Path) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
+
+
+def conform_file(path: Path, table_types: dict[str, str], limits: Limits, work: Path) -> list[tuple[str, str]]:
+    """Cast a converted file's columns to its dataset table's wider types (in place); returns its new schema."""
+    with disk_full_errors(), duckdb_session(limits, work / "duckdb-spill") as con:
+        return conform(con, path, table_types)

@@ -9,7 +9,9 @@ from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
     S3BucketLifecycleConfigurationRule,
     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleExpiration,
     S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
     S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition,
     S3BucketLifecycleConfigurationRuleTransition,
 )
@@ -44,7 +46,11 @@ class DataBucket(Construct):
     Exposes ``bucket`` and ``notification`` (EventBridge delivery switched on).
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, bucket_name: str, glacier_transition_days: int) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, bucket_name: str, glacier_transition_days: int,
+        expiring_prefixes: dict[str, int] | None = None,
+    ) -> None:  # fmt: skip
+        """``expiring_prefixes``: key prefix -> days after which its objects (and old versions) expire."""
         super().__init__(scope, construct_id)
         # force_destroy: the spec requires every resource to be destroyable for test environments.
         self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=True)
@@ -105,6 +111,18 @@ class DataBucket(Construct):
                         ],
                     )
                     for prefix in ARCHIVED_PREFIXES
+                ),
+                *(
+                    S3BucketLifecycleConfigurationRule(
+                        id=f"expire-{prefix.rstrip('/')}",
+                        status="Enabled",
+                        filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=prefix)],
+                        expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=days)],
+                        noncurrent_version_expiration=[
+                            S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=days)
+                        ],
+                    )
+                    for prefix, days in (expiring_prefixes or {}).items()
                 ),
                 S3BucketLifecycleConfigurationRule(
                     id="abort-incomplete-uploads",

@@ -26,8 +26,8 @@ from analytics_platform.infra import iam
 
 #: Gateway endpoints: free, route-table based; the worker's S3 and DynamoDB traffic stays in-region.
 GATEWAY_SERVICES = ("s3", "dynamodb")
-#: Interface endpoints for the other services the worker's runtime calls (X-Ray trace upload).
-INTERFACE_SERVICES = ("xray",)
+#: Interface endpoints for the other services the worker's runtime calls (X-Ray trace upload, the Glue catalog).
+INTERFACE_SERVICES = ("xray", "glue")
 
 
 class Network(Construct):

@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import json
-import re
+import threading
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 
 def disable_moto_event_source_invocation() -> None:
@@ -114,31 +114,58 @@ def encode_keys_in_eventbridge_events() -> None:
 
 
 def encode_keys_in_version_listings() -> None:
-    """ListObjectVersions with ``encoding-type=url`` returns URL-encoded keys, as S3 does.
+    """ListObjectVersions with ``encoding-type=url`` returns URL-encoded keys (and prefix, markers), as S3 does.
 
     moto ignores the parameter. Terraform's force-destroy of a bucket lists versions that way and decodes the
     keys, so with moto a key such as ``a+b.csv`` or ``50%41off.csv`` came back as another key, was never
-    deleted, and ``tap local down`` waited forever for the bucket to empty.
+    deleted, and ``tap local down`` waited forever for the bucket to empty. A key holding a control character
+    (which XML cannot carry raw) made moto answer 500 where S3 answers with the key encoded.
     """
-    from xml.sax.saxutils import escape, unescape
-
+    from moto.s3.models import S3Backend
     from moto.s3.responses import S3Response
 
     original = S3Response.list_object_versions
     if getattr(original, "_tap_patched", False):
         return
+    listing = S3Backend.list_object_versions
+    encoding = threading.local()  # set while one request thread renders an encoded listing
+
+    def backend_list_object_versions(self: Any, bucket_name: str, **kwargs: Any) -> Any:
+        if not getattr(encoding, "on", False):
+            return listing(self, bucket_name, **kwargs)
+        if kwargs.get("prefix"):
+            kwargs["prefix"] = unquote_plus(kwargs["prefix"])  # the response handler passes it on encoded
+        versions, prefixes, markers, next_key, next_version = listing(self, bucket_name, **kwargs)
+        return (
+            [_EncodedKey(v) for v in versions], [encode_event_key(p) for p in prefixes or []],
+            [_EncodedKey(m) for m in markers], encode_event_key(next_key) if next_key else next_key, next_version,
+        )  # fmt: skip
 
     def list_object_versions(self: Any) -> Any:
-        status, headers, body = original(self)
         if self.querystring.get("encoding-type", [None])[0] != "url":
-            return status, headers, body
+            return original(self)
+        real_query = self._get_querystring
+
+        def encoded_query(request: Any, uri: Any) -> Any:
+            query = dict(real_query(request, uri))
+            if query.get("prefix"):
+                query["prefix"] = [encode_event_key(query["prefix"][0])]
+            return query
+
+        self._get_querystring = encoded_query
+        encoding.on = True
+        try:
+            status, headers, body = original(self)
+        finally:
+            encoding.on = False
+            self.__dict__.pop("_get_querystring", None)
         text = body.decode() if isinstance(body, bytes) else str(body)
-        text = re.sub(r"<Key>(.*?)</Key>", lambda m: f"<Key>{escape(encode_event_key(unescape(m.group(1))))}</Key>",
-                      text, flags=re.DOTALL)  # fmt: skip
         if "<EncodingType>" not in text:
             text = text.replace("</Name>", "</Name><EncodingType>url</EncodingType>", 1)
         return status, headers, text
 
+    backend_list_object_versions._tap_patched = True  # type: ignore[attr-defined]  # applied once
+    S3Backend.list_object_versions = backend_list_object_versions  # type: ignore[method-assign]  # the patch itself
     list_object_versions._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
     S3Response.list_object_versions = list_object_versions  # type: ignore[method-assign]  # the patch itself
 

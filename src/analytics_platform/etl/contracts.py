@@ -1,0 +1,176 @@
+"""Dataset contracts: what a dataset's records must look like (seed 003: validate structure and types).
+
+A contract is optional, per dataset, in the platform configuration::
+
+    [datasets.orders.columns.order_id]
+    type = "integer"
+    required = true      # a file without this column fails
+    not_null = true      # a row with it empty goes to quarantine
+    [datasets.orders.columns.status]
+    allowed = ["new", "shipped", "returned"]
+    [datasets.orders.columns.amount]
+    type = "double"
+    min = 0
+    max = 1000000
+
+The configuration validates contracts before synth (:func:`parse_contracts` names the bad field); the stack
+passes them to the function as compact JSON; the worker reads them back with :func:`contracts_from_json`.
+Column names are the Parquet names the worker writes (snake_case).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: Contract types and the DuckDB type each one casts to.
+CONTRACT_TYPES: Mapping[str, str] = {
+    "integer": "BIGINT",
+    "double": "DOUBLE",
+    "string": "VARCHAR",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+DATASET_NAME = re.compile(r"^[0-9a-z][0-9a-z_-]{0,63}$")
+COLUMN_NAME = re.compile(r"^[a-z_][0-9a-z_]{0,254}$")
+RULE_KEYS = frozenset({"type", "required", "not_null", "allowed", "min", "max"})
+
+
+class ContractError(ValueError):
+    """A contract that cannot be used; ``field`` is its dotted path in the configuration."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """The rules of one column; every rule is optional."""
+
+    name: str
+    type: str | None = None
+    required: bool = False
+    not_null: bool = False
+    allowed: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The compact form (only the rules that are set), as in the configuration file."""
+        body: dict[str, Any] = {}
+        if self.type:
+            body["type"] = self.type
+        if self.required:
+            body["required"] = True
+        if self.not_null:
+            body["not_null"] = True
+        if self.allowed is not None:
+            body["allowed"] = list(self.allowed)
+        if self.minimum is not None:
+            body["min"] = self.minimum
+        if self.maximum is not None:
+            body["max"] = self.maximum
+        return body
+
+
+@dataclass(frozen=True)
+class DatasetContract:
+    """The rules of one dataset's columns."""
+
+    dataset: str
+    columns: tuple[ColumnRule, ...]
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Columns every file of the dataset must have."""
+        return tuple(rule.name for rule in self.columns if rule.required)
+
+
+def _number(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ContractError(field, f"must be a number, not {value!r}")
+    return float(value)
+
+
+def _rule(field: str, name: str, raw: Any) -> ColumnRule:
+    if not COLUMN_NAME.match(name):
+        raise ContractError(field, "column names are the worker's snake_case Parquet names (a-z, 0-9, _)")
+    if not isinstance(raw, Mapping):
+        raise ContractError(field, "must be a table of rules")
+    unknown = set(raw) - RULE_KEYS
+    if unknown:
+        raise ContractError(f"{field}.{sorted(unknown)[0]}", f"unknown rule; known: {', '.join(sorted(RULE_KEYS))}")
+    kind = raw.get("type")
+    if kind is not None and kind not in CONTRACT_TYPES:
+        raise ContractError(f"{field}.type", f"{kind!r} is not one of {', '.join(CONTRACT_TYPES)}")
+    for flag in ("required", "not_null"):
+        if not isinstance(raw.get(flag, False), bool):
+            raise ContractError(f"{field}.{flag}", "must be true or false")
+    allowed = raw.get("allowed")
+    if allowed is not None:
+        if not isinstance(allowed, list) or not allowed:
+            raise ContractError(f"{field}.allowed", "must be a non-empty list of values")
+        if any(isinstance(v, Mapping | list) for v in allowed):
+            raise ContractError(f"{field}.allowed", "values must be strings, numbers or booleans")
+    minimum = _number(f"{field}.min", raw["min"]) if "min" in raw else None
+    maximum = _number(f"{field}.max", raw["max"]) if "max" in raw else None
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise ContractError(f"{field}.min", f"{minimum} is above max {maximum}")
+    if (minimum is not None or maximum is not None) and kind not in (None, "integer", "double"):
+        raise ContractError(f"{field}.min", f"a range needs a numeric type, not {kind!r}")
+    return ColumnRule(
+        name, kind, bool(raw.get("required", False)), bool(raw.get("not_null", False)),
+        tuple(allowed) if allowed is not None else None, minimum, maximum,
+    )  # fmt: skip
+
+
+def parse_contract(dataset: str, raw: Any, field: str = "datasets") -> DatasetContract:
+    """One dataset's contract from its configuration table; :class:`ContractError` names the bad field."""
+    path = f"{field}.{dataset}"
+    if not DATASET_NAME.match(dataset):
+        raise ContractError(path, "dataset names are the first folder under raw/, lower case (a-z, 0-9, _, -)")
+    if not isinstance(raw, Mapping):
+        raise ContractError(path, "must be a table with a 'columns' table")
+    unknown = set(raw) - {"columns"}
+    if unknown:
+        raise ContractError(f"{path}.{sorted(unknown)[0]}", "unknown setting; a contract has 'columns'")
+    columns = raw.get("columns")
+    if not isinstance(columns, Mapping) or not columns:
+        raise ContractError(f"{path}.columns", "must be a non-empty table of column rules")
+    rules = tuple(_rule(f"{path}.columns.{name}", str(name), body) for name, body in columns.items())
+    return DatasetContract(dataset, rules)
+
+
+def parse_contracts(raw: Any, field: str = "datasets") -> dict[str, DatasetContract]:
+    """Every dataset's contract from the configuration's ``datasets`` table."""
+    if isinstance(raw, Mapping) and all(isinstance(v, DatasetContract) for v in raw.values()):
+        return dict(raw)
+    if not isinstance(raw, Mapping):
+        raise ContractError(field, "must be a table of datasets")
+    return {str(name): parse_contract(str(name), body, field) for name, body in raw.items()}
+
+
+def contracts_to_json(contracts: Mapping[str, DatasetContract]) -> str:
+    """The compact JSON the function's environment carries."""
+    body = {
+        name: {"columns": {rule.name: rule.to_mapping() for rule in contract.columns}}
+        for name, contract in sorted(contracts.items())
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+def contracts_from_json(text: str) -> dict[str, DatasetContract]:
+    """Read :func:`contracts_to_json` back; a bad value is a clear error naming the dataset and rule."""
+    if not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ContractError("DATASET_CONTRACTS", f"not JSON: {error}") from error
+    return parse_contracts(raw, "DATASET_CONTRACTS")

@@ -1,0 +1,99 @@
+"""The values of job records: states, the result of a transform, and the attributes each write sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from analytics_platform.etl.settings import LEASE_MARGIN_SECONDS
+
+MAX_ERROR_MESSAGE = 2000
+
+
+class JobStatus(StrEnum):
+    """A job record's ``job_status``."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    DEAD_LETTERED = "DEAD_LETTERED"
+    SUPERSEDED = "SUPERSEDED"
+
+
+PENDING, RUNNING, SUCCEEDED, FAILED, DEAD_LETTERED, SUPERSEDED = (s.value for s in JobStatus)
+#: States a job ends in; a record in any other state still has a message that will come back.
+TERMINAL = frozenset({SUCCEEDED, FAILED, DEAD_LETTERED, SUPERSEDED})
+#: States a redelivery never reprocesses.
+FINISHED = frozenset({SUCCEEDED, FAILED, SUPERSEDED})
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO-8601 with milliseconds: sorts lexicographically in time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def delivery_owner(message_id: str, receive_count: int) -> str:
+    """The owner of a claim: one delivery of one message (``<message id>/<receive count>``).
+
+    A later delivery of the same message may take the lease back; an earlier one, still running somewhere,
+    can then no longer write over the job.
+    """
+    return f"{message_id}/{receive_count}"
+
+
+def lease_expiry(invocation_deadline: datetime) -> int:
+    """Epoch second a lease taken by an invocation ending at ``invocation_deadline`` runs out."""
+    return int(invocation_deadline.timestamp()) + LEASE_MARGIN_SECONDS
+
+
+@dataclass
+class JobResult:
+    """What a finished transform reports into the job record."""
+
+    dataset: str
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_rejected: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    output_uri: str | None = None
+    quarantine_uri: str | None = None
+    schema: list[str] = field(default_factory=list)
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def error_values(error: BaseException | str, now: datetime, error_type: str | None = None) -> dict[str, Any]:
+    message = str(error) or type(error).__name__
+    return {
+        "error_type": error_type or type(error).__name__,
+        "error_message": message[:MAX_ERROR_MESSAGE],
+        "updated_at": iso(now),
+    }
+
+
+def result_values(result: JobResult, started: datetime, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "dataset": result.dataset,
+        "rows_in": result.rows_in,
+        "rows_out": result.rows_out,
+        "rows_rejected": result.rows_rejected,
+        "bytes_in": result.bytes_in,
+        "bytes_out": result.bytes_out,
+        "finished_at": iso(now),
+        "updated_at": iso(now),
+        "duration_ms": int((now - started).total_seconds() * 1000),
+        "output_schema": result.schema,
+    }
+    if result.output_uri:
+        values["output_uri"] = result.output_uri
+    if result.quarantine_uri:
+        values["quarantine_uri"] = result.quarantine_uri
+    return values

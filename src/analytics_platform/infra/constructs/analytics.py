@@ -1,0 +1,66 @@
+"""In-region analytics: the Glue database the worker's dataset tables live in, and the Athena workgroup.
+
+The worker creates one table per dataset (partition projection on ``ingest_date``: no crawler, no partition
+maintenance). The workgroup enforces its settings: results under a prefix of the region's own bucket,
+encrypted, a per-query bytes-scanned limit; the bucket's lifecycle expires the results.
+"""
+
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.athena_workgroup import (
+    AthenaWorkgroup,
+    AthenaWorkgroupConfiguration,
+    AthenaWorkgroupConfigurationEngineVersion,
+    AthenaWorkgroupConfigurationResultConfiguration,
+    AthenaWorkgroupConfigurationResultConfigurationEncryptionConfiguration,
+)
+from cdktf_cdktf_provider_aws.glue_catalog_database import GlueCatalogDatabase
+from constructs import Construct
+
+#: Key prefix of Athena's query results in the data bucket (expired by the bucket's lifecycle).
+ATHENA_RESULTS_PREFIX = "athena-results/"
+BYTES_PER_MB = 1024 * 1024
+ENGINE_VERSION = "Athena engine version 3"
+
+
+class Analytics(Construct):
+    """Glue database + Athena workgroup of one region."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        database_name: str,
+        workgroup_name: str,
+        bucket_name: str,
+        bytes_scanned_cutoff_mb: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.database = GlueCatalogDatabase(
+            self,
+            "database",
+            name=database_name,
+            description="Processed datasets of this region (one table per dataset, created by the ETL worker)",
+        )
+        self.workgroup = AthenaWorkgroup(
+            self,
+            "workgroup",
+            name=workgroup_name,
+            description="Queries over this region's processed datasets; results stay in the region's bucket",
+            force_destroy=True,
+            configuration=AthenaWorkgroupConfiguration(
+                enforce_workgroup_configuration=True,
+                publish_cloudwatch_metrics_enabled=True,
+                bytes_scanned_cutoff_per_query=bytes_scanned_cutoff_mb * BYTES_PER_MB,
+                engine_version=AthenaWorkgroupConfigurationEngineVersion(
+                    selected_engine_version="Athena engine version 3"
+                ),
+                result_configuration=AthenaWorkgroupConfigurationResultConfiguration(
+                    output_location=f"s3://{bucket_name}/{ATHENA_RESULTS_PREFIX}",
+                    encryption_configuration=AthenaWorkgroupConfigurationResultConfigurationEncryptionConfiguration(
+                        encryption_option="SSE_S3"
+                    ),
+                ),
+            ),
+        )
