@@ -15,6 +15,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from analytics_platform.etl.catalog import table_input
+from analytics_platform.infra.iam import write_catalog_tables
 from analytics_platform.local.clients import local_client
 from analytics_platform.local.endpoint import Endpoint, start_endpoint
 
@@ -353,3 +355,27 @@ def test_a_fault_seed_fixes_which_requests_fail_at_about_the_rate(
     assert {json.loads(line)["role"].rsplit("/", 1)[-1] for line in faults} == {"seeded"}
     assert set(first) - {"s"} <= {"SlowDown", "InternalError", "ServiceUnavailable"}
     assert len([o for o in first if o != "s"]) == len([f for f in faults if "slow reply" not in f])
+
+
+def test_glue_tables_are_checked_by_catalog_database_and_table(endpoint: tuple[str, Endpoint, Path]) -> None:
+    url, _, _ = endpoint
+    glue_admin = local_client("glue", REGION, url)
+    for database in ("analytics_eu_west_1_t", "other_db"):
+        glue_admin.create_database(DatabaseInput={"Name": database})
+    # GIVEN the worker's own grant: the tables of one database
+    grant = write_catalog_tables(partition="aws", region=REGION, account_id="123456789012",
+                                 database="analytics_eu_west_1_t").render()  # fmt: skip
+    session = role_session(url, "cataloguer", [{k: v for k, v in grant.items() if k != "Sid"}])
+    glue = session.client("glue", endpoint_url=url, config=NO_RETRIES)
+    body = table_input("orders", [("id", "integer")], bucket=BUCKET, prefix="processed/", version=1)
+    # THEN it creates, reads and updates tables there
+    glue.create_table(DatabaseName="analytics_eu_west_1_t", TableInput=body)
+    assert glue.get_table(DatabaseName="analytics_eu_west_1_t", Name="orders")["Table"]["Name"] == "orders"
+    glue.update_table(DatabaseName="analytics_eu_west_1_t", TableInput={**body, "Description": "v2"})
+    # AND nothing in another database, and no deletes
+    with pytest.raises(ClientError) as elsewhere:
+        glue.create_table(DatabaseName="other_db", TableInput=body)
+    assert code(elsewhere)[0] == "AccessDeniedException"
+    with pytest.raises(ClientError) as delete:
+        glue.delete_table(DatabaseName="analytics_eu_west_1_t", Name="orders")
+    assert code(delete)[0] == "AccessDeniedException"

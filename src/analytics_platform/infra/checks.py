@@ -63,7 +63,7 @@ def check_residency(stack_name: str, stack: dict[str, Any], region: str) -> list
         f"{stack_name}: refers to another region {other!r}"
         for other in sorted(KNOWN_REGIONS - {region})
         # also spelled with underscores, as in Glue database names
-        if re.search(rf"(?<![a-z0-9]){re.escape(other).replace('-', '[-_]')}(?![0-9])", text)
+        if re.search(rf"(?<![a-z0-9]){'[-_]'.join(map(re.escape, other.split('-')))}(?![0-9])", text)
     ]
     for provider in stack.get("provider", {}).get("aws", []):
         if provider.get("region") != region:

@@ -104,7 +104,10 @@ def error_response(request: AwsRequest, status: int, code: str, message: str) ->
 
 
 #: How a service answers a call IAM denies, where it is not S3's / SQS's / CloudWatch's 403 ``AccessDenied``.
-ACCESS_DENIED = {"dynamodb": (400, "AccessDeniedException"), "events": (400, "AccessDeniedException")}
+ACCESS_DENIED = {
+    "dynamodb": (400, "AccessDeniedException"), "events": (400, "AccessDeniedException"),
+    "glue": (400, "AccessDeniedException"),
+}  # fmt: skip
 #: Transient faults per service: (status, error code), one chosen at random; None is a slow reply.
 FAULTS: dict[str, list[tuple[int, str] | None]] = {
     "s3": [(503, "SlowDown"), (500, "InternalError"), (503, "ServiceUnavailable"), None],

@@ -156,6 +156,23 @@ def events_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
     return [(f"events:{operation}", f"{prefix}:rule/{rule}" if rule else "*")]
 
 
+def glue_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
+    """IAM pairs of a Glue table request: the catalog, the database and the table, as Glue checks all three."""
+    body = read_body(environ)
+    operation, params = _operation(environ, body), json.loads(body or b"{}")
+    prefix = f"arn:aws:glue:{region}:{ACCOUNT_ID}"
+    pairs = [(f"glue:{operation}", f"{prefix}:catalog")]
+    database = (
+        params.get("DatabaseName") or params.get("Name") if "Database" in operation else params.get("DatabaseName")
+    )
+    if database:
+        pairs.append((f"glue:{operation}", f"{prefix}:database/{database}"))
+        table = params.get("Name") or (params.get("TableInput") or {}).get("Name")
+        if table and "Table" in operation:
+            pairs.append((f"glue:{operation}", f"{prefix}:table/{database}/{table}"))
+    return pairs
+
+
 def describe_request(environ: dict[str, Any]) -> AwsRequest:
     """The caller, the IAM pairs and the condition keys of one request."""
     access_key, region, service = credential_scope(environ)
@@ -180,4 +197,6 @@ def describe_request(environ: dict[str, Any]) -> AwsRequest:
         request.pairs = [(f"cloudwatch:{operation}", "*")] if operation == "PutMetricData" else []
     elif service == "events":
         request.pairs = events_pairs(environ, region)
+    elif service == "glue":
+        request.pairs = glue_pairs(environ, region)
     return request
