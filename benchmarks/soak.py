@@ -37,7 +37,7 @@ from analytics_platform.local.demo import parquet_rows
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
 from analytics_platform.local.state import LocalOutputs
 
-TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED"}
+TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED"}
 #: Short timings so retries, the DLQ and the sweep all happen within minutes.
 SOAK_OVERRIDES = {
     "environment_suffix": "soak", "lambda_timeout_seconds": 20, "queue_visibility_timeout_seconds": 30,
@@ -185,7 +185,8 @@ def _scan(table: Any) -> list[dict[str, Any]]:
     items, start = [], None
     while True:
         page = table.scan(**({"ExclusiveStartKey": start} if start else {}))
-        items += page.get("Items", [])
+        # job records only: the table also holds dataset schemas (dataset#...) and latest versions (latest#...)
+        items += [item for item in page.get("Items", []) if "job_status" in item]
         start = page.get("LastEvaluatedKey")
         if not start:
             return items

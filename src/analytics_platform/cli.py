@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from analytics_platform.infra.config import PlatformConfig
+    from analytics_platform.etl.job_values import JobStatus
+from analytics_platform.infra.config import PlatformConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     jobs = add("jobs", _cmd_jobs, "List jobs of one region through the job table's indexes.")
     jobs.add_argument("--region", required=True)
-    jobs.add_argument("--status", choices=["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "DEAD_LETTERED"])
+    jobs.add_argument("--status", choices=[s.value for s in JobStatus])
     jobs.add_argument("--since", help="ISO date or time, or a duration such as 2h / 30m (default: 24h)")
     jobs.add_argument("--json", action="store_true")
     config_option(jobs)

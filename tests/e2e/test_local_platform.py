@@ -28,7 +28,7 @@ E2E_OVERRIDES = {
     "queue_visibility_timeout_seconds": 20, "lambda_timeout_seconds": 10, "dead_letter_sweep_minutes": 1,
     "environment_suffix": "e2e",
 }  # fmt: skip
-TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED"}
+TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED"}
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REGION = "us-east-1"
 BUCKET = "analytics-bucket-us-east-1-test"
 TABLE = "analytics-jobs-us-east-1-test"
+DATABASE = "analytics_us_east_1_test"
 QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/analytics-queue-us-east-1-test"
 DLQ_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/analytics-dlq-us-east-1-test"
 
@@ -140,6 +141,7 @@ def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platfo
         "TABLE_NAME": TABLE,
         "QUEUE_URL": QUEUE_URL,
         "DLQ_URL": DLQ_URL,
+        "GLUE_DATABASE": DATABASE,
         "MAX_OBJECT_MB": "50",
         "MAX_REJECT_RATIO": "0.1",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
@@ -155,6 +157,7 @@ def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platfo
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_job_table(dynamodb, TABLE)
+        boto3.client("glue", region_name=REGION).create_database(DatabaseInput={"Name": DATABASE})
         sqs = boto3.client("sqs", region_name=REGION)
         dlq_url = sqs.create_queue(QueueName=DLQ_URL.rsplit("/", 1)[1])["QueueUrl"]
         queue_url = sqs.create_queue(QueueName=QUEUE_URL.rsplit("/", 1)[1])["QueueUrl"]

@@ -292,7 +292,12 @@ def test_a_record_that_was_acknowledged_always_has_a_terminal_job(platform: Plat
     acknowledged = [r for r in event["Records"] if r["messageId"] not in failed_ids(response)]
     for record in acknowledged:
         ref = handler_module.get_worker().parse(record["body"])
-        assert platform.job(ref.key, ref.version_id)["job_status"] in {"SUCCEEDED", "FAILED", "DEAD_LETTERED"}
+        assert platform.job(ref.key, ref.version_id)["job_status"] in {
+            "SUCCEEDED",
+            "FAILED",
+            "DEAD_LETTERED",
+            "SUPERSEDED",
+        }
     assert len(acknowledged) == 4
 
 

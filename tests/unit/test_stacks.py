@@ -318,7 +318,9 @@ def test_catalog_workgroup_and_catalog_iam_in_every_region(stacks: dict[str, Any
     glue = {s["Sid"]: s for s in policies["etl-worker"]["Statement"]}["WriteOwnCatalogTables"]
     assert glue["Action"] == ["glue:CreateTable", "glue:GetTable", "glue:UpdateTable"]
     assert [r.split(":", 5)[-1] for r in glue["Resource"]] == [
-        "catalog", f"database/{expected_database}", f"table/{expected_database}/*"
+        "catalog",
+        f"database/{expected_database}",
+        f"table/{expected_database}/*",
     ]
     assert all(f":glue:{region}:" in r for r in glue["Resource"])
     environment = one(stack, "aws_lambda_function")["environment"]["variables"]

@@ -20,7 +20,7 @@ from analytics_platform.local.state import LocalOutputs
 
 SAMPLES = Path(__file__).with_name("samples")
 WAIT_SECONDS = 180
-TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED"}
+TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED"}
 
 
 @dataclass(frozen=True)

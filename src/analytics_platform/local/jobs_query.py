@@ -91,6 +91,8 @@ def format_rows(items: list[dict[str, Any]]) -> list[str]:
             detail += f"  ({item.get('error_type')}: {str(item.get('error_message', ''))[:60]})"
         elif item.get("job_status") == "DEAD_LETTERED":
             detail += f"  (retries exhausted: {str(item.get('error_message', ''))[:60]})"
+        elif item.get("job_status") == "SUPERSEDED":
+            detail += f"  (superseded by job {item.get('superseded_by')})"
         lines.append(
             f"{item['created_at']:<25} {item['job_status']:<10} {item.get('dataset', '')!s:<12} "
             f"{int(item.get('rows_out', 0)):>7} {int(item.get('rows_rejected', 0)):>7} "

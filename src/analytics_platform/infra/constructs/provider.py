@@ -12,7 +12,7 @@ from constructs import Construct
 
 #: Services the stacks use; with ``local_endpoint`` set, all of them point at the local AWS endpoint.
 LOCAL_ENDPOINT_SERVICES = (
-    "cloudwatch", "cloudwatchevents", "cloudwatchlogs", "dynamodb", "ec2", "iam", "kms", "lambda_",
+    "athena", "cloudwatch", "cloudwatchevents", "cloudwatchlogs", "dynamodb", "ec2", "glue", "iam", "kms", "lambda_",
     "s3", "sns", "sqs", "sts",
 )  # fmt: skip
 

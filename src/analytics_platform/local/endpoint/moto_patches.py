@@ -165,7 +165,7 @@ def encode_keys_in_version_listings() -> None:
         return status, headers, text
 
     backend_list_object_versions._tap_patched = True  # type: ignore[attr-defined]  # applied once
-    S3Backend.list_object_versions = backend_list_object_versions  # type: ignore[method-assign]  # the patch itself
+    S3Backend.list_object_versions = backend_list_object_versions  # type: ignore[method-assign,assignment]  # the patch itself
     list_object_versions._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
     S3Response.list_object_versions = list_object_versions  # type: ignore[method-assign]  # the patch itself
 
