@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analytics_platform.etl.job_values import JobStatus
+
 if TYPE_CHECKING:
-    from analytics_platform.etl.job_values import JobStatus
-from analytics_platform.infra.config import PlatformConfig
+    from analytics_platform.infra.config import PlatformConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1
