@@ -195,8 +195,50 @@ def schedule_rules_match_no_events() -> None:
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]  # the patch itself
 
 
+def athena_tags_by_workgroup_arn() -> None:
+    """Athena's tag calls find a workgroup by the ARN Terraform builds, and an untagged workgroup has no tags.
+
+    Terraform builds the workgroup ARN from the account id, which it does not look up against the local endpoint
+    (``skip_requesting_account_id``), so the ARN's account field is empty; moto then answered "Does Not Exist",
+    also for a workgroup that exists without tags, and the apply failed. AWS lists an existing workgroup's tags.
+    """
+    from moto.athena.models import AthenaBackend
+
+    original = AthenaBackend.list_tags_for_resource
+    if getattr(original, "_tap_patched", False):
+        return
+    tag, untag = AthenaBackend.tag_resource, AthenaBackend.untag_resource
+
+    def full_arn(backend: Any, arn: str) -> str:
+        parts = arn.split(":", 5)
+        if len(parts) == 6 and not parts[4]:
+            parts[4] = backend.account_id
+        return ":".join(parts)
+
+    def list_tags_for_resource(self: Any, resource_arn: str) -> Any:
+        arn = full_arn(self, resource_arn)
+        found = original(self, arn)
+        resource = arn.split(":", 5)[-1]
+        if found is None and resource.startswith("workgroup/") and resource.split("/", 1)[1] in self.work_groups:
+            return {"Tags": []}
+        return found
+
+    list_tags_for_resource._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
+    AthenaBackend.list_tags_for_resource = list_tags_for_resource  # type: ignore[method-assign]  # the patch itself
+
+    def tag_resource(self: Any, resource_arn: str, tags: Any) -> Any:
+        return tag(self, full_arn(self, resource_arn), tags)
+
+    def untag_resource(self: Any, resource_arn: str, tag_keys: Any) -> Any:
+        return untag(self, full_arn(self, resource_arn), tag_keys)
+
+    AthenaBackend.tag_resource = tag_resource  # type: ignore[method-assign]  # the same ARN fix
+    AthenaBackend.untag_resource = untag_resource  # type: ignore[method-assign]  # the same ARN fix
+
+
 def apply_all() -> None:
     """Every adjustment above."""
+    athena_tags_by_workgroup_arn()
     disable_moto_event_source_invocation()
     honour_secure_transport_condition()
     encode_keys_in_eventbridge_events()
