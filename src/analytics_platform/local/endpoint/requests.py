@@ -100,6 +100,19 @@ def dynamodb_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]
     operation = target.rsplit(".", 1)[-1]
     body = json.loads(read_body(environ) or b"{}")
     table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/"
+    if operation == "TransactWriteItems":  # IAM checks each item's own action (there is no TransactWriteItems action)
+        kinds = {
+            "Put": "PutItem",
+            "Update": "UpdateItem",
+            "Delete": "DeleteItem",
+            "ConditionCheck": "ConditionCheckItem",
+        }
+        return [
+            (f"dynamodb:{kinds.get(kind, kind)}", table_arn + str(part.get("TableName", "")))
+            for item in body.get("TransactItems") or []
+            for kind, part in item.items()
+            if isinstance(part, dict)
+        ]
     tables = list((body.get("RequestItems") or {}).keys())
     if body.get("TableName"):
         tables.append(body["TableName"])
