@@ -101,7 +101,8 @@ def dynamodb_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]
     body = json.loads(read_body(environ) or b"{}")
     table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/"
     if operation == "TransactWriteItems":  # IAM checks each item's own action (there is no TransactWriteItems action)
-        kinds = {
+        kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                 "ConditionCheck": "ConditionCheckItem"}  # fmt: skip
             "Put": "PutItem",
             "Update": "UpdateItem",
             "Delete": "DeleteItem",
