@@ -101,8 +101,7 @@ def dynamodb_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]
     body = json.loads(read_body(environ) or b"{}")
     table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/"
     if operation == "TransactWriteItems":  # IAM checks each item's own action (there is no TransactWriteItems action)
-        kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
-                 "ConditionCheck": "ConditionCheckItem"}  # fmt: skip
+        kinds = {
             "Put": "PutItem",
             "Update": "UpdateItem",
             "Delete": "DeleteItem",
