@@ -39,14 +39,16 @@ def stack_dirs(synthesized: dict[str, Any]) -> list[Path]:
 def test_every_stack_passes_terraform_validate_through_the_offline_mirror(
     synthesized: dict[str, Any], tmp_path: Path
 ) -> None:
-    runner = TerraformRunner.create(tmp_path)  # an empty plugin cache, as on a fresh machine
+    runner = TerraformRunner.create(tmp_path)  # fresh stack folders, as on a fresh machine
     names = [stack_dir.name for stack_dir in stack_dirs(synthesized)]
     for stack_dir in stack_dirs(synthesized):
         # A copy, so the session's synth output stays free of .terraform folders.
         shutil.copytree(stack_dir, tmp_path / stack_dir.name)
-    # In parallel, like `tap local up`: concurrent inits into one empty plugin cache must not race.
+    # In parallel, like `tap local up`: one stack's init must never pull the provider from under another's run.
     run_per_region(lambda name: runner.validate(tmp_path / name, log_name=name), names, progress=lambda _: None)
     for name in names:
+        link = tmp_path / name / ".terraform/providers/registry.terraform.io/hashicorp/aws/5.100.0"
+        assert link.is_dir(), "each stack holds its own provider entry, not a shared cache's"
         assert "Success! The configuration is valid." in (tmp_path / "logs" / f"{name}.log").read_text()
 
 

@@ -19,9 +19,10 @@ PROVIDER_VERSION = "5.100.0"
 MIRROR_VARIABLE = "TAP_PROVIDER_MIRROR"
 #: Where machine images commonly keep a provider mirror; ``TAP_PROVIDER_MIRROR`` overrides these.
 MIRROR_CANDIDATES = ("/opt/tf-plugins", "~/.terraform.d/plugins", "/usr/share/terraform/plugins")
-#: ``terraform init`` runs one at a time: the plugin cache is not safe for concurrent installs (two parallel
-#: inits into an empty cache fail with "it is still not detected in .terraform/providers"). Plans and
-#: applies, the slow part, still run in parallel.
+#: ``terraform init`` runs one at a time (it is quick: the provider is a symlink into the mirror). There is
+#: deliberately no shared ``plugin_cache_dir``: every init without a lock file re-links the cache entry, and a
+#: parallel ``apply`` reading it in that instant fails with "there is no package ... cached in
+#: .terraform/providers". Plans and applies, the slow part, run in parallel.
 _INIT_LOCK = threading.Lock()
 
 
@@ -45,12 +46,11 @@ def find_provider_mirror(environ: Mapping[str, str] | None = None) -> Path:
     )
 
 
-def write_cli_config(path: Path, mirror: Path, plugin_cache: Path) -> Path:
-    """A Terraform CLI config that installs the AWS provider only from the mirror."""
-    plugin_cache.mkdir(parents=True, exist_ok=True)
+def write_cli_config(path: Path, mirror: Path) -> Path:
+    """A Terraform CLI config that installs the AWS provider only from the mirror (an unpacked mirror is linked,
+    not copied, into each stack's ``.terraform``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        f'plugin_cache_dir = "{plugin_cache}"\n'
         "provider_installation {\n"
         f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = ["{PROVIDER}"]\n  }}\n'
         f'  direct {{\n    exclude = ["{PROVIDER}"]\n  }}\n'
@@ -73,7 +73,7 @@ class TerraformRunner:
         if shutil.which("terraform") is None:
             raise TerraformError("the terraform binary is not on PATH (Terraform >= 1.5 is required)")
         mirror = find_provider_mirror()
-        config = write_cli_config(work_dir / "terraformrc", mirror, work_dir / "plugin-cache")
+        config = write_cli_config(work_dir / "terraformrc", mirror)
         (work_dir / "logs").mkdir(parents=True, exist_ok=True)
         return cls(config, work_dir / "logs", extra_env)
 
