@@ -1,4 +1,4 @@
-"""The ``tap`` command line: synth, check, etl convert, local up/down, demo and jobs.
+"""The ``tap`` command line: synth, check, etl convert, local up/down, demo, jobs, query and datasets.
 
 Heavy modules (cdktf bindings, DuckDB, moto) are imported inside the subcommands that need them, so
 ``tap --help`` and config errors answer at once.
@@ -93,6 +93,18 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_query(args: argparse.Namespace) -> int:
+    from analytics_platform.analytics.commands import query_command
+
+    return query_command(region=args.region, sql=args.sql, local=args.local, as_json=args.json, config_path=args.config)
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from analytics_platform.analytics.commands import datasets_command
+
+    return datasets_command(region=args.region, local=args.local, as_json=args.json, config_path=args.config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tap``."""
     parser = argparse.ArgumentParser(prog="tap", description="Multi-region analytics platform as code.")
@@ -153,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--since", help="ISO date or time, or a duration such as 2h / 30m (default: 24h)")
     jobs.add_argument("--json", action="store_true")
     config_option(jobs)
+
+    query = add(
+        "query", _cmd_query,
+        "Run SQL over one region's datasets: its Athena workgroup on AWS, DuckDB over its Parquet with --local.",
+    )  # fmt: skip
+    query.add_argument("sql", help='the query; table names are dataset names, e.g. "SELECT count(*) FROM orders"')
+    datasets = add("datasets", _cmd_datasets, "List one region's datasets: columns, types, files, rows, last update.")
+    for command in (query, datasets):
+        command.add_argument("--region", required=True)
+        command.add_argument("--local", action="store_true", help="the running local platform (tap local up)")
+        command.add_argument("--json", action="store_true", help="JSON instead of a table")
+        config_option(command)
     return parser
 
 

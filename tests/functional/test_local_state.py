@@ -27,7 +27,7 @@ from analytics_platform.local.state import (
 
 def region_outputs(region: str) -> RegionOutputs:
     return RegionOutputs(f"bucket-{region}", f"table-{region}", f"https://q/{region}", f"https://dlq/{region}",
-                         f"fn-{region}")  # fmt: skip
+                         f"fn-{region}", f"db_{region}", f"wg-{region}")  # fmt: skip
 
 
 def test_state_and_outputs_read_back_as_written(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,7 @@ def _stack_dirs(paths: LocalPaths, config: Any) -> dict[str, Path]:
 
 def _region_outputs(runner: TerraformRunner, stack_dir: Path) -> RegionOutputs:
     values = runner.outputs(stack_dir)
-    return RegionOutputs(**{f: str(values[f]) for f in ("bucket_name", "table_name", "queue_url", "dlq_url",
-                                                           "function_name")})  # fmt: skip
+    return RegionOutputs(**{f.name: str(values[f.name]) for f in fields(RegionOutputs)})
 
 
 def _wait_for_pollers(paths: LocalPaths, regions: list[str]) -> None:

@@ -97,6 +97,8 @@ class RegionOutputs:
     queue_url: str
     dlq_url: str
     function_name: str
+    glue_database: str
+    athena_workgroup: str
 
 
 @dataclass(frozen=True)

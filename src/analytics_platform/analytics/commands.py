@@ -1,0 +1,70 @@
+"""CLI entries of ``tap query`` and ``tap datasets``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from analytics_platform.analytics.guard import ResidencyError, check_query
+from analytics_platform.analytics.result import QueryResult
+from analytics_platform.analytics.tables import catalog_tables, dataset_stats, describe
+from analytics_platform.analytics.target import RegionTarget, TargetError, resolve_target
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+
+
+def run_query(target: RegionTarget, sql: str) -> QueryResult:
+    """Check residency, then run ``sql`` locally (DuckDB) or on Athena."""
+    check_query(sql, region=target.region, bucket=target.bucket)
+    if target.local:
+        from analytics_platform.analytics.local_engine import run_local
+
+        return run_local(target, sql)
+    from analytics_platform.analytics.athena_engine import run_athena
+
+    return run_athena(target, sql)
+
+
+def query_command(*, region: str, sql: str, local: bool, as_json: bool, config_path: str | None) -> int:
+    """``tap query``: print the result table (or JSON rows); exit 2 when the query is refused."""
+    try:
+        target = resolve_target(region, local=local, config_path=config_path)
+        result = run_query(target, sql)
+    except (ResidencyError, TargetError) as error:
+        print(f"error: refused: {error}" if isinstance(error, ResidencyError) else f"error: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(result.to_json() if as_json else result.table())
+    return EXIT_OK
+
+
+def datasets_command(*, region: str, local: bool, as_json: bool, config_path: str | None) -> int:
+    """``tap datasets``: each dataset's columns and types, current files, rows and last update."""
+    try:
+        target = resolve_target(region, local=local, config_path=config_path)
+    except TargetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    tables = catalog_tables(target.client("glue"), target.database)
+    stats = dataset_stats(target.job_table())
+    documents = []
+    for table in tables:
+        entry = stats.get(table.name)
+        documents.append({
+            "dataset": table.name, "columns": [{"name": n, "type": t} for n, t in table.columns],
+            "schema_version": table.schema_version, "location": table.location,
+            "files": entry.files if entry else 0, "rows": entry.rows if entry else 0,
+            "last_update": entry.last_update if entry else None,
+        })  # fmt: skip
+    if as_json:
+        print(json.dumps(documents, indent=2))
+        return EXIT_OK
+    print(f"datasets of {region} (catalog {target.database})")
+    for table, document in zip(tables, documents, strict=True):
+        print(f"\n{table.name}: {document['files']} file(s), {document['rows']} row(s), last update "
+              f"{document['last_update'] or '-'}, schema v{table.schema_version}, {table.location}")  # fmt: skip
+        print(f"  columns: {describe(table)}")
+    if not tables:
+        print("(no dataset yet: the first successful upload of raw/<dataset>/... creates its table)")
+    return EXIT_OK

@@ -1,0 +1,72 @@
+"""Which region a query or listing runs in, and its clients: the local platform's, or AWS's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from analytics_platform.local.clients import local_client, local_resource
+from analytics_platform.local.state import LocalPaths, read_outputs
+
+
+class TargetError(ValueError):
+    """The region is not deployed (or the local platform is not up)."""
+
+
+@dataclass(frozen=True)
+class RegionTarget:
+    """One region's analytics resources and how to reach them (``endpoint`` None: AWS)."""
+
+    region: str
+    bucket: str
+    table_name: str
+    database: str
+    workgroup: str
+    endpoint: str | None = None
+
+    @property
+    def local(self) -> bool:
+        """Whether this is the local platform."""
+        return self.endpoint is not None
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of ``service`` in exactly this region."""
+        if self.endpoint is not None:
+            return local_client(service, self.region, self.endpoint)
+        return boto3.client(service, region_name=self.region)
+
+    def job_table(self) -> Any:
+        """The region's job table (a boto3 resource Table)."""
+        if self.endpoint is not None:
+            return local_resource("dynamodb", self.region, self.endpoint).Table(self.table_name)
+        return boto3.resource("dynamodb", region_name=self.region).Table(self.table_name)
+
+
+def local_target(region: str, paths: LocalPaths | None = None) -> RegionTarget:
+    """The region on the running local platform (``tap local up``)."""
+    outputs = read_outputs(paths or LocalPaths.default())
+    if outputs is None:
+        raise TargetError("the local platform is not up: start it with 'tap local up' (or drop --local for AWS)")
+    if region not in outputs.regions:
+        raise TargetError(f"region {region} is not part of the local platform ({', '.join(outputs.regions)})")
+    names = outputs.regions[region]
+    return RegionTarget(
+        region, names.bucket_name, names.table_name, names.glue_database, names.athena_workgroup, outputs.endpoint
+    )
+
+
+def aws_target(region: str, config_path: str | None) -> RegionTarget:
+    """The region on AWS, named as the configuration names it."""
+    from analytics_platform.infra.config import load_config
+
+    config = load_config(config_path)
+    config.region(region)  # a clear error for a region the configuration does not hold
+    names = config.names(region)
+    return RegionTarget(region, names.bucket, names.table, names.glue_database, names.athena_workgroup)
+
+
+def resolve_target(region: str, *, local: bool, config_path: str | None) -> RegionTarget:
+    """``--local``: the running local platform; otherwise AWS."""
+    return local_target(region) if local else aws_target(region, config_path)
