@@ -24,9 +24,17 @@ REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
 GOOD = b"Id,Full Name,Score\n1,Ann,1.5\n2,Bo,2.5\n3,Cy,3.5\n"
 #: Short queue timings so a failing message reaches the DLQ in a minute and the sweep runs every minute;
 #: everything else is the default (the visibility timeout keeps room for the 10 s lease margin).
+#: One dataset contract (seed 003) for the analytics scenario.
+GRADES_CONTRACT = {
+    "columns": {
+        "student": {"type": "string", "required": True, "not_null": True},
+        "grade": {"allowed": ["A", "B", "C"]},
+        "score": {"type": "double", "min": 0, "max": 100},
+    }
+}
 E2E_OVERRIDES = {
     "queue_visibility_timeout_seconds": 20, "lambda_timeout_seconds": 10, "dead_letter_sweep_minutes": 1,
-    "environment_suffix": "e2e",
+    "environment_suffix": "e2e", "datasets": {"grades": GRADES_CONTRACT},
 }  # fmt: skip
 TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED"}
 
@@ -212,6 +220,75 @@ def test_the_sweep_marks_a_message_that_reached_the_dlq_unprocessed(local: dict[
     job = wait_job(local, region, ref.job_id, timeout=150)
     assert job["job_status"] == "DEAD_LETTERED" and job["error_type"] == "RetriesExhausted", job
     assert any(e.get("event") == "schedule" and e.get("region") == region for e in journal(local))
+
+
+# --- issue 11: the catalog, tap query / tap datasets, evolution, contracts, latest version wins ---------------
+def tap(local: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    """Run ``tap ARGS`` against the e2e platform; (exit code, parsed JSON stdout or text, stderr)."""
+    from analytics_platform.cli import main
+
+    monkeypatch.setenv("TAP_LOCAL_HOME", str(local["paths"].root))
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if "--json" in args and code == 0 else out), err
+
+
+def processed(local: dict[str, Any], region: str, key: str, body: bytes) -> dict[str, Any]:
+    ref = upload(local, region, key, body)
+    return wait_job(local, region, ref.job_id)
+
+
+def test_query_sees_evolving_datasets_contracts_and_the_latest_version_in_its_region_only(
+    local: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    us, eu = "us-east-1", "eu-west-1"
+    # GIVEN two files of one dataset, the second adding a column (and fractions in a whole-number column)
+    assert processed(local, us, "raw/visits/mon.csv", b"id,pages\n1,3\n2,5\n")["job_status"] == "SUCCEEDED"
+    assert processed(local, us, "raw/visits/tue.csv", b"id,pages,site\n3,2.5,blog\n")["job_status"] == "SUCCEEDED"
+    # THEN tap query returns the union, typed as the catalog says, the new column NULL for the older file
+    code, rows, _ = tap(local, monkeypatch, capsys, "query", "--local", "--region", us, "--json",
+                        "SELECT id, pages, site FROM visits ORDER BY id")  # fmt: skip
+    assert code == 0 and rows == [{"id": 1, "pages": 3.0, "site": None}, {"id": 2, "pages": 5.0, "site": None},
+                                  {"id": 3, "pages": 2.5, "site": "blog"}]  # fmt: skip
+    # AND an incompatible third file (integers into the text column) fails naming the column and both types
+    third = processed(local, us, "raw/visits/wed.csv", b"id,pages,site\n4,1,7\n")
+    assert third["job_status"] == "FAILED" and third["error_type"] == "SchemaConflictError"
+    assert all(word in third["error_message"] for word in ("'site'", "string", "integer")), third
+    # AND a contract violation quarantines exactly the bad rows, the rest are queryable
+    graded = processed(local, us, "raw/grades/term.csv", b"student,grade,score\n"
+                       + b"".join(b"s%d,A,%d\n" % (i, 50 + i) for i in range(9)) + b"s9,Z,101\n")  # fmt: skip
+    assert (graded["job_status"], graded["rows_out"], graded["rows_rejected"]) == ("SUCCEEDED", 9, 1), graded
+    quarantine = graded["quarantine_uri"].removeprefix("s3://").split("/", 1)
+    rejects = client(local, "s3", us).get_object(Bucket=quarantine[0], Key=quarantine[1])["Body"].read().decode()
+    assert len(rejects.splitlines()) == 1 and "s9" in rejects and "grade" in rejects and "score" in rejects
+    missing = processed(local, us, "raw/grades/late.csv", b"grade,score\nA,1\n")
+    assert missing["job_status"] == "FAILED" and "student" in missing["error_message"], missing
+    # AND a corrected re-upload of a file replaces the old one: count(*) is the new file's rows
+    assert processed(local, us, "raw/daily/report.csv", b"id,v\n1,1\n2,2\n3,3\n")["job_status"] == "SUCCEEDED"
+    newer = processed(local, us, "raw/daily/report.csv", b"id,v\n1,10\n2,20\n")
+    assert newer["job_status"] == "SUCCEEDED"
+    counts = "SELECT (SELECT count(*) FROM daily) AS daily, (SELECT count(*) FROM grades) AS grades"
+    code, rows, _ = tap(local, monkeypatch, capsys, "query", "--local", "--region", us, "--json", counts)
+    assert rows == [{"daily": 2, "grades": 9}]
+    # AND the same SQL in another region sees only that region's data
+    assert processed(local, eu, "raw/visits/mon.csv", b"id,pages\n7,1\n")["job_status"] == "SUCCEEDED"
+    code, rows, _ = tap(local, monkeypatch, capsys, "query", "--local", "--region", eu, "--json",
+                        "SELECT id FROM visits")  # fmt: skip
+    assert code == 0 and rows == [{"id": 7}]
+    # AND a query naming another region's table is refused before it runs
+    code, _, err = tap(local, monkeypatch, capsys, "query", "--local", "--region", eu,
+                       "SELECT * FROM analytics_us_east_1_e2e.visits")  # fmt: skip
+    assert code == 2 and "refused" in err and "us-east-1" in err
+    # AND tap datasets shows each dataset's columns, files and rows
+    code, datasets, _ = tap(local, monkeypatch, capsys, "datasets", "--local", "--region", us, "--json")
+    by_name = {d["dataset"]: d for d in datasets}
+    assert [(c["name"], c["type"]) for c in by_name["visits"]["columns"]] == [
+        ("id", "integer"), ("pages", "double"), ("site", "string")]  # fmt: skip
+    assert (by_name["visits"]["files"], by_name["visits"]["rows"]) == (2, 3)
+    assert (by_name["daily"]["files"], by_name["daily"]["rows"]) == (1, 2)
+    code, text, _ = tap(local, monkeypatch, capsys, "datasets", "--local", "--region", us)
+    assert code == 0 and "visits: 2 file(s), 3 row(s)" in text
 
 
 def test_the_worker_made_no_call_its_role_does_not_allow(local: dict[str, Any]) -> None:

@@ -32,7 +32,10 @@ def region_outputs(region: str) -> RegionOutputs:
 
 def test_state_and_outputs_read_back_as_written(tmp_path: Path) -> None:
     # GIVEN a running platform's state (resolved configuration included) and outputs
-    config = load_config(None, environ={}, environment_suffix="round", max_receive_count=4)
+    contract = {"columns": {"id": {"type": "integer", "required": True, "not_null": True},
+                            "state": {"allowed": ["a", "b"]}, "score": {"min": 0, "max": 9.5}}}  # fmt: skip
+    config = load_config(None, environ={}, environment_suffix="round", max_receive_count=4,
+                         datasets={"graded": contract})  # fmt: skip
     paths = LocalPaths(tmp_path / "home")
     state = LocalState(os.getpid(), 4566, "http://127.0.0.1:4566", ["us-east-1", "eu-west-1"],
                        config_document(config), fault_rate=0.05)  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 
 from analytics_platform.local.clients import local_client, local_resource
-from analytics_platform.local.state import LocalPaths, read_outputs
+from analytics_platform.local.state import LocalOutputs, LocalPaths, read_outputs
 
 
 class TargetError(ValueError):
@@ -49,6 +49,11 @@ def local_target(region: str, paths: LocalPaths | None = None) -> RegionTarget:
     outputs = read_outputs(paths or LocalPaths.default())
     if outputs is None:
         raise TargetError("the local platform is not up: start it with 'tap local up' (or drop --local for AWS)")
+    return target_from_outputs(outputs, region)
+
+
+def target_from_outputs(outputs: LocalOutputs, region: str) -> RegionTarget:
+    """The region of a local platform's outputs."""
     if region not in outputs.regions:
         raise TargetError(f"region {region} is not part of the local platform ({', '.join(outputs.regions)})")
     names = outputs.regions[region]

@@ -162,7 +162,7 @@ def contracts_to_json(contracts: Mapping[str, DatasetContract]) -> str:
         name: {"columns": {rule.name: rule.to_mapping() for rule in contract.columns}}
         for name, contract in sorted(contracts.items())
     }
-    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+    return json.dumps(body, separators=(",", ":"))  # column order kept: it is the configuration's
 
 
 def contracts_from_json(text: str) -> dict[str, DatasetContract]:

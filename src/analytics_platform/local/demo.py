@@ -19,6 +19,11 @@ from analytics_platform.local.platform import LocalPlatformError, platform_down,
 from analytics_platform.local.state import LocalOutputs
 
 SAMPLES = Path(__file__).with_name("samples")
+#: The query ``tap demo`` ends with, in every region: the same SQL, each region's own data.
+DEMO_QUERY = (
+    "SELECT is_paid, count(*) AS orders, round(sum(amount_eur), 2) AS amount_eur, min(ingest_date) AS ingest_date "
+    "FROM orders GROUP BY is_paid ORDER BY is_paid"
+)
 WAIT_SECONDS = 180
 TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED"}
 
@@ -127,6 +132,19 @@ def check_region(
     return problems
 
 
+def query_region(region: str, outputs: LocalOutputs) -> list[str]:
+    """Run :data:`DEMO_QUERY` as ``tap query --local`` does and print it; return what did not hold."""
+    from analytics_platform.analytics.commands import run_query
+    from analytics_platform.analytics.target import target_from_outputs
+
+    print(f"\n$ tap query --local --region {region} \"{DEMO_QUERY}\"")
+    result = run_query(target_from_outputs(outputs, region), DEMO_QUERY)
+    print(result.table())
+    expected = sum(s.rows_out for s in DEMO_SAMPLES if s.key.startswith("raw/orders/") and s.status == "SUCCEEDED")
+    counted = sum(int(row[1]) for row in result.rows)
+    return [] if counted == expected else [f"{region}: the query counts {counted} orders, not {expected}"]
+
+
 def run_demo(*, config_path: str | None, port: int | None, keep: bool) -> int:
     """Up, upload, wait, report, check, down; exit 0 only if every expected outcome held."""
     try:
@@ -141,6 +159,9 @@ def run_demo(*, config_path: str | None, port: int | None, keep: bool) -> int:
         records = wait_for_jobs(outputs, uploaded)
         for region, items in uploaded.items():
             problems += check_region(region, outputs, items, records)
+        print("\nthe same SQL in every region, over that region's catalog and Parquet only:")
+        for region in outputs.regions:
+            problems += query_region(region, outputs)
     finally:
         if keep:
             print(f"\nthe platform stays up (--keep): endpoint {outputs.endpoint}; stop it with 'tap local down'")

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analytics_platform.etl.contracts import contracts_to_json
+
 if TYPE_CHECKING:
     from analytics_platform.infra.config import PlatformConfig
 
@@ -56,6 +58,7 @@ def config_document(config: PlatformConfig) -> dict[str, Any]:
     document = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "worker"}
     document["regions"] = [asdict(region) for region in config.regions]
     document["extra_tags"] = dict(config.extra_tags)
+    document["datasets"] = json.loads(contracts_to_json(config.datasets))  # the configuration file's form
     document.update(asdict(config.worker))
     return document
 
