@@ -23,42 +23,62 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _load_config(path: str | None) -> PlatformConfig:
+def _load_config(path: str | None, env: str | None = None) -> PlatformConfig:
     from analytics_platform.infra.config import load_config
 
-    return load_config(path)
+    return load_config(path, env_name=env)
 
 
 def synth_for_cdktf(config_path: str | None) -> int:
-    """Entry used by ``tap.py`` (``cdktf synth``): output goes where the cdktf CLI asks."""
-    return _run(lambda: _synth(config_path, os.environ.get("CDKTF_OUTDIR", "cdktf.out")))
+    """Entry used by ``tap.py`` (``cdktf synth``): output goes where the cdktf CLI asks; ``TAP_ENV`` names the
+    environment."""
+    outdir = os.environ.get("CDKTF_OUTDIR", "cdktf.out")
+    return _run(lambda: _synth(config_path, outdir, os.environ.get("TAP_ENV") or None))
 
 
-def _synth(config_path: str | None, outdir: str) -> int:
+def _synth(config_path: str | None, outdir: str, env: str | None = None) -> int:
     from analytics_platform.infra.app import synth
 
-    config = _load_config(config_path)
+    config = _load_config(config_path, env)
     out = synth(config, outdir=outdir)
     regions = ", ".join(r.region for r in config.regions)
-    print(f"synthesized {len(config.regions)} stack(s) ({regions}) into {out}/stacks")
+    print(f"synthesized {len(config.regions)} stack(s) ({regions}) of {config.environment} into {out}/stacks")
     return EXIT_OK
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    return _synth(args.config, args.out)
+    return _synth(args.config, args.out, args.env)
+
+
+def _check_one(args: argparse.Namespace, env: str | None, out: str) -> int:
+    from analytics_platform.infra.checks import run_checks
+
+    config = _load_config(args.config, env)
+    if not args.no_synth:
+        _synth(args.config, out, env)
+    findings = run_checks(config, Path(out), with_checkov=not args.skip_checkov)
+    for finding in findings:
+        print(f"FINDING {finding}")
+    label = f" of {env}" if env else ""
+    print(f"tap check: {len(findings)} finding(s) in {len(config.regions)} stack(s){label}")
+    return len(findings)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from analytics_platform.infra.checks import run_checks
+    if not args.all_envs:
+        return EXIT_FAILED if _check_one(args, args.env, args.out) else EXIT_OK
+    from analytics_platform.infra.config import environment_names, isolation_findings
 
-    config = _load_config(args.config)
-    if not args.no_synth:
-        _synth(args.config, args.out)
-    findings = run_checks(config, Path(args.out), with_checkov=not args.skip_checkov)
+    names = environment_names()
+    if not names:
+        print("error: --all-envs: no environment files (environments/<name>.toml)", file=sys.stderr)
+        return EXIT_USAGE
+    findings = isolation_findings(names)
     for finding in findings:
         print(f"FINDING {finding}")
-    print(f"tap check: {len(findings)} finding(s) in {len(config.regions)} stack(s)")
-    return EXIT_FAILED if findings else EXIT_OK
+    total = len(findings) + sum(_check_one(args, name, str(Path(args.out) / name)) for name in names)
+    print(f"tap check --all-envs: {total} finding(s) in {len(names)} environment(s) ({', '.join(names)})")
+    return EXIT_FAILED if total else EXIT_OK
 
 
 def _cmd_etl_convert(args: argparse.Namespace) -> int:
@@ -70,7 +90,7 @@ def _cmd_etl_convert(args: argparse.Namespace) -> int:
 def _cmd_local_up(args: argparse.Namespace) -> int:
     from analytics_platform.local.platform import local_up
 
-    return local_up(config_path=args.config, port=args.port, fault_rate=args.fault_rate)
+    return local_up(config_path=args.config, port=args.port, fault_rate=args.fault_rate, env=args.env)
 
 
 def _cmd_local_down(args: argparse.Namespace) -> int:
@@ -82,27 +102,36 @@ def _cmd_local_down(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from analytics_platform.local.demo import run_demo
 
-    return run_demo(config_path=args.config, port=args.port, keep=args.keep)
+    return run_demo(config_path=args.config, port=args.port, keep=args.keep, env=args.env)
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
     from analytics_platform.local.jobs_query import jobs_command
 
     return jobs_command(
-        region=args.region, status=args.status, since=args.since, as_json=args.json, config_path=args.config
+        region=args.region,
+        status=args.status,
+        since=args.since,
+        as_json=args.json,
+        config_path=args.config,
+        env=args.env,
     )
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
     from analytics_platform.analytics.commands import query_command
 
-    return query_command(region=args.region, sql=args.sql, local=args.local, as_json=args.json, config_path=args.config)
+    return query_command(
+        region=args.region, sql=args.sql, local=args.local, as_json=args.json, config_path=args.config, env=args.env
+    )
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from analytics_platform.analytics.commands import datasets_command
 
-    return datasets_command(region=args.region, local=args.local, as_json=args.json, config_path=args.config)
+    return datasets_command(
+        region=args.region, local=args.local, as_json=args.json, config_path=args.config, env=args.env
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     def config_option(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--config", help="JSON or TOML configuration file (default: built-in defaults)")
+        command.add_argument("--env", help="named environment: environments/ENV.toml over the defaults")
+        command.add_argument("--config", help="JSON or TOML file over the defaults (and over --env's file)")
 
     synth = add("synth", _cmd_synth, "Synthesize one Terraform stack per region.")
     synth.add_argument("--out", default="cdktf.out", help="output folder (default: cdktf.out)")
@@ -130,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--out", default="cdktf.out", help="synth output folder (default: cdktf.out)")
     check.add_argument("--no-synth", action="store_true", help="check an existing synth output")
     check.add_argument("--skip-checkov", action="store_true", help="run only the project's own checks")
+    check.add_argument(
+        "--all-envs", action="store_true",
+        help="check every environments/*.toml (each synthesized into OUT/<env>) and that their state is isolated",
+    )  # fmt: skip
     config_option(check)
 
     etl = add("etl", None, "ETL worker tools.")

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import boto3
+import duckdb
 import pytest
 from botocore.stub import Stubber
 
 from analytics_platform.analytics.athena_engine import AthenaQueryError, run_athena
 from analytics_platform.analytics.commands import run_query
 from analytics_platform.analytics.guard import ResidencyError, check_query
-from analytics_platform.analytics.local_engine import CatalogLocationError, run_local
+from analytics_platform.analytics.local_engine import run_local
 from analytics_platform.analytics.result import QueryResult
-from analytics_platform.analytics.tables import catalog_tables, dataset_stats
+from analytics_platform.analytics.tables import CatalogLocationError, catalog_tables, dataset_stats
 from analytics_platform.analytics.target import RegionTarget
 from tests.functional.conftest import BUCKET, DATABASE, REGION, TABLE, Platform
 
@@ -58,6 +60,23 @@ def test_datasets_lists_columns_current_files_and_rows(platform: Platform) -> No
     assert sorted(stats.outputs) == sorted(f"s3://{BUCKET}/{k}" for k in platform.keys("processed/sales/"))
 
 
+def test_only_projected_partitions_of_exactly_the_tables_prefix_are_read(platform: Platform) -> None:
+    platform.upload_and_process("raw/orders/a.csv", b"id,qty\n1,2\n")
+    platform.upload_and_process("raw/ord/b.csv", b"id,qty\n9,9\n")  # a dataset whose name prefixes another's
+    key = platform.keys("processed/orders/")[0]
+    body = platform.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    for stray in ("processed/orders/odd/x.parquet", "processed/orders/ingest_date=20240103/x.parquet"):
+        platform.s3.put_object(Bucket=BUCKET, Key=stray, Body=body)  # outside the projection: Athena skips it
+    glue = boto3.client("glue", region_name=REGION)
+    table = glue.get_table(DatabaseName=DATABASE, Name="ord")["Table"]
+    descriptor = {**table["StorageDescriptor"], "Location": f"s3://{BUCKET}/processed/ord"}  # no trailing slash
+    glue.update_table(
+        DatabaseName=DATABASE,
+        TableInput={"Name": "ord", "StorageDescriptor": descriptor, "Parameters": table["Parameters"]},
+    )
+    assert query("SELECT id FROM orders") == [(1,)] and query("SELECT id FROM ord") == [(9,)]
+
+
 def test_the_query_cannot_read_or_write_anything_but_the_regions_data(platform: Platform, tmp_path: Any) -> None:
     platform.upload_and_process("raw/sales/day.csv", b"id,total\n1,10\n")
     secret = tmp_path / "secret.csv"
@@ -67,10 +86,17 @@ def test_the_query_cannot_read_or_write_anything_but_the_regions_data(platform: 
         f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
         "SET enable_external_access = true",
         "INSTALL httpfs",
+        # DuckDB 1.2's allowed_directories check is fooled by ./.. and always allows .tmp/: none is allowed here
+        f"SELECT * FROM read_text('.tmp/./../{secret.relative_to(secret.anchor)}')",
+        "COPY (SELECT 'planted' AS x) TO '.tmp/./../planted.csv'",
+        f"SELECT * FROM read_text('{tmp_path}/./../' || 'x')",
+        f"ATTACH '{tmp_path / 'x.db'}'",
+        f"EXPORT DATABASE '{tmp_path / 'export'}'",
     ):
-        with pytest.raises(Exception, match=r"(?i)permission|disabled|locked|configuration"):
+        with pytest.raises(duckdb.Error, match=r"(?i)permission|disabled|locked|configuration|access"):
             query(sql)
-    assert not (tmp_path / "out.csv").exists()
+    assert not (tmp_path / "out.csv").exists() and not Path("planted.csv").exists()
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / "export").exists()
 
 
 def test_a_catalog_table_pointing_outside_the_bucket_is_refused(platform: Platform) -> None:
@@ -80,6 +106,14 @@ def test_a_catalog_table_pointing_outside_the_bucket_is_refused(platform: Platfo
     descriptor = {**table["StorageDescriptor"], "Location": "s3://analytics-bucket-eu-west-1-test/processed/sales/"}
     glue.update_table(DatabaseName=DATABASE, TableInput={"Name": "sales", "StorageDescriptor": descriptor})
     with pytest.raises(CatalogLocationError, match="outside us-east-1's bucket"):
+        query("SELECT 1")
+    # the projection template is what Athena reads: it is checked as well
+    parameters = {**table["Parameters"], "storage.location.template": "s3://other/processed/sales/x=${ingest_date}"}
+    descriptor["Location"] = f"s3://{BUCKET}/processed/sales/"
+    glue.update_table(
+        DatabaseName=DATABASE, TableInput={"Name": "sales", "StorageDescriptor": descriptor, "Parameters": parameters}
+    )
+    with pytest.raises(CatalogLocationError, match="s3://other/"):
         query("SELECT 1")
 
 
@@ -93,6 +127,11 @@ def test_a_catalog_table_pointing_outside_the_bucket_is_refused(platform: Platfo
         "SELECT * FROM orders WHERE source = 'us-gov-west-1'",
         "select * from t where r='eu-central-2'",
         "   ",
+        "DROP TABLE orders",
+        "/* just a select */ ALTER TABLE orders SET TBLPROPERTIES ('projection.enabled'='false')",
+        "-- comment\nCREATE EXTERNAL TABLE x (a int) LOCATION 's3://analytics-bucket-us-east-1-test/x/'",
+        "UNLOAD (SELECT 1) TO 's3://analytics-bucket-us-east-1-test/x/' WITH (format = 'PARQUET')",
+        "INSERT INTO orders VALUES (1)",
     ],
 )
 def test_the_guard_refuses_other_regions_and_buckets(sql: str) -> None:
@@ -109,6 +148,9 @@ def test_the_guard_refuses_other_regions_and_buckets(sql: str) -> None:
         f"SELECT * FROM {DATABASE}.orders WHERE region = 'us-east-1'",
         f"SELECT * FROM read_parquet('s3://{BUCKET}/processed/orders/x.parquet')",
         "SELECT bus_east_1, status_west FROM orders",  # words that merely contain a region's parts
+        "  -- the top orders\n  WITH t AS (SELECT 1) SELECT * FROM t",
+        "(SELECT 1)",
+        "EXPLAIN SELECT 1",
     ],
 )
 def test_the_guard_lets_the_regions_own_names_through(sql: str) -> None:
@@ -176,6 +218,8 @@ def test_results_print_as_a_table_or_json_rows() -> None:
     result = QueryResult(["day", "n", "note"], [(date(2026, 1, 2), 3, None), (date(2026, 1, 3), 4, "a\nb")], "test")
     assert json.loads(result.to_json()) == [{"day": "2026-01-02", "n": 3, "note": None},
                                             {"day": "2026-01-03", "n": 4, "note": "a\nb"}]  # fmt: skip
+    assert json.loads(QueryResult(["x"], [(float("nan"),), (float("-inf"),)], "t").to_json()) == [
+        {"x": "nan"}, {"x": "-inf"}]  # fmt: skip
     lines = result.table().splitlines()
     assert lines[0].split(" | ")[0].strip() == "day" and "NULL" in lines[2] and "a\\nb" in lines[3]
     assert lines[-1] == "(2 rows, test)"

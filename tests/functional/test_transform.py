@@ -85,6 +85,16 @@ def test_only_structurally_broken_rows_go_to_quarantine(tmp_path: Path) -> None:
     assert [r["raw"] for r in rejected] == ["1,2,3"]
 
 
+def test_a_ragged_row_with_text_where_numbers_belong_does_not_turn_the_column_into_text(tmp_path: Path) -> None:
+    # GIVEN numeric and boolean columns and one row that is short AND holds text in them (the demo's orders)
+    body = "".join(f"{i},{i}.5,true,x\n" for i in range(40)) + "41,not-a-number,maybe\n"
+    source = write(tmp_path / "in.csv", "id,amount,paid,note\n" + body)
+    # WHEN converted THEN the ragged row is quarantined and the columns keep their types
+    result = convert_file(source, tmp_path / "out.parquet", name="in.csv")
+    assert result.failure is None and (result.rows_out, result.rows_rejected) == (40, 1)
+    assert dict(result.schema) == {"id": "BIGINT", "amount": "DOUBLE", "paid": "BOOLEAN", "note": "VARCHAR"}
+
+
 @pytest.mark.parametrize("compressed", [False, True])
 def test_json_lines_with_a_late_type_change_keep_every_record(tmp_path: Path, compressed: bool) -> None:
     # GIVEN 30,000 records with integer codes and dates, then one with a text code and a timestamp

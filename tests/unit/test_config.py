@@ -146,3 +146,50 @@ def test_one_definition_drives_validation_environment_and_parsing() -> None:
     # AND an out-of-range value in the environment is refused by name
     with pytest.raises(RuntimeError, match="MAX_RECEIVE_COUNT"):
         Settings.from_environment({**environment, "MAX_RECEIVE_COUNT": "0"})
+
+
+# --- named environments (issue 10) ----------------------------------------------------------------------------
+def test_the_repositorys_environments_load_validated_with_their_own_suffix_and_state() -> None:
+    from analytics_platform.infra.config import environment_names, isolation_findings
+
+    names = environment_names(environ={})
+    assert {"dev", "staging", "prod"} <= set(names)
+    configs = {name: load_config(None, environ={}, env_name=name) for name in names}
+    assert {c.environment_suffix for c in configs.values()} == set(names)  # isolated state and resources
+    assert all(c.environment == name for name, c in configs.items())
+    assert configs["prod"].lambda_reserved_concurrency > configs["dev"].lambda_reserved_concurrency
+    assert configs["prod"].backend == "s3"
+    assert isolation_findings(names, environ={}) == []
+
+
+def test_an_environment_is_overridden_by_config_but_never_moved_to_another_suffix(tmp_path: Path) -> None:
+    override = tmp_path / "o.toml"
+    override.write_text("log_retention_days = 7\n")
+    config = load_config(override, environ={}, env_name="prod")
+    assert (config.environment, config.environment_suffix, config.log_retention_days) == ("prod", "prod", 7)
+    assert config.lambda_reserved_concurrency == 50  # the rest of prod's file still applies
+    # prod's settings on dev's names would deploy over dev's state: refused, whichever way the suffix comes
+    with pytest.raises(ConfigError, match="environment_suffix: is 'dev' but environment 'prod' owns suffix 'prod'"):
+        load_config(None, environ={"ENVIRONMENT_SUFFIX": "dev"}, env_name="prod")
+    override.write_text('environment_suffix = "dev"\n')
+    with pytest.raises(ConfigError, match="owns suffix 'prod'"):
+        load_config(override, environ={}, env_name="prod")
+
+
+def test_unknown_bad_and_colliding_environments_are_clear_errors(tmp_path: Path) -> None:
+    from analytics_platform.infra.config import isolation_findings
+
+    environ = {"TAP_ENVIRONMENTS_DIR": str(tmp_path)}
+    (tmp_path / "a.toml").write_text('environment_suffix = "shared"\n')
+    (tmp_path / "b.toml").write_text('environment_suffix = "shared"\n')
+    (tmp_path / "bad.toml").write_text("lambda_memory_mb = 1\n")
+    with pytest.raises(ConfigError, match=r"env: no environment 'qa'.*known: a, b, bad"):
+        load_config(None, environ=environ, env_name="qa")
+    for bad in ("../etc/passwd", "dev\n", "Prod"):
+        with pytest.raises(ConfigError, match="not an environment name"):
+            load_config(None, environ=environ, env_name=bad)
+    with pytest.raises(ConfigError, match="lambda_memory_mb"):
+        load_config(None, environ=environ, env_name="bad")
+    assert isolation_findings(["a", "b"], environ=environ) == [
+        "environments a, b share environment_suffix 'shared': their state and resources would collide"
+    ]

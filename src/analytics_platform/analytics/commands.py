@@ -7,7 +7,13 @@ import sys
 
 from analytics_platform.analytics.guard import ResidencyError, check_query
 from analytics_platform.analytics.result import QueryResult
-from analytics_platform.analytics.tables import catalog_tables, dataset_stats, describe
+from analytics_platform.analytics.tables import (
+    CatalogLocationError,
+    catalog_tables,
+    check_locations,
+    dataset_stats,
+    describe,
+)
 from analytics_platform.analytics.target import RegionTarget, TargetError, resolve_target
 
 EXIT_OK = 0
@@ -24,25 +30,33 @@ def run_query(target: RegionTarget, sql: str) -> QueryResult:
         return run_local(target, sql)
     from analytics_platform.analytics.athena_engine import run_athena
 
+    check_locations(catalog_tables(target.client("glue"), target.database), region=target.region, bucket=target.bucket)
     return run_athena(target, sql)
 
 
-def query_command(*, region: str, sql: str, local: bool, as_json: bool, config_path: str | None) -> int:
+def query_command(
+    *, region: str, sql: str, local: bool, as_json: bool, config_path: str | None, env: str | None = None
+) -> int:
     """``tap query``: print the result table (or JSON rows); exit 2 when the query is refused."""
     try:
-        target = resolve_target(region, local=local, config_path=config_path)
+        target = resolve_target(region, local=local, config_path=config_path, env=env)
         result = run_query(target, sql)
-    except (ResidencyError, TargetError) as error:
-        print(f"error: refused: {error}" if isinstance(error, ResidencyError) else f"error: {error}", file=sys.stderr)
+    except (ResidencyError, CatalogLocationError) as error:
+        print(f"error: refused: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    except TargetError as error:
+        print(f"error: {error}", file=sys.stderr)
         return EXIT_REFUSED
     print(result.to_json() if as_json else result.table())
     return EXIT_OK
 
 
-def datasets_command(*, region: str, local: bool, as_json: bool, config_path: str | None) -> int:
+def datasets_command(
+    *, region: str, local: bool, as_json: bool, config_path: str | None, env: str | None = None
+) -> int:
     """``tap datasets``: each dataset's columns and types, current files, rows and last update."""
     try:
-        target = resolve_target(region, local=local, config_path=config_path)
+        target = resolve_target(region, local=local, config_path=config_path, env=env)
     except TargetError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_REFUSED

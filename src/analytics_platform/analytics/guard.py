@@ -4,7 +4,11 @@ Athena can read any S3 location a table points at, and DuckDB any file it is giv
 before the query runs, SQL that mentions another region in any spelling (``eu-west-1``, ``eu_west_1``: how
 the platform's bucket, database and table names carry it) or an S3 location outside the region's own bucket.
 It is deliberately conservative: a string literal naming another region (``WHERE src = 'eu-west-1'``) is
-refused as well.
+refused as well. Only read statements run (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, VALUES, TABLE): DDL, UNLOAD,
+INSERT and the like could point a table at any location or change the region's catalog.
+
+The guard reads text; it is not a sandbox. Locally DuckDB is also locked down (:mod:`.local_engine`); on AWS
+the hard boundary is IAM: give query users a role limited to the region's bucket, Glue database and workgroup.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ REGION_TOKEN = re.compile(
 )
 #: ``s3://bucket/...`` and the Hadoop spellings ``s3a://`` / ``s3n://``.
 S3_LOCATION = re.compile(r"\bs3[an]?://([^/\s'\"`]*)", re.IGNORECASE)
+READ_STATEMENTS = frozenset({"select", "with", "show", "describe", "desc", "explain", "values", "table"})
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+_FIRST_WORD = re.compile(r"[\s(]*([A-Za-z]+)")
 
 
 class ResidencyError(ValueError):
@@ -33,6 +40,12 @@ def check_query(sql: str, *, region: str, bucket: str) -> None:
     """Raise :class:`ResidencyError` if ``sql`` names another region or a bucket other than ``bucket``."""
     if not sql.strip():
         raise ResidencyError("the query is empty")
+    first = _FIRST_WORD.match(_COMMENTS.sub(" ", sql))
+    if first is None or first.group(1).lower() not in READ_STATEMENTS:
+        word = first.group(1).upper() if first else sql.strip()[:20]
+        raise ResidencyError(
+            f"only read statements run through tap query ({', '.join(sorted(READ_STATEMENTS)).upper()}), not {word}"
+        )
     for match in REGION_TOKEN.finditer(sql):
         named = _canonical(match.group(1))
         if named != region:

@@ -1,11 +1,13 @@
 """``tap query --local``: the region's SQL through DuckDB, since the local endpoint does not run Athena.
 
 The region's catalog (its Glue database on the local endpoint) decides the tables and their types: every
-dataset becomes a view named like the table, over the Parquet files currently under its location, with each
-column cast to the catalog's type (older files that lack a newer column read it as NULL, as in Athena) and the
-``ingest_date`` partition as text. The files are copied from the region's bucket into a private folder first;
-then DuckDB is locked down to that folder (no other file, no network, no extension, no setting changes), so
-the query can read nothing but the region's own data.
+dataset becomes an in-memory table named like the Glue table, loaded from the Parquet files currently under
+its location (``ingest_date=YYYY-MM-DD/`` partitions only, as partition projection reads them), with each column
+cast to the catalog's type (older files that lack a newer column read it as NULL, as in Athena) and the
+``ingest_date`` partition as text. Then DuckDB is locked down before the user's SQL runs: no file system at all
+(no allowed directory, no temporary directory), no network, no extension, no setting changes. The query can
+read nothing but the region's tables. (An allowed directory would not do: DuckDB 1.2's path check is fooled by
+``./..`` segments.) The tables are held in memory: the local platform is for samples and tests.
 """
 
 from __future__ import annotations
@@ -18,18 +20,15 @@ from typing import Any
 import duckdb
 
 from analytics_platform.analytics.result import QueryResult
-from analytics_platform.analytics.tables import CatalogTable, catalog_tables
+from analytics_platform.analytics.tables import CatalogTable, catalog_tables, check_locations
 from analytics_platform.analytics.target import RegionTarget
 from analytics_platform.etl.catalog import PARTITION_KEY
 
 #: Catalog (Glue / Athena) types as DuckDB spells them.
 DUCKDB_TYPES = {"integer": "BIGINT", "double": "DOUBLE", "string": "VARCHAR", "boolean": "BOOLEAN", "date": "DATE",
                 "timestamp": "TIMESTAMP"}  # fmt: skip
-PARTITION_VALUE = re.compile(rf"(?:^|/){PARTITION_KEY}=(\d{{4}}-\d{{2}}-\d{{2}})/")
-
-
-class CatalogLocationError(ValueError):
-    """A catalog table points outside the region's own bucket."""
+#: A Parquet file directly inside a projected partition: ``ingest_date=YYYY-MM-DD/<name>.parquet``.
+PARTITION_FILE = re.compile(rf"^{PARTITION_KEY}=(\d{{4}}-\d{{2}}-\d{{2}})/[^/]+\.parquet$")
 
 
 def quote_identifier(name: str) -> str:
@@ -45,13 +44,14 @@ def fetch_files(s3: Any, table: CatalogTable, folder: Path) -> list[Path]:
     """Copy the table's Parquet files into ``folder/<ingest_date=D>/<n>.parquet`` (names DuckDB cannot
     mistake for glob patterns); returns the local paths."""
     paths: list[Path] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=table.bucket, Prefix=table.prefix):
+    prefix = table.prefix.rstrip("/") + "/"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=table.bucket, Prefix=prefix):
         for entry in page.get("Contents", []):
             key = entry["Key"]
-            if not key.endswith(".parquet"):
-                continue
-            day = PARTITION_VALUE.search(key[len(table.prefix) - 1 :])
-            partition = folder / f"{PARTITION_KEY}={day.group(1) if day else '__HIVE_DEFAULT_PARTITION__'}"
+            day = PARTITION_FILE.match(key[len(prefix) :])
+            if day is None:
+                continue  # outside the projected partitions: Athena does not read it either
+            partition = folder / f"{PARTITION_KEY}={day.group(1)}"
             partition.mkdir(parents=True, exist_ok=True)
             target = partition / f"{len(paths)}.parquet"
             s3.download_file(table.bucket, key, str(target))
@@ -59,20 +59,23 @@ def fetch_files(s3: Any, table: CatalogTable, folder: Path) -> list[Path]:
     return paths
 
 
-def view_sql(table: CatalogTable, files: list[Path], file_columns: set[str]) -> str:
-    """The view of one table: catalog columns cast to catalog types, missing columns NULL, partition text."""
+def table_sql(table: CatalogTable, files: list[Path], file_columns: set[str]) -> str:
+    """One table: catalog columns cast to catalog types, missing columns NULL, partition text. Column names
+    match case-insensitively, as in Glue and Athena."""
+    by_lower = {name.lower(): name for name in file_columns}
     selects = []
     for name, kind in table.columns:
         duck_type = DUCKDB_TYPES.get(kind, "VARCHAR")
-        source = quote_identifier(name) if name in file_columns else "NULL"
+        found = by_lower.get(name.lower())
+        source = quote_identifier(found) if found is not None else "NULL"
         selects.append(f"CAST({source} AS {duck_type}) AS {quote_identifier(name)}")
     if not files:
         selects.append(f"CAST(NULL AS VARCHAR) AS {PARTITION_KEY}")
-        return f"CREATE VIEW {quote_identifier(table.name)} AS SELECT {', '.join(selects)} WHERE false"
+        return f"CREATE TABLE {quote_identifier(table.name)} AS SELECT {', '.join(selects)} WHERE false"
     selects.append(f"CAST({PARTITION_KEY} AS VARCHAR) AS {PARTITION_KEY}")
     listing = ", ".join(_literal(str(path)) for path in files)
-    source = f"read_parquet([{listing}], hive_partitioning = true, union_by_name = true)"
-    return f"CREATE VIEW {quote_identifier(table.name)} AS SELECT {', '.join(selects)} FROM {source}"
+    source = f"read_parquet([{listing}], hive_partitioning = true, hive_types_autocast = false, union_by_name = true)"
+    return f"CREATE TABLE {quote_identifier(table.name)} AS SELECT {', '.join(selects)} FROM {source}"
 
 
 def _file_columns(connection: duckdb.DuckDBPyConnection, files: list[Path]) -> set[str]:
@@ -80,23 +83,20 @@ def _file_columns(connection: duckdb.DuckDBPyConnection, files: list[Path]) -> s
         return set()
     listing = ", ".join(_literal(str(path)) for path in files)
     rows = connection.execute(f"DESCRIBE SELECT * FROM read_parquet([{listing}], union_by_name = true)").fetchall()
-    return {str(row[0]) for row in rows}
+    return {str(row[0]) for row in rows} - {PARTITION_KEY}
 
 
 def prepare(target: RegionTarget, folder: Path) -> duckdb.DuckDBPyConnection:
-    """A locked-down DuckDB connection holding one view per catalog table of the region."""
+    """A locked-down DuckDB connection holding one table per catalog table of the region."""
     s3, glue = target.client("s3"), target.client("glue")
     connection = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                                      "autoload_known_extensions": False})  # fmt: skip
-    for index, table in enumerate(catalog_tables(glue, target.database)):
-        if table.bucket != target.bucket or not table.prefix:
-            raise CatalogLocationError(
-                f"catalog table {table.name!r} points at {table.location!r}, outside {target.region}'s bucket "
-                f"{target.bucket}; refusing to read it"
-            )
+    tables = catalog_tables(glue, target.database)
+    check_locations(tables, region=target.region, bucket=target.bucket)
+    for index, table in enumerate(tables):
         files = fetch_files(s3, table, folder / f"t{index}")
-        connection.execute(view_sql(table, files, _file_columns(connection, files)))
-    connection.execute(f"SET allowed_directories = [{_literal(str(folder) + '/')}]")
+        connection.execute(table_sql(table, files, _file_columns(connection, files)))
+    connection.execute("SET temp_directory = ''")
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
     return connection

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,6 +21,8 @@ def _plain(value: Any) -> Any:
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf": JSON has no such numbers
     return value
 
 
@@ -45,7 +48,7 @@ class QueryResult:
 
     def to_json(self) -> str:
         """JSON rows."""
-        return json.dumps(self.records(), indent=2, ensure_ascii=False)
+        return json.dumps(self.records(), indent=2, ensure_ascii=False, allow_nan=False)
 
     def table(self) -> str:
         """A fixed-width table with a header and a row count."""

@@ -22,6 +22,11 @@ class CatalogTable:
     columns: list[tuple[str, str]]
     location: str
     schema_version: int
+    location_template: str = ""
+
+    def locations(self) -> list[str]:
+        """Every S3 location the table reads: its location and, with partition projection, its template."""
+        return [value for value in (self.location, self.location_template) if value]
 
     @property
     def prefix(self) -> str:
@@ -60,9 +65,25 @@ def catalog_tables(glue: Any, database: str) -> list[CatalogTable]:
                 columns=glue_columns(table),
                 location=table.get("StorageDescriptor", {}).get("Location", ""),
                 schema_version=int(parameters.get("tap.schema_version", "0") or 0),
+                location_template=parameters.get("storage.location.template", ""),
             )
         )
     return sorted(tables, key=lambda t: t.name)
+
+
+class CatalogLocationError(ValueError):
+    """A catalog table reads from outside the region's own bucket."""
+
+
+def check_locations(tables: list[CatalogTable], *, region: str, bucket: str) -> None:
+    """Refuse a catalog whose tables (location or projection template) read outside ``bucket``."""
+    for table in tables:
+        for location in table.locations():
+            if not location.startswith(f"s3://{bucket}/"):
+                raise CatalogLocationError(
+                    f"catalog table {table.name!r} reads {location!r}, outside {region}'s bucket {bucket}; refusing "
+                    "to query this catalog"
+                )
 
 
 def dataset_stats(job_table: Any) -> dict[str, DatasetStats]:

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 
 from analytics_platform.local.clients import local_client, local_resource
-from analytics_platform.local.state import LocalOutputs, LocalPaths, read_outputs
+from analytics_platform.local.state import LocalOutputs, LocalPaths, read_outputs, read_state
 
 
 class TargetError(ValueError):
@@ -44,11 +44,16 @@ class RegionTarget:
         return boto3.resource("dynamodb", region_name=self.region).Table(self.table_name)
 
 
-def local_target(region: str, paths: LocalPaths | None = None) -> RegionTarget:
-    """The region on the running local platform (``tap local up``)."""
-    outputs = read_outputs(paths or LocalPaths.default())
-    if outputs is None:
+def local_target(region: str, paths: LocalPaths | None = None, env: str | None = None) -> RegionTarget:
+    """The region on the running local platform (``tap local up``); with ``env``, only if that environment is up."""
+    paths = paths or LocalPaths.default()
+    outputs = read_outputs(paths)
+    state = read_state(paths)
+    if outputs is None or state is None:
         raise TargetError("the local platform is not up: start it with 'tap local up' (or drop --local for AWS)")
+    running = str(state.config.get("environment", ""))
+    if env is not None and env != running:
+        raise TargetError(f"the local platform runs environment {running!r}, not {env!r}")
     return target_from_outputs(outputs, region)
 
 
@@ -62,16 +67,16 @@ def target_from_outputs(outputs: LocalOutputs, region: str) -> RegionTarget:
     )
 
 
-def aws_target(region: str, config_path: str | None) -> RegionTarget:
-    """The region on AWS, named as the configuration names it."""
+def aws_target(region: str, config_path: str | None, env: str | None = None) -> RegionTarget:
+    """The region on AWS, named as the configuration (or environment) names it."""
     from analytics_platform.infra.config import load_config
 
-    config = load_config(config_path)
+    config = load_config(config_path, env_name=env)
     config.region(region)  # a clear error for a region the configuration does not hold
     names = config.names(region)
     return RegionTarget(region, names.bucket, names.table, names.glue_database, names.athena_workgroup)
 
 
-def resolve_target(region: str, *, local: bool, config_path: str | None) -> RegionTarget:
-    """``--local``: the running local platform; otherwise AWS."""
-    return local_target(region) if local else aws_target(region, config_path)
+def resolve_target(region: str, *, local: bool, config_path: str | None, env: str | None = None) -> RegionTarget:
+    """``--local``: the running local platform (whose environment ``tap local up`` chose); otherwise AWS."""
+    return local_target(region, env=env) if local else aws_target(region, config_path, env)

@@ -137,7 +137,7 @@ def query_region(region: str, outputs: LocalOutputs) -> list[str]:
     from analytics_platform.analytics.commands import run_query
     from analytics_platform.analytics.target import target_from_outputs
 
-    print(f"\n$ tap query --local --region {region} \"{DEMO_QUERY}\"")
+    print(f'\n$ tap query --local --region {region} "{DEMO_QUERY}"')
     result = run_query(target_from_outputs(outputs, region), DEMO_QUERY)
     print(result.table())
     expected = sum(s.rows_out for s in DEMO_SAMPLES if s.key.startswith("raw/orders/") and s.status == "SUCCEEDED")
@@ -145,10 +145,10 @@ def query_region(region: str, outputs: LocalOutputs) -> list[str]:
     return [] if counted == expected else [f"{region}: the query counts {counted} orders, not {expected}"]
 
 
-def run_demo(*, config_path: str | None, port: int | None, keep: bool) -> int:
+def run_demo(*, config_path: str | None, port: int | None, keep: bool, env: str | None = None) -> int:
     """Up, upload, wait, report, check, down; exit 0 only if every expected outcome held."""
     try:
-        outputs = platform_up(config_path=config_path, port=port)
+        outputs = platform_up(config_path=config_path, port=port, env=env)
     except LocalPlatformError as error:
         print(f"error: {error}")
         return 1

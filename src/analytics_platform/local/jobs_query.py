@@ -67,7 +67,7 @@ def query_jobs(table: Any, *, since: datetime, status: str | None = None, now: d
     return sorted(items, key=lambda item: item["created_at"], reverse=True)
 
 
-def job_table(region: str, config_path: str | None) -> Any:
+def job_table(region: str, config_path: str | None, env: str | None = None) -> Any:
     """The region's table: the local platform's if it is up, else real AWS's."""
     outputs = read_outputs(LocalPaths.default())  # honours TAP_LOCAL_HOME, as every local command does
     if outputs is not None:
@@ -76,7 +76,7 @@ def job_table(region: str, config_path: str | None) -> Any:
         return local_resource("dynamodb", region, outputs.endpoint).Table(outputs.regions[region].table_name)
     from analytics_platform.infra.config import load_config
 
-    config = load_config(config_path)
+    config = load_config(config_path, env_name=env)
     config.region(region)
     return boto3.resource("dynamodb", region_name=region).Table(config.names(region).table)
 
@@ -101,11 +101,14 @@ def format_rows(items: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def jobs_command(*, region: str, status: str | None, since: str | None, as_json: bool, config_path: str | None) -> int:
+def jobs_command(
+    *, region: str, status: str | None, since: str | None, as_json: bool, config_path: str | None,
+    env: str | None = None,
+) -> int:  # fmt: skip
     """CLI entry of ``tap jobs``."""
     try:
         start = parse_since(since)
-        items = query_jobs(job_table(region, config_path), since=start, status=status)
+        items = query_jobs(job_table(region, config_path, env), since=start, status=status)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -126,6 +126,7 @@ def platform_up(
     parallel: bool = True,
     overrides: dict[str, Any] | None = None,
     fault_rate: float = 0.0,
+    env: str | None = None,
 ) -> LocalOutputs:
     """Start the endpoint, apply every stack, start the runtime; returns the outputs.
 
@@ -145,9 +146,8 @@ def platform_up(
         )
     port = port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    config = load_config(
-        config_path, local_endpoint=endpoint, state_dir=str(paths.root / "tfstate"), **(overrides or {})
-    )
+    local = {"local_endpoint": endpoint, "state_dir": str(paths.root / "tfstate"), "backend": "local"}
+    config = load_config(config_path, env_name=env, **{**local, **(overrides or {})})
     regions = [r.region for r in config.regions]
     paths.root.mkdir(parents=True, exist_ok=True)
     for stale in (paths.journal, paths.outputs):
@@ -222,10 +222,10 @@ def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], 
     return True
 
 
-def local_up(*, config_path: str | None, port: int | None, fault_rate: float = 0.0) -> int:
+def local_up(*, config_path: str | None, port: int | None, fault_rate: float = 0.0, env: str | None = None) -> int:
     """CLI wrapper: exit 1 with a clear message when already up."""
     try:
-        platform_up(config_path=config_path, port=port, fault_rate=fault_rate)
+        platform_up(config_path=config_path, port=port, fault_rate=fault_rate, env=env)
     except LocalPlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -112,7 +112,13 @@ def _guard_column(error: duckdb.Error) -> int | None:
 
 
 def _cast_rejects(con: duckdb.DuckDBPyConnection, pass_number: int) -> set[str]:
-    rows = con.execute(f"SELECT DISTINCT column_name FROM rejects_{pass_number} WHERE error_type = 'CAST'").fetchall()
+    """Columns a well-formed row did not fit. A row that is structurally broken too (missing or extra fields)
+    goes to quarantine anyway: its misplaced values must not turn a numeric column into text."""
+    table = f"rejects_{pass_number}"
+    rows = con.execute(
+        f"SELECT DISTINCT column_name FROM {table} AS r WHERE error_type = 'CAST' AND NOT EXISTS "
+        f"(SELECT 1 FROM {table} AS s WHERE s.line = r.line AND s.error_type <> 'CAST')"
+    ).fetchall()
     return {str(row[0]) for row in rows}
 
 
