@@ -14,12 +14,22 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """``{"outdir": Path, "config": PlatformConfig, "stacks": {region: cdk.tf.json as dict}}``."""
+    return _synthesize(tmp_path_factory, "synth")
+
+
+@pytest.fixture(scope="session")
+def synthesized_kms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Like ``synthesized``, with ``encryption = "kms"`` (one customer-managed key per region) and the S3 backend."""
+    return _synthesize(tmp_path_factory, "synth-kms", encryption="kms", backend="s3")
+
+
+def _synthesize(tmp_path_factory: pytest.TempPathFactory, folder: str, **overrides: Any) -> dict[str, Any]:
     from analytics_platform.infra.app import synth
     from analytics_platform.infra.config import load_config
     from analytics_platform.infra.names import stack_id
 
-    config = load_config(None, environ={"ENVIRONMENT_SUFFIX": "unit"})
-    outdir = tmp_path_factory.mktemp("synth")
+    config = load_config(None, environ={"ENVIRONMENT_SUFFIX": "unit"}, **overrides)
+    outdir = tmp_path_factory.mktemp(folder)
     synth(config, outdir=outdir, build_dir=ROOT / ".tap" / "build")
     stacks = {
         r.region: json.loads((outdir / "stacks" / stack_id(r.region, "unit") / "cdk.tf.json").read_text())

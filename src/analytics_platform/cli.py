@@ -1,4 +1,5 @@
-"""The ``tap`` command line: synth, check, etl convert, local up/down, demo, jobs, query and datasets.
+"""The ``tap`` command line: synth, check, bootstrap, plan, deploy, destroy, drift, redrive, etl convert, local
+up/down, demo, jobs (and jobs retry), query and datasets.
 
 Heavy modules (cdktf bindings, DuckDB, moto) are imported inside the subcommands that need them, so
 ``tap --help`` and config errors answer at once.
@@ -108,6 +109,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_jobs(args: argparse.Namespace) -> int:
     from analytics_platform.local.jobs_query import jobs_command
 
+    if not args.region:
+        print("error: tap jobs: --region is required", file=sys.stderr)
+        return EXIT_USAGE
+
     return jobs_command(
         region=args.region,
         status=args.status,
@@ -116,6 +121,21 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         config_path=args.config,
         env=args.env,
     )
+
+
+def _cmd_retry(args: argparse.Namespace) -> int:
+    from analytics_platform.ops.recover import retry_command
+
+    return retry_command(
+        region=args.region, local=args.local, config_path=args.config, env=args.env, job_ids=args.job_ids,
+        status=args.status, since=args.since,
+    )  # fmt: skip
+
+
+def _cmd_redrive(args: argparse.Namespace) -> int:
+    from analytics_platform.ops.recover import redrive_command
+
+    return redrive_command(region=args.region, local=args.local, config_path=args.config, env=args.env)
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
@@ -131,6 +151,29 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
     return datasets_command(
         region=args.region, local=args.local, as_json=args.json, config_path=args.config, env=args.env
+    )
+
+
+def _cmd_bootstrap(args: argparse.Namespace) -> int:
+    from analytics_platform.ops.commands import bootstrap_command
+
+    return bootstrap_command(env=args.env, regions=args.region, local=args.local, config_path=args.config)
+
+
+def _cmd_terraform(args: argparse.Namespace) -> int:
+    from analytics_platform.ops.commands import terraform_command
+
+    return terraform_command(
+        args.command, env=args.env, regions=args.region, local=args.local, config_path=args.config,
+        assume_yes=getattr(args, "yes", False),
+    )  # fmt: skip
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from analytics_platform.ops.commands import drift_command
+
+    return drift_command(
+        env=args.env, regions=args.region, local=args.local, config_path=args.config, publish=args.publish
     )
 
 
@@ -166,6 +209,34 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     config_option(check)
 
+    def operations_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--region", action="append", metavar="R", help="only this region (repeatable; default: every region)"
+        )
+        command.add_argument("--local", action="store_true", help="the running local platform (tap local up)")
+        config_option(command)
+
+    bootstrap = add(
+        "bootstrap", _cmd_bootstrap,
+        "Create (or confirm) each region's Terraform state bucket and lock table, in that region; idempotent.",
+    )  # fmt: skip
+    operations_options(bootstrap)
+    for verb, text in (
+        ("plan", "Synthesize, then plan every regional stack in parallel; a summary table per region."),
+        ("deploy", "Synthesize, then plan and apply every regional stack in parallel; a summary table per region."),
+        ("destroy", "Destroy every regional stack of an environment in parallel (asks first, unless --yes)."),
+    ):
+        command = add(verb, _cmd_terraform, text)
+        operations_options(command)
+        if verb == "destroy":
+            command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    drift = add(
+        "drift", _cmd_drift,
+        "Compare deployed resources with Terraform's state per region, and regions with each other; exit 2 on drift.",
+    )  # fmt: skip
+    drift.add_argument("--publish", action="store_true", help="write ConfigurationDrift to each region's CloudWatch")
+    operations_options(drift)
+
     etl = add("etl", None, "ETL worker tools.")
     etl_sub = etl.add_subparsers(dest="etl_command", required=True)
     convert = etl_sub.add_parser("convert", help="Run the worker's transform on a local file.")
@@ -193,12 +264,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=None, help="endpoint port (default: a free port)")
     config_option(demo)
 
-    jobs = add("jobs", _cmd_jobs, "List jobs of one region through the job table's indexes.")
-    jobs.add_argument("--region", required=True)
+    jobs = add("jobs", _cmd_jobs, "List jobs of one region through the job table's indexes (or retry some).")
+    jobs.add_argument("--region")
     jobs.add_argument("--status", choices=[s.value for s in JobStatus])
     jobs.add_argument("--since", help="ISO date or time, or a duration such as 2h / 30m (default: 24h)")
     jobs.add_argument("--json", action="store_true")
     config_option(jobs)
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=False)
+    retry = jobs_sub.add_parser(
+        "retry", help="Re-queue FAILED / DEAD_LETTERED jobs' object versions; each keeps its history.",
+        description="Re-queue FAILED / DEAD_LETTERED jobs' object versions; each keeps its history.",
+    )  # fmt: skip
+    retry.set_defaults(handler=_cmd_retry)
+    retry.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="job ids of --region's table")
+    retry.add_argument("--region", required=True)
+    retry.add_argument("--status", choices=["FAILED", "DEAD_LETTERED"], help="every job in this state (with --since)")
+    retry.add_argument("--since", help="with --status: ISO date or time, or a duration such as 1d / 2h (default: 24h)")
+    retry.add_argument("--local", action="store_true", help="the running local platform (tap local up)")
+    config_option(retry)
+
+    redrive = add(
+        "redrive", _cmd_redrive,
+        "Move one region's dead-letter queue back to its work queue; the jobs are processed again.",
+    )  # fmt: skip
+    redrive.add_argument("--region", required=True)
+    redrive.add_argument("--local", action="store_true", help="the running local platform (tap local up)")
+    config_option(redrive)
 
     query = add(
         "query", _cmd_query,

@@ -61,6 +61,7 @@ REJECTIONS = {
     "object_too_big_for_disk": ({"max_object_mb": 8000}, "max_object_mb"),
     "reject_ratio": ({"max_reject_ratio": 1.5}, "max_reject_ratio"),
     "backend": ({"backend": "gcs"}, "backend"),
+    "encryption": ({"encryption": "aws:kms"}, "encryption"),
     "endpoint_not_loopback": ({"local_endpoint": "http://10.0.0.5:4566"}, "local_endpoint"),
 }  # fmt: skip
 
@@ -193,3 +194,19 @@ def test_unknown_bad_and_colliding_environments_are_clear_errors(tmp_path: Path)
     assert isolation_findings(["a", "b"], environ=environ) == [
         "environments a, b share environment_suffix 'shared': their state and resources would collide"
     ]
+
+
+# --- encryption option (issue 10) --------------------------------------------------------------------------------
+def test_encryption_defaults_to_sse_s3_and_production_uses_kms() -> None:
+    assert load_config(None, environ={}).encryption == "sse-s3"
+    assert load_config(None, environ={}, encryption="kms").encryption == "kms"
+    modes = {name: load_config(None, environ={}, env_name=name).encryption for name in ("dev", "staging", "prod")}
+    assert modes == {"dev": "sse-s3", "staging": "sse-s3", "prod": "kms"}
+
+
+@pytest.mark.parametrize("value", ["KMS", "sse-kms", "", None, 1])
+def test_an_unknown_encryption_mode_is_rejected_naming_the_field(value: object) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, environ={}, encryption=value)
+    assert raised.value.field == "encryption"
+    assert str(raised.value).startswith("invalid configuration: encryption: must be one of sse-s3, kms, got ")

@@ -10,8 +10,15 @@ import pytest
 
 from analytics_platform.etl import jobs as etl_jobs
 from analytics_platform.infra import iam
-from analytics_platform.infra.checks import check_consistency, check_iam, check_residency, run_checks
+from analytics_platform.infra.checks import (
+    check_consistency,
+    check_iam,
+    check_residency,
+    checkov_suppressions,
+    run_checks,
+)
 from analytics_platform.infra.constructs import job_table
+from analytics_platform.infra.names import DRIFT_METRIC, DRIFT_NAMESPACE
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
 
@@ -325,3 +332,166 @@ def test_catalog_workgroup_and_catalog_iam_in_every_region(stacks: dict[str, Any
     assert all(f":glue:{region}:" in r for r in glue["Resource"])
     environment = one(stack, "aws_lambda_function")["environment"]["variables"]
     assert environment["GLUE_DATABASE"] == expected_database
+
+
+# --- encryption option (issue 10): encryption = "kms" -----------------------------------------------------------
+ACCOUNT_ROOT = "arn:${data.aws_partition.partition.partition}:iam::${data.aws_caller_identity.account.account_id}:root"
+ACCOUNT_ID = "${data.aws_caller_identity.account.account_id}"
+
+
+@pytest.fixture(scope="module")
+def kms_stacks(synthesized_kms: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return synthesized_kms["stacks"]
+
+
+def region_key_arn(stack: dict[str, Any]) -> str:
+    (name,) = stack["resource"]["aws_kms_key"]
+    return f"${{aws_kms_key.{name}.arn}}"
+
+
+def key_policy(stack: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in json.loads(one(stack, "aws_kms_key")["policy"])["Statement"]}
+
+
+def worker_statements(stack: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    policies = {p["name"]: json.loads(p["policy"]) for p in stack["resource"]["aws_iam_role_policy"].values()}
+    return {s["Sid"]: s for s in policies["etl-worker"]["Statement"]}
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_kms_mode_has_one_rotating_key_per_region_with_its_alias(kms_stacks: dict[str, Any], region: str) -> None:
+    stack = kms_stacks[region]
+    key = one(stack, "aws_kms_key")  # the topic's own alarm key is replaced by the region's key
+    assert key["enable_key_rotation"] is True and key["deletion_window_in_days"] == 7
+    alias = one(stack, "aws_kms_alias")
+    assert alias["name"] == f"alias/analytics-key-{region}-unit"
+    assert alias["target_key_id"] == region_key_arn(stack).replace(".arn}", ".key_id}")
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_kms_key_policy_admits_only_this_account_and_the_services_that_use_the_key(
+    kms_stacks: dict[str, Any], region: str
+) -> None:
+    statements = key_policy(kms_stacks[region])
+    principals = [s["Principal"] for s in statements.values()]
+    assert all(s["Effect"] == "Allow" and s["Resource"] == "*" for s in statements.values())
+    assert {p["AWS"] for p in principals if "AWS" in p} == {ACCOUNT_ROOT}  # no other account, no "*"
+    assert {p["Service"] for p in principals if "Service" in p} == {
+        f"logs.{region}.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"
+    }  # fmt: skip
+    # The account administers the key, but encrypts and decrypts only through this region's services.
+    admin = statements["AccountAdministersKey"]["Action"]
+    assert not {"kms:*", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:CreateGrant"} & set(admin)
+    use = statements["AccountUsesKeyThroughRegionServices"]
+    assert {"kms:Decrypt", "kms:GenerateDataKey*", "kms:CreateGrant"} <= set(use["Action"])
+    assert use["Condition"] == {
+        "StringEquals": {
+            "kms:CallerAccount": ACCOUNT_ID,
+            "kms:ViaService": [f"{s}.{region}.amazonaws.com" for s in ("s3", "dynamodb", "sqs", "sns", "lambda")],
+        }
+    }
+    # CloudWatch Logs: only this account's two log groups of this region.
+    logs = statements["CloudWatchLogsEncryptsOwnLogGroups"]["Condition"]["ArnLike"]
+    base = f"arn:${{data.aws_partition.partition.partition}}:logs:{region}:{ACCOUNT_ID}:log-group:"
+    expected = [f"{base}/aws/lambda/analytics-etl-{region}-unit", f"{base}/aws/vpc/analytics-flowlogs-{region}-unit"]
+    assert logs == {"kms:EncryptionContext:aws:logs:arn": expected}
+    # CloudWatch alarms: this account's alarms of this region and suffix.
+    alarms = statements["CloudWatchAlarmsPublishToEncryptedTopic"]
+    assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT_ID}
+    assert alarms["Condition"]["ArnLike"]["aws:SourceArn"].endswith(
+        f":cloudwatch:{region}:{ACCOUNT_ID}:alarm:analytics-*-{region}-unit"
+    )
+    assert sorted(statements["EventBridgeSendsToEncryptedQueue"]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_kms_mode_encrypts_every_data_resource_with_its_own_regions_key(
+    kms_stacks: dict[str, Any], region: str
+) -> None:
+    stack = kms_stacks[region]
+    key = region_key_arn(stack)
+    rule = one(stack, "aws_s3_bucket_server_side_encryption_configuration")["rule"][0]
+    assert rule["apply_server_side_encryption_by_default"] == {"sse_algorithm": "aws:kms", "kms_master_key_id": key}
+    assert rule["bucket_key_enabled"] is True
+    assert one(stack, "aws_dynamodb_table")["server_side_encryption"] == {"enabled": True, "kms_key_arn": key}
+    log_groups = stack["resource"]["aws_cloudwatch_log_group"].values()
+    assert len(log_groups) == 2 and all(g["kms_key_id"] == key for g in log_groups)
+    assert one(stack, "aws_sns_topic")["kms_master_key_id"] == key
+    queues = stack["resource"]["aws_sqs_queue"].values()
+    assert len(queues) == 2 and all(q["kms_master_key_id"] == key and "sqs_managed_sse_enabled" not in q
+                                    for q in queues)  # fmt: skip
+    assert one(stack, "aws_lambda_function")["kms_key_arn"] == key
+    results = one(stack, "aws_athena_workgroup")["configuration"]["result_configuration"]
+    assert results["encryption_configuration"] == {"encryption_option": "SSE_KMS", "kms_key_arn": key}
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_sse_s3_mode_keeps_the_default_encryption_and_no_region_key(stacks: dict[str, Any], region: str) -> None:
+    stack = stacks[region]
+    text = json.dumps(stack)
+    assert "encryption_key" not in text and "analytics-key-" not in text
+    rule = one(stack, "aws_s3_bucket_server_side_encryption_configuration")["rule"][0]
+    assert rule["apply_server_side_encryption_by_default"] == {"sse_algorithm": "AES256"}
+    assert one(stack, "aws_dynamodb_table")["server_side_encryption"] == {"enabled": True}
+    assert all("kms_key_id" not in g for g in stack["resource"]["aws_cloudwatch_log_group"].values())
+    assert all(q["sqs_managed_sse_enabled"] is True and "kms_master_key_id" not in q
+               for q in stack["resource"]["aws_sqs_queue"].values())  # fmt: skip
+    assert "kms_key_arn" not in one(stack, "aws_lambda_function")
+    # The topic keeps its own small key, which only CloudWatch alarms may use.
+    assert one(stack, "aws_kms_alias")["name"] == f"alias/analytics-alarms-{region}-unit"
+    assert one(stack, "aws_sns_topic")["kms_master_key_id"] == region_key_arn(stack)
+    assert "UseRegionKey" not in worker_statements(stack)
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_kms_mode_worker_may_use_exactly_its_regions_key(kms_stacks: dict[str, Any], region: str) -> None:
+    stack = kms_stacks[region]
+    statements = worker_statements(stack)
+    assert statements["UseRegionKey"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statements["UseRegionKey"]["Resource"] == [region_key_arn(stack)]
+    assert [sid for sid, s in statements.items() if any(a.startswith("kms:") for a in s["Action"])] == ["UseRegionKey"]
+    assert check_iam(region, stack) == []
+
+
+def test_kms_stacks_pass_the_project_checks_and_mention_no_other_region(
+    synthesized_kms: dict[str, Any], kms_stacks: dict[str, Any]
+) -> None:
+    assert run_checks(synthesized_kms["config"], synthesized_kms["outdir"], with_checkov=False) == []
+    for region, stack in kms_stacks.items():
+        text = json.dumps(stack)
+        for other in set(REGIONS) - {region}:
+            assert not re.search(re.escape(other), text), f"{region} stack mentions {other}"
+            assert other.replace("-", "_") not in text
+
+
+def test_kms_mode_runs_the_checkov_checks_that_sse_s3_mode_skips() -> None:
+    sse_s3, kms = checkov_suppressions("sse-s3"), checkov_suppressions("kms")
+    fixed_by_the_key = {"CKV_AWS_158", "CKV_AWS_145", "CKV_AWS_119", "CKV_AWS_173"}
+    assert fixed_by_the_key <= set(sse_s3) and not fixed_by_the_key & set(kms)
+    assert set(kms) < set(sse_s3)
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_drift_alarm_watches_its_own_stacks_metric_and_notifies_its_regions_topic(
+    stacks: dict[str, Any], region: str
+) -> None:
+    alarms = stacks[region]["resource"]["aws_cloudwatch_metric_alarm"].values()
+    alarm = next(a for a in alarms if a.get("metric_name") == DRIFT_METRIC)
+    assert alarm["namespace"] == DRIFT_NAMESPACE and alarm["dimensions"] == {"Stack": f"analytics-{region}-unit"}
+    assert alarm["alarm_name"] == f"analytics-config-drift-{region}-unit"
+    assert alarm["comparison_operator"] == "GreaterThanThreshold" and alarm["threshold"] == 0
+    assert alarm["treat_missing_data"] == "notBreaching"
+    assert re.fullmatch(r"\$\{aws_sns_topic\.monitoring_topic_\w+\.arn\}", alarm["alarm_actions"][0])
+    assert alarm["alarm_actions"] == alarm["ok_actions"]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_s3_backend_keeps_each_regions_state_and_lock_in_that_region(kms_stacks: dict[str, Any], region: str) -> None:
+    backend = kms_stacks[region]["terraform"]["backend"]["s3"]
+    assert backend == {
+        "bucket": f"analytics-tfstate-{region}-unit",
+        "key": f"analytics-{region}-unit/terraform.tfstate",
+        "region": region,
+        "dynamodb_table": f"analytics-tflock-{region}-unit",
+        "encrypt": True,
+    }

@@ -25,6 +25,9 @@ class RegionTarget:
     database: str
     workgroup: str
     endpoint: str | None = None
+    #: The work queue and its dead-letter queue, by name ("" when not known); for the recovery commands.
+    queue_name: str = ""
+    dlq_name: str = ""
 
     @property
     def local(self) -> bool:
@@ -63,8 +66,9 @@ def target_from_outputs(outputs: LocalOutputs, region: str) -> RegionTarget:
         raise TargetError(f"region {region} is not part of the local platform ({', '.join(outputs.regions)})")
     names = outputs.regions[region]
     return RegionTarget(
-        region, names.bucket_name, names.table_name, names.glue_database, names.athena_workgroup, outputs.endpoint
-    )
+        region, names.bucket_name, names.table_name, names.glue_database, names.athena_workgroup, outputs.endpoint,
+        queue_name=names.queue_url.rsplit("/", 1)[-1], dlq_name=names.dlq_url.rsplit("/", 1)[-1],
+    )  # fmt: skip
 
 
 def aws_target(region: str, config_path: str | None, env: str | None = None) -> RegionTarget:
@@ -74,7 +78,10 @@ def aws_target(region: str, config_path: str | None, env: str | None = None) -> 
     config = load_config(config_path, env_name=env)
     config.region(region)  # a clear error for a region the configuration does not hold
     names = config.names(region)
-    return RegionTarget(region, names.bucket, names.table, names.glue_database, names.athena_workgroup)
+    return RegionTarget(
+        region, names.bucket, names.table, names.glue_database, names.athena_workgroup, queue_name=names.queue,
+        dlq_name=names.dlq,
+    )  # fmt: skip
 
 
 def resolve_target(region: str, *, local: bool, config_path: str | None, env: str | None = None) -> RegionTarget:

@@ -24,22 +24,35 @@ from analytics_platform.infra.names import stack_id
 #: checkov checks that contradict the specification, each with the requirement that rules it out.
 CHECKOV_SUPPRESSIONS: Mapping[str, str] = {
     "CKV_AWS_338": "spec: CloudWatch Logs retention must be exactly 30 days, not one year",
-    "CKV_AWS_158": "spec: log groups keep 30-day operational logs with CloudWatch's default encryption; no data "
-    "rows are logged, and a CMK per log group would outlive 'all resources destroyable'",
-    "CKV_AWS_145": "spec 3: data buckets use SSE-S3 encryption (AES256), not KMS",
     "CKV_AWS_144": "data-residency rule: no data crosses a region boundary, so no cross-region replication",
-    "CKV_AWS_119": "job table is encrypted at rest (SSE on, AWS-managed key); a CMK would block 'independently "
-    "destroyable' (KMS keys linger in pending deletion) and the table holds metadata only",
     "CKV_AWS_116": "the function is SQS-triggered: failed messages go to the queue's redrive DLQ (spec 6); a "
     "function DLQ applies only to asynchronous invocations",
     "CKV_AWS_272": "the package is built reproducibly by the project and pinned by source_code_hash; code signing "
     "needs an AWS Signer profile that is not part of the spec",
-    "CKV_AWS_173": "the environment holds only resource names, prefixes and limits (spec 4), no secrets",
     "CKV_AWS_18": "every object is tracked by a job record; server access logs would need an extra log bucket per "
     "region that the spec does not ask for",
     "CKV_AWS_394": "subnets are spread over the region's available zones by index; zone ids differ per account, "
     "so pinning them would break deployment into another account",
 }
+#: Suppressed only with ``encryption = "sse-s3"`` (the default), which chooses exactly what these checks flag.
+#: With ``encryption = "kms"`` the region's customer-managed key fixes them, and they run like every other check.
+SSE_S3_CHECKOV_SUPPRESSIONS: Mapping[str, str] = {
+    "CKV_AWS_158": "encryption = 'sse-s3': log groups keep 30-day operational logs (no data rows) with CloudWatch "
+    "Logs' own encryption; encryption = 'kms' encrypts them with the region's key",
+    "CKV_AWS_145": "encryption = 'sse-s3' (spec 3: data buckets use SSE-S3, AES256); encryption = 'kms' uses "
+    "SSE-KMS with the region's key",
+    "CKV_AWS_119": "encryption = 'sse-s3': the job table is encrypted at rest with DynamoDB's AWS-owned key and "
+    "holds metadata only; encryption = 'kms' uses the region's key",
+    "CKV_AWS_173": "encryption = 'sse-s3': the function's environment holds only resource names, prefixes and limits "
+    "(spec 4), no secrets, under Lambda's own key; encryption = 'kms' uses the region's key",
+}
+
+
+def checkov_suppressions(encryption: str = "sse-s3") -> Mapping[str, str]:
+    """The checkov checks skipped for a stack synthesized with ``encryption``, each with its reason."""
+    return {**CHECKOV_SUPPRESSIONS, **(SSE_S3_CHECKOV_SUPPRESSIONS if encryption == "sse-s3" else {})}
+
+
 NAMED_ATTRIBUTES = ("bucket", "name", "function_name", "dashboard_name", "alarm_name")
 UNNAMED_TYPES = {"aws_iam_role_policy"}  # inline policies are named within their role
 ALLOWED_KEY_PREFIXES = ("raw/", "processed/", "quarantine/")
@@ -212,14 +225,15 @@ def checkov_binary() -> str | None:
     return None
 
 
-def run_checkov(stack_dir: Path) -> list[str]:
-    """checkov on one stack; failures not in :data:`CHECKOV_SUPPRESSIONS` are findings."""
+def run_checkov(stack_dir: Path, encryption: str = "sse-s3") -> list[str]:
+    """checkov on one stack synthesized with ``encryption``; failures not in its
+    :func:`checkov_suppressions` are findings."""
     binary = checkov_binary()
     if binary is None:
         return [f"{stack_dir.name}: checkov is not installed (make install-checkov, or set TAP_CHECKOV)"]
     result = subprocess.run(
         [binary, "-d", str(stack_dir), "--framework", "terraform_json", "--skip-download", "--quiet",
-         "--compact", "-o", "json", "--skip-check", ",".join(CHECKOV_SUPPRESSIONS)],
+         "--compact", "-o", "json", "--skip-check", ",".join(checkov_suppressions(encryption))],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     try:
@@ -251,5 +265,5 @@ def run_checks(config: PlatformConfig, outdir: Path, *, with_checkov: bool = Tru
         findings += check_tags(name, stack, region)
         findings += check_names(name, stack, region, config.environment_suffix)
         if with_checkov:
-            findings += run_checkov(outdir / "stacks" / name)
+            findings += run_checkov(outdir / "stacks" / name, config.encryption)
     return findings

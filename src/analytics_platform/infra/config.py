@@ -71,6 +71,9 @@ class PlatformConfig:
     dlq_retention_seconds: int = 14 * 24 * 3600
     glacier_transition_days: int = 90
     log_retention_days: int = 30
+    #: ``"sse-s3"`` (the default: S3-managed keys for the bucket, AWS-owned keys elsewhere) or ``"kms"``: one
+    #: customer-managed key per region for the bucket, the job table, the log groups, the topic and the queues.
+    encryption: str = "sse-s3"
     error_rate_threshold_percent: float = 5.0
     oldest_message_alarm_seconds: int = 900
     athena_bytes_scanned_cutoff_mb: int = 10240

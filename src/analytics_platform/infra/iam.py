@@ -45,6 +45,10 @@ ENI_MANAGE_ACTIONS = (
 )
 ENI_DESCRIBE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups")
 XRAY_WRITE_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+#: With ``encryption = "kms"``: S3 (SSE-KMS reads and writes) and SQS (receiving from encrypted queues) call
+#: KMS with the worker's credentials. Exact actions, no ``GenerateDataKey*``: the worker never needs the
+#: ``WithoutPlaintext`` or key-pair variants.
+KMS_DATA_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
 #: The only statements allowed to use ``Resource: "*"`` or a resource-id wildcard, each with its reason.
 #: ``tap check`` and the unit tests read this list; anything else with a wildcard is a finding.
@@ -202,6 +206,11 @@ def manage_network_interfaces(
             "ArnEqualsIfExists": {"ec2:Vpc": vpc_arn},
         },
     )
+
+
+def use_data_key(key_arn: str) -> Statement:
+    """Decrypt and generate data keys with exactly one KMS key (the region's key in ``kms`` mode)."""
+    return Statement("UseRegionKey", KMS_DATA_KEY_ACTIONS, [key_arn])
 
 
 def write_traces() -> Statement:

@@ -8,6 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+#: The metric ``tap drift --publish`` writes and each stack's drift alarm watches (dimension ``Stack``).
+DRIFT_NAMESPACE = "AnalyticsPlatform/Operations"
+DRIFT_METRIC = "ConfigurationDrift"
+
 
 def stack_id(region: str, suffix: str) -> str:
     """Stack (and state) identifier of one region."""
@@ -32,9 +36,11 @@ NAME_LIMITS: Mapping[str, int] = {
     "dashboard": 255,
     "alarm_error_rate": 255,
     "alarm_failed_jobs": 255,
+    "alarm_drift": 255,
     "sweep_rule": 64,
     "glue_database": 255,
     "athena_workgroup": 128,
+    "encryption_key_alias": 256,
 }
 
 
@@ -59,8 +65,12 @@ class ResourceNames:
     alarm_dlq: str
     alarm_age: str
     alarm_failed_jobs: str
+    alarm_drift: str
+    #: Matches every alarm name of this region and suffix (``*`` wildcard), for policies that admit them all.
+    alarm_pattern: str
     sweep_rule: str
     kms_alias: str
+    encryption_key_alias: str
     state_bucket: str
     lock_table: str
     glue_database: str
@@ -92,8 +102,11 @@ class ResourceNames:
             alarm_dlq=name("dlq-not-empty"),
             alarm_age=name("queue-oldest-message"),
             alarm_failed_jobs=name("failed-jobs"),
+            alarm_drift=name("config-drift"),
+            alarm_pattern=name("*"),
             sweep_rule=name("dlq-sweep"),
             kms_alias=f"alias/{name('alarms')}",
+            encryption_key_alias=f"alias/{name('key')}",
             state_bucket=name("tfstate"),
             lock_table=name("tflock"),
             # Glue and Athena want lower case, digits and underscores in database names (no hyphens).

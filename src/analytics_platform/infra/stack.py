@@ -14,6 +14,8 @@ from analytics_platform.infra import iam
 from analytics_platform.infra.config import PlatformConfig, RegionConfig
 from analytics_platform.infra.constructs.analytics import ATHENA_RESULTS_PREFIX, Analytics
 from analytics_platform.infra.constructs.data_bucket import DataBucket
+from analytics_platform.infra.constructs.drift import DriftAlarm
+from analytics_platform.infra.constructs.encryption import RegionKey
 from analytics_platform.infra.constructs.etl_function import EtlFunction
 from analytics_platform.infra.constructs.events import UploadEvents
 from analytics_platform.infra.constructs.job_table import JobTable
@@ -47,8 +49,9 @@ def worker_environment(config: PlatformConfig, region: str, *, queue_url: str, d
 class RegionalStack(TerraformStack):
     """Everything one region needs, identical in shape across regions.
 
-    Exposes the constructs as attributes (``network``, ``data``, ``analytics``, ``jobs``, ``queues``, ``events``,
-    ``worker``, ``monitoring``) and declares the stack outputs.
+    Exposes the constructs as attributes (``encryption`` - the region's KMS key, ``None`` unless
+    ``encryption = "kms"`` -, ``network``, ``data``, ``analytics``, ``jobs``, ``queues``, ``events``, ``worker``,
+    ``monitoring``) and declares the stack outputs.
     """
 
     def __init__(
@@ -66,6 +69,16 @@ class RegionalStack(TerraformStack):
         self._configure_backend(config, construct_id, name)
         account = regional_provider(self, region=name, tags=config.tags(name), local_endpoint=config.local_endpoint)
         partition, account_id = account.partition, account.account_id
+        self.encryption = (
+            RegionKey(
+                self, "encryption", region=name, partition=partition, account_id=account_id,
+                alias_name=names.encryption_key_alias, log_group_names=(names.log_group, names.flow_log_group),
+                alarm_name_pattern=names.alarm_pattern,
+            )
+            if config.encryption == "kms"
+            else None
+        )  # fmt: skip
+        key_arn = self.encryption.arn if self.encryption else None
 
         self.network = Network(
             self,
@@ -77,16 +90,18 @@ class RegionalStack(TerraformStack):
             flow_log_group_name=names.flow_log_group,
             flow_log_role_name=names.flow_log_role,
             log_retention_days=config.log_retention_days,
+            kms_key_arn=key_arn,
         )
         self.data = DataBucket(
             self, "data", bucket_name=names.bucket, glacier_transition_days=config.glacier_transition_days,
-            expiring_prefixes={ATHENA_RESULTS_PREFIX: config.athena_result_retention_days},
+            expiring_prefixes={ATHENA_RESULTS_PREFIX: config.athena_result_retention_days}, kms_key_arn=key_arn,
         )  # fmt: skip
         self.analytics = Analytics(
             self, "analytics", database_name=names.glue_database, workgroup_name=names.athena_workgroup,
             bucket_name=names.bucket, bytes_scanned_cutoff_mb=config.athena_bytes_scanned_cutoff_mb,
+            kms_key_arn=key_arn,
         )  # fmt: skip
-        self.jobs = JobTable(self, "jobs", table_name=names.table)
+        self.jobs = JobTable(self, "jobs", table_name=names.table, kms_key_arn=key_arn)
         self.queues = WorkQueues(
             self,
             "queues",
@@ -95,6 +110,7 @@ class RegionalStack(TerraformStack):
             visibility_timeout_seconds=config.queue_visibility_timeout_seconds,
             max_receive_count=config.worker.max_receive_count,
             dlq_retention_seconds=config.dlq_retention_seconds,
+            kms_key_arn=key_arn,
         )
         self.events = UploadEvents(
             self,
@@ -127,6 +143,7 @@ class RegionalStack(TerraformStack):
                 security_group_arn=self.network.worker_security_group.arn,
             ),
             iam.write_traces(),
+            *([iam.use_data_key(key_arn)] if key_arn else []),
         ]
         self.worker = EtlFunction(
             self,
@@ -148,6 +165,7 @@ class RegionalStack(TerraformStack):
             security_group_ids=[self.network.worker_security_group.id],
             policy_statements=statements,
             queue_arn=self.queues.queue.arn,
+            kms_key_arn=key_arn,
         )
         self.sweep = DeadLetterSweep(
             self,
@@ -172,6 +190,10 @@ class RegionalStack(TerraformStack):
             dlq_name=names.dlq,
             error_rate_threshold_percent=config.error_rate_threshold_percent,
             oldest_message_alarm_seconds=config.oldest_message_alarm_seconds,
+            kms_key_arn=key_arn,
+        )
+        self.drift = DriftAlarm(
+            self, "drift", alarm_name=names.alarm_drift, stack_name=construct_id, topic_arn=self.monitoring.topic.arn
         )
         self._outputs(name)
 

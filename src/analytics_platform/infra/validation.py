@@ -30,6 +30,7 @@ SUFFIX_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 TAG_VALUE_PATTERN = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 ARCHITECTURES = ("x86_64", "arm64")
 BACKENDS = ("local", "s3")
+ENCRYPTION_MODES = ("sse-s3", "kms")
 #: Room for ``DATASET_CONTRACTS`` in the function's 4 KB environment (the other variables take about 1 KB).
 MAX_CONTRACTS_BYTES = 2800
 
@@ -198,6 +199,11 @@ def validate(config: PlatformConfig) -> PlatformConfig:
         "must be above 0 and at most 100",
     )
     _require(config.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}")
+    _require(
+        config.encryption in ENCRYPTION_MODES,
+        "encryption",
+        f"must be one of {', '.join(ENCRYPTION_MODES)}, got {config.encryption!r}",
+    )
     _require(bool(config.state_dir), "state_dir", "must not be empty")
     if config.local_endpoint is not None:
         _require(

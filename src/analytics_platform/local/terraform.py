@@ -91,8 +91,9 @@ class TerraformRunner:
         env.update(self.extra_env or {})
         return env
 
-    def run(self, stack_dir: Path, *args: str, log_name: str) -> None:
-        """Run ``terraform <args>`` in ``stack_dir``; raises with the log's tail on failure."""
+    def run(self, stack_dir: Path, *args: str, log_name: str, ok_codes: tuple[int, ...] = (0,)) -> int:
+        """Run ``terraform <args>`` in ``stack_dir``; raises with the log's tail on an exit code not in ``ok_codes``
+        (``plan -detailed-exitcode`` answers 2 for "changes"); returns the exit code."""
         log = self.log_dir / f"{log_name}.log"
         with log.open("a") as handle:
             handle.write(f"\n$ terraform {' '.join(args)}\n")
@@ -101,14 +102,42 @@ class TerraformRunner:
                 ["terraform", *args], cwd=stack_dir, env=self.environment(), stdout=handle,
                 stderr=subprocess.STDOUT, check=False,
             )  # fmt: skip
-        if result.returncode != 0:
+        if result.returncode not in ok_codes:
             tail = "\n".join(log.read_text().splitlines()[-25:])
             raise TerraformError(f"terraform {args[0]} failed in {stack_dir.name} (log: {log}):\n{tail}")
+        return result.returncode
 
-    def init(self, stack_dir: Path, log_name: str) -> None:
-        """``terraform init`` from the mirror (one at a time, see ``_INIT_LOCK``)."""
+    def init(self, stack_dir: Path, log_name: str, backend_config: Path | None = None) -> None:
+        """``terraform init`` from the mirror (one at a time, see ``_INIT_LOCK``); ``backend_config`` is a partial
+        backend configuration file (the local endpoint's S3 backend settings)."""
+        extra = [f"-backend-config={backend_config}", "-reconfigure"] if backend_config else []
         with _INIT_LOCK:
-            self.run(stack_dir, "init", "-no-color", "-input=false", log_name=log_name)
+            self.run(stack_dir, "init", "-no-color", "-input=false", *extra, log_name=log_name)
+
+    def plan(self, stack_dir: Path, log_name: str, *, plan_file: str, mode: str = "normal") -> bool:
+        """``plan -detailed-exitcode -out=plan_file`` (``mode``: normal, destroy or refresh-only); True if the plan
+        holds changes."""
+        flags = {"normal": [], "destroy": ["-destroy"], "refresh-only": ["-refresh-only"]}[mode]
+        code = self.run(
+            stack_dir, "plan", "-no-color", "-input=false", "-detailed-exitcode", *flags, f"-out={plan_file}",
+            log_name=log_name, ok_codes=(0, 2),
+        )  # fmt: skip
+        return code == 2
+
+    def show_plan(self, stack_dir: Path, plan_file: str) -> dict[str, Any]:
+        """``terraform show -json plan_file``."""
+        result = subprocess.run(
+            ["terraform", "show", "-json", plan_file], cwd=stack_dir, env=self.environment(), capture_output=True,
+            text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise TerraformError(f"terraform show failed in {stack_dir.name}: {result.stderr.strip()[-2000:]}")
+        document: dict[str, Any] = json.loads(result.stdout)
+        return document
+
+    def apply_plan(self, stack_dir: Path, log_name: str, plan_file: str) -> None:
+        """``apply plan_file`` (a saved plan applies exactly what was shown, nothing more)."""
+        self.run(stack_dir, "apply", "-no-color", "-input=false", plan_file, log_name=log_name)
 
     def apply(self, stack_dir: Path, log_name: str) -> None:
         """``init`` then ``apply -auto-approve``."""

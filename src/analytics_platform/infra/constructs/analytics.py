@@ -35,7 +35,9 @@ class Analytics(Construct):
         workgroup_name: str,
         bucket_name: str,
         bytes_scanned_cutoff_mb: int,
+        kms_key_arn: str | None = None,
     ) -> None:
+        """``kms_key_arn``: query results SSE-KMS with this key, like the rest of the bucket (by default SSE-S3)."""
         super().__init__(scope, construct_id)
         self.database = GlueCatalogDatabase(
             self,
@@ -59,7 +61,7 @@ class Analytics(Construct):
                 result_configuration=AthenaWorkgroupConfigurationResultConfiguration(
                     output_location=f"s3://{bucket_name}/{ATHENA_RESULTS_PREFIX}",
                     encryption_configuration=AthenaWorkgroupConfigurationResultConfigurationEncryptionConfiguration(
-                        encryption_option="SSE_S3"
+                        encryption_option="SSE_KMS" if kms_key_arn else "SSE_S3", kms_key_arn=kms_key_arn
                     ),
                 ),
             ),

@@ -1,4 +1,5 @@
-"""The regional data bucket: versioned, SSE-S3, private, TLS-only, EventBridge notifications on."""
+"""The regional data bucket: versioned, encrypted (SSE-S3, or SSE-KMS with the region's key), private, TLS-only,
+EventBridge notifications on."""
 
 from __future__ import annotations
 
@@ -48,9 +49,10 @@ class DataBucket(Construct):
 
     def __init__(
         self, scope: Construct, construct_id: str, *, bucket_name: str, glacier_transition_days: int,
-        expiring_prefixes: dict[str, int] | None = None,
+        expiring_prefixes: dict[str, int] | None = None, kms_key_arn: str | None = None,
     ) -> None:  # fmt: skip
-        """``expiring_prefixes``: key prefix -> days after which its objects (and old versions) expire."""
+        """``expiring_prefixes``: key prefix -> days after which its objects (and old versions) expire;
+        ``kms_key_arn``: SSE-KMS with this key and an S3 Bucket Key (by default SSE-S3)."""
         super().__init__(scope, construct_id)
         # force_destroy: the spec requires every resource to be destroyable for test environments.
         self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=True)
@@ -68,9 +70,11 @@ class DataBucket(Construct):
                 S3BucketServerSideEncryptionConfigurationRuleA(
                     apply_server_side_encryption_by_default=(
                         S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
-                            sse_algorithm="AES256"
+                            sse_algorithm="aws:kms" if kms_key_arn else "AES256", kms_master_key_id=kms_key_arn
                         )
-                    )
+                    ),
+                    # A bucket key cuts the KMS requests (and their cost) of every object read and write.
+                    bucket_key_enabled=True if kms_key_arn else None,
                 )
             ],
         )

@@ -54,10 +54,13 @@ class EtlFunction(Construct):
         security_group_ids: Sequence[str],
         policy_statements: Sequence[iam.Statement],
         queue_arn: str,
+        kms_key_arn: str | None = None,
     ) -> None:
+        """``kms_key_arn``: encrypt the log group and the environment variables with this key (by default
+        CloudWatch Logs' and Lambda's own keys)."""
         super().__init__(scope, construct_id)
         self.log_group = CloudwatchLogGroup(
-            self, "log-group", name=log_group_name, retention_in_days=log_retention_days
+            self, "log-group", name=log_group_name, retention_in_days=log_retention_days, kms_key_id=kms_key_arn
         )
         self.role = IamRole(
             self,
@@ -89,6 +92,7 @@ class EtlFunction(Construct):
             ephemeral_storage=LambdaFunctionEphemeralStorage(size=ephemeral_storage_mb),
             reserved_concurrent_executions=reserved_concurrency,
             environment=LambdaFunctionEnvironment(variables=dict(environment)),
+            kms_key_arn=kms_key_arn,
             vpc_config=LambdaFunctionVpcConfig(
                 subnet_ids=list(subnet_ids), security_group_ids=list(security_group_ids)
             ),

@@ -25,7 +25,8 @@ class JobTable(Construct):
     Exposes ``table``.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, table_name: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, table_name: str, kms_key_arn: str | None = None) -> None:
+        """``kms_key_arn``: encrypt with this customer-managed key (by default DynamoDB's AWS-owned key)."""
         super().__init__(scope, construct_id)
         attributes = sorted({PARTITION_KEY, *DAY_INDEX_KEYS, *STATUS_INDEX_KEYS})
         self.table = DynamodbTable(
@@ -50,6 +51,6 @@ class JobTable(Construct):
                 ),
             ],
             point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
-            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True),
+            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=kms_key_arn),
             deletion_protection_enabled=False,
         )

@@ -148,18 +148,23 @@ class Monitoring(Construct):
         dlq_name: str,
         error_rate_threshold_percent: float,
         oldest_message_alarm_seconds: int,
+        kms_key_arn: str | None = None,
     ) -> None:
+        """``kms_key_arn``: encrypt the topic with this key (the region's key); by default the topic gets its
+        own small key (alias ``kms_alias``) that only CloudWatch alarms may use."""
         super().__init__(scope, construct_id)
-        key = KmsKey(
-            self,
-            "alarm-key",
-            description=f"Encrypts alarm notifications of {topic_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=7,
-            policy=alarm_key_policy(partition=partition, account_id=account_id),
-        )
-        KmsAlias(self, "alarm-key-alias", name=kms_alias, target_key_id=key.key_id)
-        self.topic = SnsTopic(self, "topic", name=topic_name, kms_master_key_id=key.arn)
+        if kms_key_arn is None:
+            key = KmsKey(
+                self,
+                "alarm-key",
+                description=f"Encrypts alarm notifications of {topic_name}",
+                enable_key_rotation=True,
+                deletion_window_in_days=7,
+                policy=alarm_key_policy(partition=partition, account_id=account_id),
+            )
+            KmsAlias(self, "alarm-key-alias", name=kms_alias, target_key_id=key.key_id)
+            kms_key_arn = key.arn
+        self.topic = SnsTopic(self, "topic", name=topic_name, kms_master_key_id=kms_key_arn)
         self.dashboard = CloudwatchDashboard(
             self,
             "dashboard",

@@ -48,7 +48,9 @@ class Network(Construct):
         flow_log_group_name: str,
         flow_log_role_name: str,
         log_retention_days: int,
+        kms_key_arn: str | None = None,
     ) -> None:
+        """``kms_key_arn``: encrypt the flow log group with this key (by default CloudWatch Logs' own)."""
         super().__init__(scope, construct_id)
         self.vpc = Vpc(
             self,
@@ -158,8 +160,9 @@ class Network(Construct):
             )
 
         self.flow_log_group = CloudwatchLogGroup(
-            self, "flow-log-group", name=flow_log_group_name, retention_in_days=log_retention_days
-        )
+            self, "flow-log-group", name=flow_log_group_name, retention_in_days=log_retention_days,
+            kms_key_id=kms_key_arn,
+        )  # fmt: skip
         flow_role = IamRole(
             self,
             "flow-log-role",

@@ -1,4 +1,4 @@
-"""The regional work queue and its dead-letter queue, both encrypted."""
+"""The regional work queue and its dead-letter queue, both encrypted (SQS-managed SSE, or the region's key)."""
 
 from __future__ import annotations
 
@@ -22,14 +22,18 @@ class WorkQueues(Construct):
         visibility_timeout_seconds: int,
         max_receive_count: int,
         dlq_retention_seconds: int,
+        kms_key_arn: str | None = None,
     ) -> None:
+        """``kms_key_arn``: SSE-KMS with this key for both queues (by default SQS-managed SSE)."""
         super().__init__(scope, construct_id)
+        # The two settings exclude each other: a customer-managed key, or SQS's own.
+        encryption = {"kms_master_key_id": kms_key_arn} if kms_key_arn else {"sqs_managed_sse_enabled": True}
         self.dlq = SqsQueue(
             self,
             "dlq",
             name=dlq_name,
             message_retention_seconds=dlq_retention_seconds,
-            sqs_managed_sse_enabled=True,
+            **encryption,
         )
         self.queue = SqsQueue(
             self,
@@ -37,7 +41,7 @@ class WorkQueues(Construct):
             name=queue_name,
             visibility_timeout_seconds=visibility_timeout_seconds,
             message_retention_seconds=4 * 24 * 3600,
-            sqs_managed_sse_enabled=True,
+            **encryption,
             redrive_policy=json.dumps({"deadLetterTargetArn": self.dlq.arn, "maxReceiveCount": max_receive_count}),
         )
 

@@ -6,7 +6,8 @@
 * S3's EventBridge events carry the object key URL-encoded in form encoding, as AWS sends them (moto puts the
   raw key there, so a worker that decodes keys as it must on AWS would fetch ``a b.csv`` for ``a+b.csv``);
 * ListObjectVersions honours ``encoding-type=url`` (Terraform's bucket force-destroy relies on it);
-* a schedule rule matches no event (moto sent every S3 event to the dead-letter sweep's function too).
+* a schedule rule matches no event (moto sent every S3 event to the dead-letter sweep's function too);
+* SetQueueAttributes changes only the attributes it names (moto dropped the queue's policy on any other change).
 """
 
 from __future__ import annotations
@@ -236,6 +237,31 @@ def athena_tags_by_workgroup_arn() -> None:
     AthenaBackend.untag_resource = untag_resource  # type: ignore[method-assign]  # the same ARN fix
 
 
+def queue_attributes_keep_the_policy() -> None:
+    """SetQueueAttributes without ``Policy`` leaves the queue's policy as it is, as SQS does.
+
+    moto set the policy to whatever the request held, so changing only the visibility timeout removed the policy
+    that lets EventBridge deliver: uploads stopped arriving and ``tap drift`` saw a deleted policy nobody deleted.
+    """
+    from moto.sqs.models import Queue
+
+    original = Queue._set_attributes
+    if getattr(original, "_tap_patched", False):
+        return
+
+    def set_attributes(self: Any, attributes: dict[str, Any], now: Any = None) -> None:
+        policy = getattr(self, "policy", None)
+        if now is None:
+            original(self, attributes)
+        else:
+            original(self, attributes, now)
+        if "Policy" not in attributes:
+            self.policy = policy
+
+    set_attributes._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
+    Queue._set_attributes = set_attributes  # type: ignore[method-assign]  # the patch itself
+
+
 def apply_all() -> None:
     """Every adjustment above."""
     athena_tags_by_workgroup_arn()
@@ -244,3 +270,4 @@ def apply_all() -> None:
     encode_keys_in_eventbridge_events()
     encode_keys_in_version_listings()
     schedule_rules_match_no_events()
+    queue_attributes_keep_the_policy()

@@ -1,0 +1,123 @@
+"""The ``tap bootstrap | plan | deploy | destroy | drift`` commands: resolve, run per region, report, exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from botocore.exceptions import ClientError
+
+from analytics_platform.ops.deployment import Deployment, OperationError, resolve_deployment
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_DRIFTED = 2
+
+
+def _resolve(env: str | None, regions: Sequence[str] | None, local: bool, config_path: str | None) -> Deployment:
+    return resolve_deployment(env=env, regions=regions, local=local, config_path=config_path)
+
+
+def _missing_state_storage(deployment: Deployment) -> list[str]:
+    """Regions whose S3 backend bucket does not exist yet (``tap bootstrap`` creates it)."""
+    if deployment.config.backend != "s3":
+        return []
+    missing = []
+    for region in deployment.regions:
+        bucket = deployment.config.names(region).state_bucket
+        try:
+            deployment.client("s3", region).head_bucket(Bucket=bucket)
+        except ClientError:
+            missing.append(f"{region} (s3://{bucket})")
+    return missing
+
+
+def bootstrap_command(*, env: str | None, regions: Sequence[str] | None, local: bool, config_path: str | None) -> int:
+    """``tap bootstrap``: exit 1 if any region failed (each region is tried)."""
+    from analytics_platform.ops.bootstrap import bootstrap_region
+
+    try:
+        deployment = _resolve(env, regions, local, config_path)
+    except OperationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"bootstrap: state storage of {deployment.env} in {', '.join(deployment.regions)}")
+    failed = 0
+    for region in deployment.regions:
+        try:
+            result = bootstrap_region(deployment, region)
+        except Exception as error:  # the next region is still bootstrapped
+            failed += 1
+            print(f"  [{region}] FAILED: {type(error).__name__}: {error}")
+            continue
+        what = "; ".join(result.changes) if result.changes else "already in place, nothing changed"
+        print(f"  [{region}] s3://{result.bucket} + {result.table}: {what}")
+    if deployment.config.backend != "s3":
+        print(f'note: {deployment.env} uses backend = "local"; set backend = "s3" in its file to use this storage')
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def terraform_command(
+    command: str,
+    *,
+    env: str | None,
+    regions: Sequence[str] | None,
+    local: bool,
+    config_path: str | None,
+    assume_yes: bool = False,
+) -> int:
+    """``tap plan | deploy | destroy``: the summary table; exit 1 if any region failed."""
+    from analytics_platform.ops.runs import confirm_destroy, summary_table, terraform_runs
+
+    try:
+        deployment = _resolve(env, regions, local, config_path)
+    except OperationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if command == "destroy" and deployment.running:
+        print(
+            f"error: {deployment.env} is the environment 'tap local up' runs; stop it with 'tap local down'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    missing = _missing_state_storage(deployment)
+    if missing:
+        where = " --local" if local else ""
+        print(
+            f"error: no state bucket for {deployment.env} in {', '.join(missing)}: run "
+            f"'tap bootstrap --env {deployment.env}{where}' first",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if command == "destroy" and not confirm_destroy(deployment, assume_yes):
+        print("destroy cancelled")
+        return EXIT_USAGE
+    runs = terraform_runs(deployment, command)
+    print(summary_table(runs))
+    return EXIT_FAILED if any(run.failed for run in runs) else EXIT_OK
+
+
+def drift_command(
+    *, env: str | None, regions: Sequence[str] | None, local: bool, config_path: str | None, publish: bool
+) -> int:
+    """``tap drift``: 0 in sync, 2 drifted, 1 a region could not be checked."""
+    from analytics_platform.ops.drift import detect_drift, publish_drift
+    from analytics_platform.ops.emulator import emulator_filter
+    from analytics_platform.ops.runs import summary_table
+
+    try:
+        deployment = _resolve(env, regions, local, config_path)
+    except OperationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"drift: {deployment.env} in {', '.join(deployment.regions)}")
+    deployment.synthesize()
+    report = detect_drift(deployment, accepted=emulator_filter if deployment.local else None)
+    for drift in report.drifts:
+        print(f"DRIFT {drift.describe()}")
+    print(summary_table(report.runs).replace("changed", "drifted"))
+    if publish:
+        publish_drift(deployment, report)
+        print(f"published {len(report.runs)} ConfigurationDrift datapoint(s) to each region's CloudWatch")
+    if report.failed:
+        return EXIT_FAILED
+    return EXIT_DRIFTED if report.drifts else EXIT_OK

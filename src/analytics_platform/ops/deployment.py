@@ -1,0 +1,147 @@
+"""What an operation acts on: one environment, some of its regions, their synthesized stacks and their state.
+
+On AWS (the default) the configuration is the code's (``--env`` / ``--config``) and Terraform talks to AWS with the
+caller's credentials. With ``--local`` it is the running local platform (``tap local up``):
+
+* the environment the platform was started with (no ``--env``, or the same one) is planned and checked against
+  the configuration it was started with (``--config`` replaces it) and its local state file;
+* any other environment (``--env staging``) is deployed next to it on the same endpoint, with that environment's
+  own backend: an S3 backend in the local endpoint's state bucket and lock table (``tap bootstrap --local``
+  creates them) when its file says ``backend = "s3"``, else a state file of its own.
+
+Nothing here imports cdktf; :meth:`Deployment.synthesize` does, when it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from analytics_platform.infra.config import ConfigError, PlatformConfig, load_config
+from analytics_platform.infra.names import stack_id
+from analytics_platform.local.clients import local_client
+from analytics_platform.local.state import LocalPaths, read_state
+from analytics_platform.local.terraform import TerraformRunner
+
+#: Where operations on AWS keep their synth output, plans and logs (under the working directory).
+OPS_DIR = Path(".tap/ops")
+#: Where the worker package is built (shared with ``tap local up``).
+BUILD_DIR = Path(".tap/build")
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+class OperationError(RuntimeError):
+    """An operation cannot start (nothing is up, a region is unknown, state storage is missing...)."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One environment's regional stacks as an operation sees them."""
+
+    env: str
+    config: PlatformConfig
+    regions: tuple[str, ...]
+    workdir: Path
+    endpoint: str | None = None
+    #: The environment ``tap local up`` runs (its stacks feed the local Lambda runtime).
+    running: bool = False
+
+    @property
+    def local(self) -> bool:
+        """Whether this is the local platform."""
+        return self.endpoint is not None
+
+    @property
+    def synth_dir(self) -> Path:
+        return self.workdir / "cdktf.out"
+
+    def stack_dir(self, region: str) -> Path:
+        """The synthesized stack folder of ``region``."""
+        return self.synth_dir / "stacks" / stack_id(region, self.config.environment_suffix)
+
+    def client(self, service: str, region: str) -> Any:
+        """A boto3 client of ``service`` in exactly ``region`` (the local endpoint with ``--local``)."""
+        if self.endpoint is not None:
+            return local_client(service, region, self.endpoint)
+        return boto3.client(service, region_name=region)
+
+    def runner(self) -> TerraformRunner:
+        """The Terraform runner (offline provider mirror; test credentials on the local endpoint)."""
+        return TerraformRunner.create(self.workdir / "terraform", LOCAL_CREDENTIALS if self.local else None)
+
+    def backend_file(self, region: str) -> Path | None:
+        """The partial backend configuration pointing an S3 backend at the local endpoint (None on AWS or with a
+        local backend): the stacks stay exactly what AWS gets, only ``init`` is told where S3 is."""
+        if self.endpoint is None or self.config.backend != "s3":
+            return None
+        path = self.workdir / "backend" / f"{region}.hcl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            f'endpoints = {{\n  s3       = "{self.endpoint}"\n  dynamodb = "{self.endpoint}"\n'
+            f'  sts      = "{self.endpoint}"\n}}\n'
+            "use_path_style              = true\nskip_credentials_validation = true\n"
+            "skip_requesting_account_id  = true\nskip_metadata_api_check     = true\n"
+            'skip_region_validation      = true\naccess_key = "test"\nsecret_key = "test"\n'
+        )
+        return path
+
+    def synthesize(self) -> None:
+        """Synthesize every region's stack (all of them: a stack never depends on the others)."""
+        from analytics_platform.infra.app import synth
+
+        self.synth_dir.mkdir(parents=True, exist_ok=True)
+        synth(self.config, outdir=self.synth_dir, build_dir=BUILD_DIR)
+
+
+def _regions(config: PlatformConfig, wanted: Sequence[str] | None) -> tuple[str, ...]:
+    for region in wanted or ():
+        config.region(region)  # ConfigError naming the region when it is not configured
+    chosen = [r.region for r in config.regions if not wanted or r.region in wanted]
+    return tuple(chosen)
+
+
+def _absolute_state(config: PlatformConfig, state_dir: Path) -> PlatformConfig:
+    """A local backend's state folder made absolute (Terraform would resolve it inside the stack folder)."""
+    return replace(config, state_dir=str(state_dir.resolve()))
+
+
+def resolve_deployment(
+    *,
+    env: str | None,
+    regions: Sequence[str] | None = None,
+    local: bool = False,
+    config_path: str | None = None,
+    paths: LocalPaths | None = None,
+) -> Deployment:
+    """The environment and regions an operation acts on (see the module's docstring)."""
+    if not local:
+        config = load_config(config_path, env_name=env)
+        if config.backend == "local":
+            config = _absolute_state(config, Path(config.state_dir))
+        label = env or config.environment
+        return Deployment(label, config, _regions(config, regions), (OPS_DIR / label).resolve())
+    paths = paths or LocalPaths.default()
+    state = read_state(paths)
+    if state is None:
+        raise OperationError("the local platform is not up: start it with 'tap local up' (or drop --local for AWS)")
+    running_env = str(state.config.get("environment", ""))
+    workdir = paths.root / "ops"
+    if env is None or env == running_env:
+        if config_path is None and env is None:
+            config = state.platform_config()
+        else:
+            config = load_config(
+                config_path, env_name=env, local_endpoint=state.endpoint, backend="local",
+                state_dir=str(state.config["state_dir"]),
+            )  # fmt: skip
+        return Deployment(running_env, config, _regions(config, regions), workdir / running_env, state.endpoint, True)
+    config = load_config(config_path, env_name=env, local_endpoint=state.endpoint)
+    if config.environment_suffix == state.environment_suffix:
+        raise ConfigError("env", f"{env!r} has the running platform's suffix {config.environment_suffix!r}")
+    if config.backend == "local":
+        config = _absolute_state(config, workdir / env / "tfstate")
+    return Deployment(env, config, _regions(config, regions), workdir / env, state.endpoint)

@@ -1,0 +1,159 @@
+"""``tap plan | deploy | destroy``: Terraform on every regional stack in parallel, one line per region, a summary.
+
+Every region runs on its own: one failing never stops, waits for or rolls back another. Each run is ``init``,
+then a saved plan (``-detailed-exitcode``), then, for deploy and destroy, ``apply`` of exactly that plan, so the
+counts printed are the ones applied.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from analytics_platform.ops.deployment import Deployment
+
+PLAN_FILE = "tap.tfplan"
+#: What a per-region run does: normal plan; plan + apply; destroy plan + apply.
+ACTIONS = {"plan": ("normal", False), "deploy": ("normal", True), "destroy": ("destroy", True)}
+
+
+@dataclass
+class RegionRun:
+    """The outcome of one region's run."""
+
+    region: str
+    result: str = "not run"
+    added: int = 0
+    changed: int = 0
+    destroyed: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+def emulator_only_updates(plan: dict[str, Any]) -> list[str]:
+    """Addresses whose planned update is nothing but the local emulator's known answers (see :mod:`.emulator`)."""
+    from analytics_platform.ops.emulator import emulator_only
+
+    return [
+        change["address"]
+        for change in plan.get("resource_changes", [])
+        if change.get("change", {}).get("actions") == ["update"]
+        and emulator_only(change["type"], change["change"].get("after"), change["change"].get("before"))
+    ]
+
+
+def plan_counts(plan: dict[str, Any], ignore: Sequence[str] = ()) -> tuple[int, int, int]:
+    """Resources to add, change and destroy in a ``terraform show -json`` plan (a replacement is one of each);
+    addresses in ``ignore`` are not counted."""
+    added = changed = destroyed = 0
+    for change in plan.get("resource_changes", []):
+        if change.get("address") in ignore:
+            continue
+        actions = change.get("change", {}).get("actions", [])
+        added += "create" in actions
+        changed += actions == ["update"]
+        destroyed += "delete" in actions
+    return added, changed, destroyed
+
+
+def run_regions(
+    deployment: Deployment,
+    action: Callable[[str, RegionRun], None],
+    *,
+    verb: str,
+    out: Callable[[str], None] = print,
+) -> list[RegionRun]:
+    """Run ``action(region, run)`` for every region in parallel; a region's exception becomes its FAILED result."""
+    lock = threading.Lock()
+
+    def say(text: str) -> None:
+        with lock:
+            out(text)
+
+    def one(region: str) -> RegionRun:
+        run = RegionRun(region)
+        started = time.monotonic()
+        say(f"  [{region}] {verb}...")
+        try:
+            action(region, run)
+        except Exception as error:  # one region's failure is its own; the others go on
+            run.result, run.error = "FAILED", f"{type(error).__name__}: {error}"
+        run.seconds = time.monotonic() - started
+        if run.error:
+            first = run.error.splitlines()[0]
+            say(f"  [{region}] FAILED after {run.seconds:.1f}s: {first}")
+        else:
+            ignored = len(run.details.get("emulator_only", []))
+            note = f" ({ignored} emulator-only difference(s) left out, see README)" if ignored else ""
+            say(f"  [{region}] {run.result}: +{run.added} ~{run.changed} -{run.destroyed} in {run.seconds:.1f}s{note}")
+        return run
+
+    with ThreadPoolExecutor(max_workers=len(deployment.regions) or 1) as pool:
+        return list(pool.map(one, deployment.regions))
+
+
+def terraform_runs(deployment: Deployment, command: str, out: Callable[[str], None] = print) -> list[RegionRun]:
+    """``command`` (plan, deploy or destroy) on every region of ``deployment``; synthesizes first."""
+    mode, apply = ACTIONS[command]
+    runner = deployment.runner()
+
+    def action(region: str, run: RegionRun) -> None:
+        stack = deployment.stack_dir(region)
+        log = f"{command}-{region}"
+        runner.init(stack, log, deployment.backend_file(region))
+        changes = runner.plan(stack, log, plan_file=PLAN_FILE, mode=mode)
+        plan = runner.show_plan(stack, PLAN_FILE)
+        ignored = emulator_only_updates(plan) if deployment.local and mode == "normal" else []
+        run.added, run.changed, run.destroyed = plan_counts(plan, ignored)
+        run.details["emulator_only"] = ignored
+        if not changes or not (run.added or run.changed or run.destroyed):
+            run.result = "no changes"
+            return
+        if not apply:
+            run.result = "changes planned"
+            return
+        runner.apply_plan(stack, log, PLAN_FILE)
+        run.result = "destroyed" if command == "destroy" else "applied"
+
+    out(f"synthesizing {deployment.env} ({', '.join(deployment.regions)})")
+    deployment.synthesize()
+    where = f"the local endpoint {deployment.endpoint}" if deployment.local else "AWS"
+    out(f"{command}: {len(deployment.regions)} region(s) of {deployment.env} on {where}, in parallel")
+    verb = {"plan": "planning", "deploy": "deploying", "destroy": "destroying"}[command]
+    return run_regions(deployment, action, verb=verb, out=out)
+
+
+def summary_table(runs: Sequence[RegionRun]) -> str:
+    """The summary: region, result, added / changed / destroyed, duration; then each failure's reason."""
+    header = ("region", "result", "added", "changed", "destroyed", "duration")
+    rows = [header] + [
+        (r.region, r.result, str(r.added), str(r.changed), str(r.destroyed), f"{r.seconds:.1f}s") for r in runs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for run in runs:
+        if run.error:
+            lines.append(f"{run.region}: {run.error}")
+    return "\n".join(lines)
+
+
+def confirm_destroy(deployment: Deployment, assume_yes: bool) -> bool:
+    """``destroy`` asks for the environment's name unless ``--yes``; without a terminal it refuses."""
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        print("error: destroy needs --yes when not run from a terminal", file=sys.stderr)
+        return False
+    answer = input(f"destroy {deployment.env} in {', '.join(deployment.regions)}? type '{deployment.env}' to go on: ")
+    return answer.strip() == deployment.env
