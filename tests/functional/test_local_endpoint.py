@@ -242,6 +242,66 @@ def test_a_schedule_rule_does_not_swallow_s3_events_meant_for_other_rules(endpoi
     assert [json.loads(m["Body"])["detail"]["object"]["key"] for m in messages] == ["raw/x.csv"]
 
 
+def test_a_key_with_a_delete_marker_can_be_deleted_after_versioning_is_suspended(
+    endpoint: tuple[str, Endpoint, Path],
+) -> None:
+    url, _, _ = endpoint
+    # GIVEN a key with a version and a delete marker (a superseded output), then versioning suspended, which is
+    # what destroying aws_s3_bucket_versioning does before the bucket's force-destroy empties it
+    s3 = local_client("s3", REGION, url)
+    bucket = "endpoint-marker-bucket"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="processed/x.parquet", Body=b"x")
+    s3.delete_object(Bucket=bucket, Key="processed/x.parquet")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    listed = s3.list_object_versions(Bucket=bucket)
+    objects = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in listed["Versions"] + listed["DeleteMarkers"]]
+    # WHEN every version is deleted in one batch THEN nothing errs and the bucket is empty
+    response = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+    assert not response.get("Errors")
+    listed = s3.list_object_versions(Bucket=bucket)
+    assert not listed.get("Versions") and not listed.get("DeleteMarkers")
+    s3.delete_bucket(Bucket=bucket)
+
+
+def test_a_disabled_rule_delivers_nothing_until_enabled_again(endpoint: tuple[str, Endpoint, Path]) -> None:
+    url, _, _ = endpoint
+    # GIVEN an upload rule to a queue
+    s3, events, sqs = (local_client(s, REGION, url) for s in ("s3", "events", "sqs"))
+    bucket = "endpoint-disabled-bucket"
+    eventbridge_bucket(s3, bucket)
+    queue_url = sqs.create_queue(QueueName="disabled-q")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [bucket]}}}
+    events.put_rule(Name="disabled-uploads", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="disabled-uploads", Targets=[{"Id": "q", "Arn": queue_arn}])
+    # WHEN the rule is disabled THEN an upload delivers nothing, as on AWS
+    events.disable_rule(Name="disabled-uploads")
+    s3.put_object(Bucket=bucket, Key="raw/while-disabled.csv", Body=b"x")
+    assert sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", []) == []
+    # AND once enabled again the next upload arrives (and only that one)
+    events.enable_rule(Name="disabled-uploads")
+    s3.put_object(Bucket=bucket, Key="raw/after.csv", Body=b"x")
+    messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["detail"]["object"]["key"] for m in messages] == ["raw/after.csv"]
+
+
+def test_changing_one_queue_attribute_keeps_the_queue_policy(endpoint: tuple[str, Endpoint, Path]) -> None:
+    url, _, _ = endpoint
+    # GIVEN a queue with a policy
+    sqs = local_client("sqs", REGION, url)
+    queue_url = sqs.create_queue(QueueName="policy-q")["QueueUrl"]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+        "Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage", "Resource": "*"}]})  # fmt: skip
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": policy})
+    # WHEN only the visibility timeout is changed (as an operator might, outside Terraform)
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": "45"})
+    # THEN the policy is still there, as SQS keeps it
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "45" and json.loads(attributes["Policy"]) == json.loads(policy)
+
+
 def test_conditions_and_not_resource_are_evaluated_as_iam_does(endpoint: tuple[str, Endpoint, Path]) -> None:
     url, _, _ = endpoint
     bucket_arn = f"arn:aws:s3:::{BUCKET}"

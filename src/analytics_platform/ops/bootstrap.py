@@ -1,7 +1,8 @@
 """``tap bootstrap``: the S3 backend's state bucket and lock table, in each stack's own region, idempotently.
 
 Each setting is read first and written only if it differs, so a second run reports no change and never
-rewrites a policy someone tightened (it reports that it put the project's back, if it differed).
+rewrites a policy someone tightened: the project's TLS-only statement is put back (and reported) when it is missing
+or changed, statements and tags someone added stay.
 """
 
 from __future__ import annotations
@@ -49,6 +50,21 @@ def tls_only_policy(bucket: str) -> dict[str, Any]:
     }
 
 
+def with_tls_only(current: dict[str, Any] | None, bucket: str) -> dict[str, Any]:
+    """``current`` (the bucket's policy, or None) with the TLS-only statement in place of any of its ``Sid``;
+    statements someone added are kept, so a tightened policy is never rewritten."""
+    wanted = tls_only_policy(bucket)
+    if not current:
+        return wanted
+    (statement,) = wanted["Statement"]
+    statements = current.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else list(statements)
+    if statement in statements:
+        return current
+    others = [s for s in statements if not (isinstance(s, dict) and s.get("Sid") == statement["Sid"])]
+    return {**current, "Version": wanted["Version"], "Statement": [*others, statement]}
+
+
 BLOCK_ALL = {
     "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
 }  # fmt: skip
@@ -83,20 +99,20 @@ def _ensure_bucket(s3: Any, region: str, bucket: str, tags: dict[str, str], chan
     if any(not blocked.get(key) for key in BLOCK_ALL):
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=BLOCK_ALL)
         changes.append("blocked public access")
-    wanted = tls_only_policy(bucket)
     try:
         current = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
     except ClientError:
         current = None
+    wanted = with_tls_only(current, bucket)
     if current != wanted:
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(wanted))
         changes.append("put the TLS-only bucket policy")
-    tag_set = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
     try:
-        current_tags = sorted(s3.get_bucket_tagging(Bucket=bucket)["TagSet"], key=lambda t: t["Key"])
+        current_tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
     except ClientError:
-        current_tags = []
-    if current_tags != tag_set:
+        current_tags = {}
+    if {**current_tags, **tags} != current_tags:  # tags someone added (cost allocation...) stay
+        tag_set = [{"Key": k, "Value": v} for k, v in sorted({**current_tags, **tags}.items())]
         s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_set})
         changes.append("tagged the bucket")
 
@@ -119,7 +135,10 @@ def _ensure_lock_table(dynamodb: Any, table: str, tags: dict[str, str], changes:
         changes.append(f"created lock table {table}")
     if description.get("KeySchema") != [{"AttributeName": LOCK_KEY, "KeyType": "HASH"}]:
         raise RuntimeError(f"table {table} exists but is not keyed on {LOCK_KEY}: it is not a Terraform lock table")
-    if description.get("BillingModeSummary", {}).get("BillingMode", "PAY_PER_REQUEST") != "PAY_PER_REQUEST":
+    # AWS leaves BillingModeSummary out for a table that was always provisioned: its capacity says so then
+    provisioned = description.get("ProvisionedThroughput", {}).get("ReadCapacityUnits", 0) > 0
+    billing = description.get("BillingModeSummary", {}).get("BillingMode")
+    if (billing or ("PROVISIONED" if provisioned else "PAY_PER_REQUEST")) != "PAY_PER_REQUEST":
         dynamodb.update_table(TableName=table, BillingMode="PAY_PER_REQUEST")
         changes.append("switched the lock table to on-demand")
     backups = dynamodb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]

@@ -114,7 +114,7 @@ def drift_command(
     report = detect_drift(deployment, accepted=emulator_filter if deployment.local else None)
     for drift in report.drifts:
         print(f"DRIFT {drift.describe()}")
-    print(summary_table(report.runs).replace("changed", "drifted"))
+    print(summary_table(report.runs, drift=True))
     if publish:
         publish_drift(deployment, report)
         print(f"published {len(report.runs)} ConfigurationDrift datapoint(s) to each region's CloudWatch")

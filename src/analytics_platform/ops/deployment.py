@@ -138,6 +138,12 @@ def resolve_deployment(
                 config_path, env_name=env, local_endpoint=state.endpoint, backend="local",
                 state_dir=str(state.config["state_dir"]),
             )  # fmt: skip
+        if config.environment_suffix != state.environment_suffix:
+            raise ConfigError(
+                "environment_suffix",
+                f"is {config.environment_suffix!r}, but the running platform's is {state.environment_suffix!r}: "
+                "another suffix is another environment (name it with --env)",
+            )
         return Deployment(running_env, config, _regions(config, regions), workdir / running_env, state.endpoint, True)
     config = load_config(config_path, env_name=env, local_endpoint=state.endpoint)
     if config.environment_suffix == state.environment_suffix:

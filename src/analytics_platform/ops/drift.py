@@ -126,8 +126,11 @@ def deployed_drift(region: str, plan: Mapping[str, Any]) -> list[Drift]:
 
 
 def _state_types(plan: Mapping[str, Any]) -> set[str]:
+    """Resource types the stack manages: the refreshed state's, and those of drifted resources (a companion deleted
+    outside Terraform is gone from the refreshed state, yet it still owns its attribute: it is reported itself)."""
     module = plan.get("prior_state", {}).get("values", {}).get("root_module", {})
-    return {r["type"] for r in module.get("resources", [])}
+    drifted = {e["type"] for e in plan.get("resource_drift", []) if e.get("mode") == "managed"}
+    return {r["type"] for r in module.get("resources", [])} | drifted
 
 
 def _state_resources(plan: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -66,6 +66,16 @@ def plan_counts(plan: dict[str, Any], ignore: Sequence[str] = ()) -> tuple[int, 
     return added, changed, destroyed
 
 
+def outputs_changed(plan: dict[str, Any]) -> bool:
+    """Whether a plan gives any of the stack's outputs a new known value (a new output, say): Terraform applies those
+    even when no resource changes. An output made unknown by a resource's update follows that update (counted, or
+    left out as the emulator's answer)."""
+    return any(
+        change.get("actions", ["no-op"]) != ["no-op"] and not change.get("after_unknown")
+        for change in plan.get("output_changes", {}).values()
+    )
+
+
 def run_regions(
     deployment: Deployment,
     action: Callable[[str, RegionRun], None],
@@ -95,7 +105,8 @@ def run_regions(
         else:
             ignored = len(run.details.get("emulator_only", []))
             note = f" ({ignored} emulator-only difference(s) left out, see README)" if ignored else ""
-            say(f"  [{region}] {run.result}: +{run.added} ~{run.changed} -{run.destroyed} in {run.seconds:.1f}s{note}")
+            counts = "" if verb == "refreshing" else f": +{run.added} ~{run.changed} -{run.destroyed}"
+            say(f"  [{region}] {run.result}{counts} in {run.seconds:.1f}s{note}")
         return run
 
     with ThreadPoolExecutor(max_workers=len(deployment.regions) or 1) as pool:
@@ -116,7 +127,8 @@ def terraform_runs(deployment: Deployment, command: str, out: Callable[[str], No
         ignored = emulator_only_updates(plan) if deployment.local and mode == "normal" else []
         run.added, run.changed, run.destroyed = plan_counts(plan, ignored)
         run.details["emulator_only"] = ignored
-        if not changes or not (run.added or run.changed or run.destroyed):
+        # a plan of nothing but the emulator's known answers is "no changes"; one of new outputs is still applied
+        if not changes or not (run.added or run.changed or run.destroyed or outputs_changed(plan)):
             run.result = "no changes"
             return
         if not apply:
@@ -133,12 +145,16 @@ def terraform_runs(deployment: Deployment, command: str, out: Callable[[str], No
     return run_regions(deployment, action, verb=verb, out=out)
 
 
-def summary_table(runs: Sequence[RegionRun]) -> str:
-    """The summary: region, result, added / changed / destroyed, duration; then each failure's reason."""
-    header = ("region", "result", "added", "changed", "destroyed", "duration")
-    rows = [header] + [
-        (r.region, r.result, str(r.added), str(r.changed), str(r.destroyed), f"{r.seconds:.1f}s") for r in runs
-    ]
+def summary_table(runs: Sequence[RegionRun], *, drift: bool = False) -> str:
+    """The summary: region, result, added / changed / destroyed (``drift``: drifted resources), duration; then each
+    failure's reason."""
+    counts = ("drifted",) if drift else ("added", "changed", "destroyed")
+    header = ("region", "result", *counts, "duration")
+
+    def numbers(run: RegionRun) -> tuple[str, ...]:
+        return (str(run.changed),) if drift else (str(run.added), str(run.changed), str(run.destroyed))
+
+    rows = [header] + [(r.region, r.result, *numbers(r), f"{r.seconds:.1f}s") for r in runs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -149,11 +165,16 @@ def summary_table(runs: Sequence[RegionRun]) -> str:
 
 
 def confirm_destroy(deployment: Deployment, assume_yes: bool) -> bool:
-    """``destroy`` asks for the environment's name unless ``--yes``; without a terminal it refuses."""
+    """``destroy`` asks for the environment's name unless ``--yes``; without a terminal it refuses, and the end of
+    input (Ctrl-D) is a no."""
     if assume_yes:
         return True
-    if not sys.stdin.isatty():
+    if sys.stdin is None or not sys.stdin.isatty():
         print("error: destroy needs --yes when not run from a terminal", file=sys.stderr)
         return False
-    answer = input(f"destroy {deployment.env} in {', '.join(deployment.regions)}? type '{deployment.env}' to go on: ")
+    prompt = f"destroy {deployment.env} in {', '.join(deployment.regions)}? type '{deployment.env}' to go on: "
+    try:
+        answer = input(prompt)
+    except EOFError:
+        return False
     return answer.strip() == deployment.env

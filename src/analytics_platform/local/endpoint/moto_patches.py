@@ -6,8 +6,11 @@
 * S3's EventBridge events carry the object key URL-encoded in form encoding, as AWS sends them (moto puts the
   raw key there, so a worker that decodes keys as it must on AWS would fetch ``a b.csv`` for ``a+b.csv``);
 * ListObjectVersions honours ``encoding-type=url`` (Terraform's bucket force-destroy relies on it);
-* a schedule rule matches no event (moto sent every S3 event to the dead-letter sweep's function too);
-* SetQueueAttributes changes only the attributes it names (moto dropped the queue's policy on any other change).
+* a schedule rule matches no event (moto sent every S3 event to the dead-letter sweep's function too), and a
+  disabled rule delivers nothing (moto delivered S3's events through disabled rules);
+* SetQueueAttributes changes only the attributes it names (moto dropped the queue's policy on any other change);
+* deleting a key that has a delete marker from a bucket whose versioning is suspended answers as S3 does (moto
+  failed with a 500 on the marker, so a bucket with a superseded output could never be force-destroyed).
 """
 
 from __future__ import annotations
@@ -176,7 +179,8 @@ def schedule_rules_match_no_events() -> None:
 
     moto treats its missing pattern as "match everything" and hands every S3 event to its Lambda target, which
     fails (no Docker); that failure aborted moto's delivery loop, so depending on which rule Terraform created
-    first, a region's uploads never reached its queue.
+    first, a region's uploads never reached its queue. A DISABLED rule delivers nothing, as on AWS (moto's S3
+    notifications went through every rule whatever its state).
     """
     from moto.events.models import Rule
 
@@ -185,7 +189,7 @@ def schedule_rules_match_no_events() -> None:
         return
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
-        if self.scheduled_expression and not self.event_pattern._raw_pattern:
+        if self.state != "ENABLED" or (self.scheduled_expression and not self.event_pattern._raw_pattern):
             return
         try:
             original(self, original_event, transform_input)
@@ -262,6 +266,25 @@ def queue_attributes_keep_the_policy() -> None:
     Queue._set_attributes = set_attributes  # type: ignore[method-assign]  # the patch itself
 
 
+def delete_markers_can_be_disposed() -> None:
+    """A delete marker can be dropped with its key, as every other version can.
+
+    Destroying the stack suspends the bucket's versioning (``aws_s3_bucket_versioning`` goes first); moto then
+    deletes a key with all its versions and calls ``dispose()`` on each, which its ``FakeDeleteMarker`` lacks: every
+    DeleteObjects of a key with a marker (a superseded output) answered 500, and force-destroy retried for ever.
+    A marker holds no data, so there is nothing to release.
+    """
+    from moto.s3.models import FakeDeleteMarker
+
+    if hasattr(FakeDeleteMarker, "dispose"):
+        return
+
+    def dispose(self: Any, garbage: bool = False) -> None:
+        return None
+
+    FakeDeleteMarker.dispose = dispose  # type: ignore[attr-defined]  # the patch itself
+
+
 def apply_all() -> None:
     """Every adjustment above."""
     athena_tags_by_workgroup_arn()
@@ -271,3 +294,4 @@ def apply_all() -> None:
     encode_keys_in_version_listings()
     schedule_rules_match_no_events()
     queue_attributes_keep_the_policy()
+    delete_markers_can_be_disposed()
