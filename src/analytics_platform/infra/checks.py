@@ -252,12 +252,22 @@ def run_checkov(stack_dir: Path, encryption: str = "sse-s3") -> list[str]:
     return findings
 
 
-def run_checks(config: PlatformConfig, outdir: Path, *, with_checkov: bool = True) -> list[str]:
-    """All findings over the synthesized stacks of ``config`` in ``outdir``."""
+def _regional_stacks(config: PlatformConfig, outdir: Path) -> tuple[list[str], dict[str, tuple[str, dict[str, Any]]]]:
     expected = {stack_id(r.region, config.environment_suffix): r.region for r in config.regions}
     stacks = dict(_stack_files(outdir))
-    findings = [f"{name}: stack missing from {outdir}" for name in expected if name not in stacks]
-    regional = {name: (expected[name], stacks[name]) for name in expected if name in stacks}
+    missing = [f"{name}: stack missing from {outdir}" for name in expected if name not in stacks]
+    return missing, {name: (expected[name], stacks[name]) for name in expected if name in stacks}
+
+
+def consistency_findings(config: PlatformConfig, outdir: Path) -> list[str]:
+    """Where the synthesized regional stacks differ from each other (``tap drift`` reports these too)."""
+    missing, regional = _regional_stacks(config, outdir)
+    return missing + check_consistency(regional)
+
+
+def run_checks(config: PlatformConfig, outdir: Path, *, with_checkov: bool = True) -> list[str]:
+    """All findings over the synthesized stacks of ``config`` in ``outdir``."""
+    findings, regional = _regional_stacks(config, outdir)
     findings += check_consistency(regional)
     for name, (region, stack) in regional.items():
         findings += check_residency(name, stack, region)

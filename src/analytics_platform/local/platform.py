@@ -28,7 +28,7 @@ from analytics_platform.local.state import (
     write_outputs,
     write_state,
 )
-from analytics_platform.local.terraform import TerraformRunner, run_per_region
+from analytics_platform.local.terraform import TerraformError, TerraformRunner, run_per_region
 
 __all__ = ["LocalPaths", "LocalPlatformError", "platform_down", "platform_up"]
 
@@ -195,6 +195,15 @@ def leftovers(endpoint: str, regions: list[str], suffix: str) -> list[str]:
     return found
 
 
+def _destroy(runner: TerraformRunner, stack_dir: Path, log_name: str) -> None:
+    """``destroy``, once more if it fails: on a loaded machine the endpoint can answer a retried delete with
+    "not found" for what the first attempt already deleted; the second run starts from the refreshed state."""
+    try:
+        runner.destroy(stack_dir, log_name)
+    except TerraformError:
+        runner.destroy(stack_dir, log_name)
+
+
 def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], None] = print) -> bool:
     """Destroy every stack, check nothing is left, stop the endpoint; False if nothing was up."""
     paths = paths or LocalPaths.default()
@@ -207,7 +216,7 @@ def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], 
         runner = TerraformRunner.create(paths.root / "terraform")
         stacks = _stack_dirs(paths, config)
         progress(f"destroying {len(stacks)} stack(s)")
-        run_per_region(lambda r: runner.destroy(stacks[r], f"destroy-{r}"), list(stacks), progress=progress,
+        run_per_region(lambda r: _destroy(runner, stacks[r], f"destroy-{r}"), list(stacks), progress=progress,
                        verb="destroying")  # fmt: skip
         remaining = leftovers(state.endpoint, state.regions, state.environment_suffix)
         (paths.root / "leftovers.json").write_text(json.dumps(remaining))

@@ -111,6 +111,11 @@ def drift_command(
         return EXIT_USAGE
     print(f"drift: {deployment.env} in {', '.join(deployment.regions)}")
     deployment.synthesize()
+    from analytics_platform.infra.checks import consistency_findings
+
+    in_code = consistency_findings(deployment.config, deployment.synth_dir) if len(deployment.regions) > 1 else []
+    for finding in in_code:
+        print(f"DRIFT [code] {finding}")
     report = detect_drift(deployment, accepted=emulator_filter if deployment.local else None)
     for drift in report.drifts:
         print(f"DRIFT {drift.describe()}")
@@ -120,4 +125,4 @@ def drift_command(
         print(f"published {len(report.runs)} ConfigurationDrift datapoint(s) to each region's CloudWatch")
     if report.failed:
         return EXIT_FAILED
-    return EXIT_DRIFTED if report.drifts else EXIT_OK
+    return EXIT_DRIFTED if report.drifts or in_code else EXIT_OK
