@@ -36,7 +36,8 @@ def build_app(
 
 
 def synth(config: PlatformConfig, *, outdir: str | Path = "cdktf.out", build_dir: Path | None = None) -> Path:
-    """Synthesize every stack into ``outdir``; returns it."""
+    """Synthesize every stack into ``outdir`` (created with its parents); returns it."""
+    Path(outdir).mkdir(parents=True, exist_ok=True)
     app, _ = build_app(config, outdir=outdir, build_dir=build_dir)
     app.synth()
     return Path(outdir)

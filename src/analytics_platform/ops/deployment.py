@@ -93,7 +93,6 @@ class Deployment:
         """Synthesize every region's stack (all of them: a stack never depends on the others)."""
         from analytics_platform.infra.app import synth
 
-        self.synth_dir.mkdir(parents=True, exist_ok=True)
         synth(self.config, outdir=self.synth_dir, build_dir=BUILD_DIR)
 
 
