@@ -165,7 +165,7 @@ def _cmd_terraform(args: argparse.Namespace) -> int:
 
     return terraform_command(
         args.command, env=args.env, regions=args.region, local=args.local, config_path=args.config,
-        assume_yes=getattr(args, "yes", False),
+        assume_yes=getattr(args, "yes", False), allow_data_loss=getattr(args, "allow_data_loss", False),
     )  # fmt: skip
 
 
@@ -230,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
         operations_options(command)
         if verb == "destroy":
             command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        if verb == "deploy":
+            command.add_argument(
+                "--allow-data-loss", action="store_true",
+                help="apply even if the plan deletes or replaces a data bucket, job table or key",
+            )  # fmt: skip
     drift = add(
         "drift", _cmd_drift,
         "Compare deployed resources with Terraform's state per region, and regions with each other; exit 2 on drift.",
@@ -278,10 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     retry.set_defaults(handler=_cmd_retry)
     retry.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="job ids of --region's table")
     retry.add_argument("--region", required=True)
-    retry.add_argument("--status", choices=["FAILED", "DEAD_LETTERED"], help="every job in this state (with --since)")
-    retry.add_argument("--since", help="with --status: ISO date or time, or a duration such as 1d / 2h (default: 24h)")
+    # SUPPRESS: an option given before "retry" (tap jobs --env prod retry ...) is not reset by the subcommand.
+    retry.add_argument(
+        "--status", choices=["FAILED", "DEAD_LETTERED"], default=argparse.SUPPRESS,
+        help="every job in this state (with --since)",
+    )  # fmt: skip
+    retry.add_argument(
+        "--since", default=argparse.SUPPRESS,
+        help="with --status: ISO date or time, or a duration such as 1d / 2h (default: 24h)",
+    )  # fmt: skip
     retry.add_argument("--local", action="store_true", help="the running local platform (tap local up)")
-    config_option(retry)
+    retry.add_argument("--env", default=argparse.SUPPRESS, help="named environment: environments/ENV.toml")
+    retry.add_argument("--config", default=argparse.SUPPRESS, help="JSON or TOML file over the defaults")
 
     redrive = add(
         "redrive", _cmd_redrive,

@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from analytics_platform.infra.config import PlatformConfig
 from analytics_platform.ops import bootstrap as bootstrap_module
 from analytics_platform.ops.bootstrap import BLOCK_ALL, LOCK_KEY, bootstrap, bootstrap_region, tls_only_policy
 from analytics_platform.ops.commands import bootstrap_command
@@ -278,3 +279,17 @@ def test_a_bucket_name_owned_by_another_account_is_refused(aws: None, monkeypatc
     with pytest.raises(RuntimeError, match="is not this account's"):
         bootstrap_module._ensure_bucket(client, "eu-west-1", "taken", {}, [])
     assert client.list_buckets()["Buckets"] == []
+
+
+def test_an_environment_with_a_local_backend_gets_nothing_created(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analytics_platform.ops import commands
+
+    with mock_aws():
+        monkeypatch.setattr(
+            commands, "_resolve", lambda *args: Deployment("dev", PlatformConfig(), REGIONS, Path("/x"))
+        )
+        assert commands.bootstrap_command(env="dev", regions=None, local=False, config_path=None) == 0
+        assert "no state bucket or lock table to create" in capsys.readouterr().out
+        assert boto3.client("s3", region_name="us-east-1").list_buckets()["Buckets"] == []

@@ -21,7 +21,8 @@ from analytics_platform.etl import handler as handler_module
 from analytics_platform.etl import worker as worker_module
 from analytics_platform.etl.events import encode_key, parse_object_created
 from analytics_platform.etl.exceptions import TransientError
-from analytics_platform.etl.jobs import delivery_owner
+from analytics_platform.etl.jobs import JobTracker, delivery_owner
+from analytics_platform.etl.sweeper import sweep_dead_letters
 from analytics_platform.local.jobs_query import parse_since
 from analytics_platform.ops import recover
 from analytics_platform.ops.recover import (
@@ -289,6 +290,21 @@ def test_a_dead_lettered_job_is_retried_and_a_later_redrive_of_its_message_is_a_
     assert redrive(queues.sqs, queue_url=queues.queue_url, dlq_url=queues.dlq_url, method=RedriveMethod.COPY).moved == 1
     assert deliver(queues) == {"batchItemFailures": []}
     assert queues.job(key, version) == job
+
+
+def test_the_dead_letter_sweep_does_not_undo_a_retry_of_a_dead_lettered_job(queues: Platform) -> None:
+    # GIVEN a DEAD_LETTERED job whose old message is still in the DLQ, retried (PENDING, its message queued)
+    key, version = dead_letter(queues, "raw/sales/swept.csv", GOOD_CSV)
+    assert retry(queues, job_ids=[job_id(queues, key, version)]).complete
+    # WHEN the scheduled sweep reads the DLQ before the worker picks the retry up
+    sweep_dead_letters(
+        sqs=queues.sqs, dlq_url=queues.dlq_url, jobs=JobTracker(queues.table, region=REGION),
+        parse=parse_object_created, dataset_of=lambda key: "sales", clock=lambda: datetime.now(UTC),
+    )  # fmt: skip
+    # THEN the job stays PENDING for its retry (the old message predates it), and the retry's delivery decides
+    assert queues.job(key, version)["job_status"] == "PENDING"
+    assert deliver(queues) == {"batchItemFailures": []}
+    assert queues.job(key, version)["job_status"] == "SUCCEEDED"
 
 
 def test_a_job_whose_version_is_gone_is_reported_and_left_as_it_was(platform: Platform) -> None:

@@ -433,6 +433,7 @@ class FakeRunner:
     def __init__(self, plans: dict[str, dict[str, Any] | Exception]) -> None:
         self.plans = plans
         self.applied: list[str] = []
+        self.settled: list[str] = []
         self.modes: dict[str, str] = {}
 
     def init(self, stack: Path, log: str, backend: Path | None = None) -> None:
@@ -457,6 +458,9 @@ class FakeRunner:
 
     def apply_plan(self, stack: Path, log: str, plan_file: str) -> None:
         self.applied.append(self.region(log))
+
+    def settle(self, stack: Path, log: str) -> None:
+        self.settled.append(self.region(log))
 
 
 def run_terraform(
@@ -745,3 +749,122 @@ def test_an_unknown_region_on_the_command_line_exits_2(workspace: Path, capsys: 
 def test_local_with_nothing_up_exits_2(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["deploy", "--local"]) == 2
     assert "tap local up" in capsys.readouterr().err
+
+
+def test_deployed_drift_reports_a_rule_or_inline_policy_added_outside_terraform_on_its_parent() -> None:
+    # GIVEN the stack manages its rules and role policy as companion resources, which did not change; someone added
+    # an SSH rule to the security group and a second inline policy to the role, outside Terraform
+    rule = {"from_port": 443, "to_port": 443, "protocol": "tcp", "cidr_blocks": []}
+    ssh = {"from_port": 22, "to_port": 22, "protocol": "tcp", "cidr_blocks": ["0.0.0.0/0"]}
+    kept = {"name": "etl-worker", "policy": "{}"}
+    plan = {
+        "resource_drift": [
+            {"address": "aws_security_group.sg", "mode": "managed", "type": "aws_security_group", "name": "sg",
+             "change": {"actions": ["update"], "before": {"ingress": [rule]}, "after": {"ingress": [rule, ssh]}}},
+            {"address": "aws_iam_role.r", "mode": "managed", "type": "aws_iam_role", "name": "r",
+             "change": {"actions": ["update"], "before": {"inline_policy": [kept]},
+                        "after": {"inline_policy": [kept, {"name": "backdoor", "policy": "{}"}]}}},
+        ],
+        "prior_state": {"values": {"root_module": {"resources": [
+            {"address": "aws_vpc_security_group_ingress_rule.x", "mode": "managed",
+             "type": "aws_vpc_security_group_ingress_rule", "name": "x", "values": {}},
+            {"address": "aws_iam_role_policy.p", "mode": "managed", "type": "aws_iam_role_policy", "name": "p",
+             "values": {}},
+        ]}}},
+    }  # fmt: skip
+    # WHEN
+    found = by_address(deployed_drift("us-east-1", plan))
+    # THEN both parents are named with what was added
+    assert set(found) == {"aws_security_group.sg", "aws_iam_role.r"}
+    assert "22" in found["aws_security_group.sg"].attributes[0]
+    assert "backdoor" in found["aws_iam_role.r"].attributes[0]
+
+
+def test_cross_region_drift_allows_a_configured_difference_in_zone_count() -> None:
+    subnet = {"cidr_block": "10.0.1.0/24", "map_public_ip_on_launch": False}
+    states = {
+        "us-east-1": {"aws_subnet.p1": subnet, "aws_subnet.p2": subnet, "aws_subnet.p3": subnet,
+                      "aws_vpc_endpoint.s3": {"subnet_ids": ["subnet-0aaa1111", "subnet-0bbb2222", "subnet-0ccc3333"]}},
+        "eu-west-1": {"aws_subnet.p1": subnet, "aws_subnet.p2": subnet,
+                      "aws_vpc_endpoint.s3": {"subnet_ids": ["subnet-0ddd4444", "subnet-0eee5555"]}},
+    }  # fmt: skip
+    assert cross_region_drift(states, az_counts_differ=True) == []
+    assert cross_region_drift(states)  # without the configured difference, the missing subnet is drift
+
+
+def test_options_given_before_jobs_retry_are_kept() -> None:
+    from analytics_platform.cli import build_parser
+
+    args = build_parser().parse_args(["jobs", "--env", "prod", "retry", "--region", "eu-west-1", "--status", "FAILED"])
+    assert (args.env, args.region, args.status) == ("prod", "eu-west-1", "FAILED")
+    args = build_parser().parse_args(["jobs", "retry", "--env", "staging", "--region", "eu-west-1", "abc"])
+    assert (args.env, args.job_ids) == ("staging", ["abc"])
+
+
+def test_an_operation_on_aws_must_name_its_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from analytics_platform.infra.config import ConfigError
+    from analytics_platform.ops.deployment import resolve_deployment
+
+    (tmp_path / "dev.toml").write_text("lambda_reserved_concurrency = 5\n")
+    monkeypatch.setenv("TAP_ENVIRONMENTS_DIR", str(tmp_path))
+    with pytest.raises(ConfigError) as refused:
+        resolve_deployment(env=None)
+    assert refused.value.field == "env" and "--env dev" in str(refused.value)
+    assert resolve_deployment(env="dev").config.lambda_reserved_concurrency == 5
+
+
+def test_a_deploy_that_would_replace_a_data_bucket_or_table_stops_in_that_region_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN us-east-1's plan replaces its data bucket and deletes its job table; eu-west-1's only updates a queue
+    plans: dict[str, dict[str, Any] | Exception] = {
+        "us-east-1": {"resource_changes": [change("aws_s3_bucket.data", "delete", "create"),
+                                           change("aws_dynamodb_table.jobs", "delete")]},
+        "eu-west-1": {"resource_changes": [change("aws_sqs_queue.q", "update")]},
+    }  # fmt: skip
+    # WHEN deployed THEN us-east-1 applies nothing and says why, eu-west-1 applies
+    results, runner = run_terraform(monkeypatch, "deploy", plans)
+    by_region = {r.region: r for r in results}
+    assert runner.applied == ["eu-west-1"] and by_region["us-east-1"].result == "FAILED"
+    assert "aws_s3_bucket.data, aws_dynamodb_table.jobs" in str(by_region["us-east-1"].error)
+    assert "--allow-data-loss" in str(by_region["us-east-1"].error)
+    # AND with --allow-data-loss it applies
+    runner = FakeRunner(plans)
+    monkeypatch.setattr(Deployment, "runner", lambda self: runner)
+    runs.terraform_runs(deployment_of(*plans), "deploy", out=lambda line: None, allow_data_loss=True)
+    assert sorted(runner.applied) == ["eu-west-1", "us-east-1"]
+
+
+def test_two_commands_on_one_environment_do_not_run_at_once(tmp_path: Path) -> None:
+    from analytics_platform.ops.deployment import OperationError
+
+    deployment = Deployment("dev", PlatformConfig(), ("us-east-1",), tmp_path / "ops" / "dev")
+    other = Deployment("staging", PlatformConfig(), ("us-east-1",), tmp_path / "ops" / "staging")
+    with deployment.exclusive():
+        with pytest.raises(OperationError, match="another tap command"), deployment.exclusive():
+            pass
+        with other.exclusive():  # another environment is not held up
+            pass
+    with deployment.exclusive():  # released afterwards
+        pass
+
+
+def test_publishing_goes_on_in_the_other_regions_when_one_fails() -> None:
+    from analytics_platform.ops.drift import DriftReport, publish_drift
+
+    written: list[str] = []
+
+    class Cloudwatch:
+        def __init__(self, region: str) -> None:
+            self.region = region
+
+        def put_metric_data(self, **kwargs: Any) -> None:
+            if self.region == "eu-west-1":
+                raise RuntimeError("throttled")
+            written.append(self.region)
+
+    deployment = deployment_of("us-east-1", "eu-west-1", "ap-southeast-1")
+    object.__setattr__(deployment, "client", lambda service, region: Cloudwatch(region))
+    report = DriftReport([RegionRun(r) for r in deployment.regions], [])
+    failures = publish_drift(deployment, report)
+    assert written == ["us-east-1", "ap-southeast-1"] and len(failures) == 1 and "eu-west-1" in failures[0]

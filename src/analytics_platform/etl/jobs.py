@@ -262,12 +262,15 @@ class JobTracker:
         }
         return self._finish(job_id, owner, values, remove="lease_expires_at")
 
-    def dead_letter(self, ref: ObjectRef, dataset: str, reason: str, now: datetime) -> bool:
+    def dead_letter(
+        self, ref: ObjectRef, dataset: str, reason: str, now: datetime, sent_at: datetime | None = None
+    ) -> bool:
         """Mark the job of a message that is in (or on its way to) the DLQ; False if nothing was changed.
 
         A missing record is created DEAD_LETTERED; a PENDING record, or a RUNNING one whose lease ran out,
         becomes DEAD_LETTERED with its last error kept in the reason. A live lease or a terminal state is left
-        alone.
+        alone, and so is a job re-queued by ``tap jobs retry`` after the message was first sent (``sent_at``): the
+        old message is not the retry's, whose own delivery decides.
         """
         stamp = iso(now)
         fresh = {**self.new_item(ref, dataset, now, DEAD_LETTERED), **error_values(reason, now, "RetriesExhausted")}
@@ -283,8 +286,12 @@ class JobTracker:
                     "SET job_status = :dead, error_type = :type, error_message = :message, updated_at = :now, "
                     "dead_lettered_at = :now, finished_at = :now REMOVE lease_expires_at"
                 ),
-                ConditionExpression=("job_status = :pending OR (job_status = :running AND lease_expires_at < :epoch)"),
+                ConditionExpression=(
+                    "(job_status = :pending OR (job_status = :running AND lease_expires_at < :epoch)) "
+                    "AND (attribute_not_exists(retried_at) OR retried_at < :sent)"
+                ),
                 ExpressionAttributeValues={
+                    ":sent": iso(sent_at or now),
                     ":dead": DEAD_LETTERED,
                     ":pending": PENDING,
                     ":running": RUNNING,

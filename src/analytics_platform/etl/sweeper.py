@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from analytics_platform.etl.events import ObjectRef
@@ -50,7 +50,7 @@ def sweep_dead_letters(
         while report.messages < max_messages:
             response = sqs.receive_message(
                 QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                VisibilityTimeout=READ_VISIBILITY_SECONDS, AttributeNames=["ApproximateReceiveCount"],
+                VisibilityTimeout=READ_VISIBILITY_SECONDS, AttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             )  # fmt: skip
             messages = [m for m in response.get("Messages", []) if m["MessageId"] not in seen]
             if not messages:
@@ -65,11 +65,17 @@ def sweep_dead_letters(
                     report.malformed += 1
                     continue
                 reason = "retries exhausted: the message is in the dead-letter queue"
-                if jobs.dead_letter(ref, dataset_of(ref.key), reason, clock()):
+                if jobs.dead_letter(ref, dataset_of(ref.key), reason, clock(), _sent_at(message)):
                     report.marked += 1
     finally:
         _make_visible(sqs, dlq_url, handles)
     return report
+
+
+def _sent_at(message: dict[str, Any]) -> datetime | None:
+    """When the message was first sent (SQS keeps it through the move to the DLQ)."""
+    sent = message.get("Attributes", {}).get("SentTimestamp")
+    return datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None
 
 
 def _make_visible(sqs: Any, queue_url: str, handles: list[str]) -> None:

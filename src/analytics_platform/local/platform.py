@@ -162,7 +162,7 @@ def platform_up(
         runner = TerraformRunner.create(paths.root / "terraform")
         stacks = _stack_dirs(paths, config)
         progress(f"applying {len(regions)} stack(s) with terraform, {'in parallel' if parallel else 'in sequence'}")
-        run_per_region(lambda r: runner.apply(stacks[r], f"apply-{r}"), regions, parallel=parallel,
+        run_per_region(lambda r: _apply(runner, stacks[r], f"apply-{r}"), regions, parallel=parallel,
                        progress=progress)  # fmt: skip
         outputs = LocalOutputs(endpoint, {region: _region_outputs(runner, stacks[region]) for region in regions})
         write_outputs(paths, outputs)
@@ -193,6 +193,12 @@ def leftovers(endpoint: str, regions: list[str], suffix: str) -> list[str]:
         found += [f"vpc {v['VpcId']}" for v in client("ec2").describe_vpcs().get("Vpcs", [])
                   if any(t.get("Value", "").endswith(mark) for t in v.get("Tags", []))]  # fmt: skip
     return found
+
+
+def _apply(runner: TerraformRunner, stack_dir: Path, log_name: str) -> None:
+    """``apply``, then the settled state recorded (``tap drift`` compares against it)."""
+    runner.apply(stack_dir, log_name)
+    runner.settle(stack_dir, log_name)
 
 
 def _destroy(runner: TerraformRunner, stack_dir: Path, log_name: str) -> None:

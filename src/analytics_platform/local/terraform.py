@@ -119,7 +119,8 @@ class TerraformRunner:
         holds changes."""
         flags = {"normal": [], "destroy": ["-destroy"], "refresh-only": ["-refresh-only"]}[mode]
         code = self.run(
-            stack_dir, "plan", "-no-color", "-input=false", "-detailed-exitcode", *flags, f"-out={plan_file}",
+            stack_dir, "plan", "-no-color", "-input=false", "-lock-timeout=120s", "-detailed-exitcode", *flags,
+            f"-out={plan_file}",
             log_name=log_name, ok_codes=(0, 2),
         )  # fmt: skip
         return code == 2
@@ -137,12 +138,20 @@ class TerraformRunner:
 
     def apply_plan(self, stack_dir: Path, log_name: str, plan_file: str) -> None:
         """``apply plan_file`` (a saved plan applies exactly what was shown, nothing more)."""
-        self.run(stack_dir, "apply", "-no-color", "-input=false", plan_file, log_name=log_name)
+        self.run(stack_dir, "apply", "-no-color", "-input=false", "-lock-timeout=120s", plan_file, log_name=log_name)
 
     def apply(self, stack_dir: Path, log_name: str) -> None:
         """``init`` then ``apply -auto-approve``."""
         self.init(stack_dir, log_name)
         self.run(stack_dir, "apply", "-no-color", "-input=false", "-auto-approve", log_name=log_name)
+
+    def settle(self, stack_dir: Path, log_name: str) -> None:
+        """``apply -refresh-only``: record what the provider reads back right after an apply (a bucket's versioning
+        set by its companion resource, values the service normalised), so ``tap drift`` compares against that."""
+        self.run(
+            stack_dir, "apply", "-no-color", "-input=false", "-lock-timeout=120s", "-refresh-only", "-auto-approve",
+            log_name=log_name,
+        )  # fmt: skip
 
     def destroy(self, stack_dir: Path, log_name: str) -> None:
         """``destroy -auto-approve``."""

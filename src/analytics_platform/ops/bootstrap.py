@@ -8,6 +8,7 @@ or changed, statements and tags someone added stay.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,10 +144,23 @@ def _ensure_lock_table(dynamodb: Any, table: str, tags: dict[str, str], changes:
         changes.append("switched the lock table to on-demand")
     backups = dynamodb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
     if backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus") != "ENABLED":
-        dynamodb.update_continuous_backups(
-            TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-        )
+        _enable_pitr(dynamodb, table)
         changes.append("enabled point-in-time recovery")
+
+
+def _enable_pitr(dynamodb: Any, table: str, attempts: int = 12, pause: float = 5.0) -> None:
+    """Turn PITR on; right after a table is created DynamoDB may answer ContinuousBackupsUnavailableException
+    ("backups are being enabled") for a while, so that answer is waited out."""
+    for attempt in range(attempts):
+        try:
+            dynamodb.update_continuous_backups(
+                TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+            )
+            return
+        except ClientError as error:
+            if _code(error) != "ContinuousBackupsUnavailableException" or attempt == attempts - 1:
+                raise
+            time.sleep(pause)
 
 
 def bootstrap_region(deployment: Deployment, region: str) -> BootstrapResult:

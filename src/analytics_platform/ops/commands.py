@@ -40,6 +40,10 @@ def bootstrap_command(*, env: str | None, regions: Sequence[str] | None, local: 
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    if deployment.config.backend != "s3":
+        print(f'{deployment.env} uses backend = "local": it has no state bucket or lock table to create (set '
+              'backend = "s3" in its file first)')  # fmt: skip
+        return EXIT_OK
     print(f"bootstrap: state storage of {deployment.env} in {', '.join(deployment.regions)}")
     failed = 0
     for region in deployment.regions:
@@ -51,8 +55,6 @@ def bootstrap_command(*, env: str | None, regions: Sequence[str] | None, local: 
             continue
         what = "; ".join(result.changes) if result.changes else "already in place, nothing changed"
         print(f"  [{region}] s3://{result.bucket} + {result.table}: {what}")
-    if deployment.config.backend != "s3":
-        print(f'note: {deployment.env} uses backend = "local"; set backend = "s3" in its file to use this storage')
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -64,6 +66,7 @@ def terraform_command(
     local: bool,
     config_path: str | None,
     assume_yes: bool = False,
+    allow_data_loss: bool = False,
 ) -> int:
     """``tap plan | deploy | destroy``: the summary table; exit 1 if any region failed."""
     from analytics_platform.ops.runs import confirm_destroy, summary_table, terraform_runs
@@ -91,7 +94,12 @@ def terraform_command(
     if command == "destroy" and not confirm_destroy(deployment, assume_yes):
         print("destroy cancelled")
         return EXIT_USAGE
-    runs = terraform_runs(deployment, command)
+    try:
+        with deployment.exclusive():
+            runs = terraform_runs(deployment, command, allow_data_loss=allow_data_loss)
+    except OperationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     print(summary_table(runs))
     return EXIT_FAILED if any(run.failed for run in runs) else EXIT_OK
 
@@ -99,17 +107,26 @@ def terraform_command(
 def drift_command(
     *, env: str | None, regions: Sequence[str] | None, local: bool, config_path: str | None, publish: bool
 ) -> int:
-    """``tap drift``: 0 in sync, 2 drifted, 1 a region could not be checked."""
-    from analytics_platform.ops.drift import detect_drift, publish_drift
-    from analytics_platform.ops.emulator import emulator_filter
-    from analytics_platform.ops.runs import summary_table
-
+    """``tap drift``: 0 in sync, 2 drifted, 1 a region could not be checked (or its metric not published)."""
     try:
         deployment = _resolve(env, regions, local, config_path)
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     print(f"drift: {deployment.env} in {', '.join(deployment.regions)}")
+    try:
+        with deployment.exclusive():
+            return _drift(deployment, publish)
+    except OperationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _drift(deployment: Deployment, publish: bool) -> int:
+    from analytics_platform.ops.drift import detect_drift, publish_drift
+    from analytics_platform.ops.emulator import emulator_filter
+    from analytics_platform.ops.runs import summary_table
+
     deployment.synthesize()
     from analytics_platform.infra.checks import consistency_findings
 
@@ -120,9 +137,13 @@ def drift_command(
     for drift in report.drifts:
         print(f"DRIFT {drift.describe()}")
     print(summary_table(report.runs, drift=True))
+    unpublished: list[str] = []
     if publish:
-        publish_drift(deployment, report)
-        print(f"published {len(report.runs)} ConfigurationDrift datapoint(s) to each region's CloudWatch")
-    if report.failed:
+        unpublished = publish_drift(deployment, report)
+        for failure in unpublished:
+            print(f"error: {failure}", file=sys.stderr)
+        published = len([run for run in report.runs if not run.failed]) - len(unpublished)
+        print(f"published ConfigurationDrift to {published} region(s)' CloudWatch")
+    if report.failed or unpublished:
         return EXIT_FAILED
     return EXIT_DRIFTED if report.drifts or in_code else EXIT_OK

@@ -3,8 +3,9 @@
 On AWS (the default) the configuration is the code's (``--env`` / ``--config``) and Terraform talks to AWS with the
 caller's credentials. With ``--local`` it is the running local platform (``tap local up``):
 
-* the environment the platform was started with (no ``--env``, or the same one) is planned and checked against
-  the configuration it was started with (``--config`` replaces it) and its local state file;
+* the environment the platform was started with is planned and checked against the configuration it was started
+  with when neither ``--env`` nor ``--config`` is given; with either, the files are read again (so a deploy applies
+  what they say now), always with its local state file;
 * any other environment (``--env staging``) is deployed next to it on the same endpoint, with that environment's
   own backend: an S3 backend in the local endpoint's state bucket and lock table (``tap bootstrap --local``
   creates them) when its file says ``backend = "s3"``, else a state file of its own.
@@ -14,14 +15,16 @@ Nothing here imports cdktf; :meth:`Deployment.synthesize` does, when it runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import fcntl
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from analytics_platform.infra.config import ConfigError, PlatformConfig, load_config
+from analytics_platform.infra.config import ConfigError, PlatformConfig, environment_names, load_config
 from analytics_platform.infra.names import stack_id
 from analytics_platform.local.clients import local_client
 from analytics_platform.local.state import LocalPaths, read_state
@@ -89,6 +92,24 @@ class Deployment:
         )
         return path
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold this environment's operation lock (a ``flock`` on its work folder) for one command: two commands on
+        one environment from this checkout would share its synth output and saved plans. Terraform's own state lock
+        (the DynamoDB lock table, or the local state's lock) guards the state itself, across machines too."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with (self.workdir / ".lock").open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OperationError(
+                    f"another tap command is operating on {self.env} from this checkout ({self.workdir}); wait for it"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def synthesize(self) -> None:
         """Synthesize every region's stack (all of them: a stack never depends on the others)."""
         from analytics_platform.infra.app import synth
@@ -118,6 +139,11 @@ def resolve_deployment(
 ) -> Deployment:
     """The environment and regions an operation acts on (see the module's docstring)."""
     if not local:
+        named = environment_names()
+        if env is None and named:
+            # Without --env the defaults would be applied over dev's stacks and state (same suffix), reverting
+            # whatever environments/dev.toml sets: an operation on AWS always names its environment.
+            raise ConfigError("env", f"name the environment to act on: --env {' | '.join(named)}")
         config = load_config(config_path, env_name=env)
         if config.backend == "local":
             config = _absolute_state(config, Path(config.state_dir))

@@ -58,6 +58,17 @@ def _short(value: Any) -> str:
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
 
 
+def _describe_change(old: Any, new: Any) -> str:
+    """``old -> new``; for two lists, what was added and removed (a rule added to twenty is the news)."""
+    if isinstance(old, list) and isinstance(new, list) and old and new:
+        added = [item for item in new if item not in old]
+        removed = [item for item in old if item not in new]
+        parts = [f"added {_short(item)}" for item in added] + [f"removed {_short(item)}" for item in removed]
+        if parts:
+            return "; ".join(parts)
+    return f"{_short(old)} -> {_short(new)}"
+
+
 def changed_attributes(before: Any, after: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
     """``(path, before, after)`` of every leaf that differs; lists of equal length are compared element-wise."""
     if isinstance(before, Mapping) and isinstance(after, Mapping):
@@ -76,8 +87,11 @@ def _empty(value: Any) -> bool:
     return value is None or value == [] or value == {} or value == ""
 
 
-#: Attributes a resource reports but a companion resource manages (when the stack has one, it reports the change):
-#: on AWS as locally, e.g. the bucket's ``versioning`` is read before ``aws_s3_bucket_versioning`` sets it.
+#: Attributes a resource reports that a companion resource also manages: a change made through the companion (the
+#: bucket's versioning suspended) shows on both, and is reported once, on the companion. Anything the companion does
+#: not show (a security group rule or an inline policy added outside Terraform, which has no companion in the state)
+#: stays on the parent. ``tap deploy`` and ``tap local up`` record the settled state right after applying
+#: (``apply -refresh-only``), so a parent's recorded value already holds what its companions set.
 COMPANIONS: Mapping[str, Mapping[str, str]] = {
     "aws_s3_bucket": {
         "versioning": "aws_s3_bucket_versioning",
@@ -97,16 +111,35 @@ COMPANIONS: Mapping[str, Mapping[str, str]] = {
 }
 
 
-def _managed_elsewhere(resource_type: str, path: str, types: set[str]) -> bool:
-    attribute = re.split(r"[.\[]", path, maxsplit=1)[0]
-    companion = COMPANIONS.get(resource_type, {}).get(attribute)
-    return companion is not None and companion in types
+def _resource_type(address: str) -> str:
+    parts = address.split(".")
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+def fold_companions(drifts: list[Drift]) -> list[Drift]:
+    """Each parent attribute whose companion resource drifted too (same region, same kind) is left to the companion;
+    a parent left with nothing is dropped."""
+    drifted = {(d.region, d.kind, _resource_type(d.address)) for d in drifts}
+    folded = []
+    for drift in drifts:
+        companions = COMPANIONS.get(_resource_type(drift.address), {})
+
+        def told_by_companion(line: str, drift: Drift = drift, companions: Mapping[str, str] = companions) -> bool:
+            attribute = re.split(r"[.\[:]", line, maxsplit=1)[0]
+            companion = companions.get(attribute)
+            return companion is not None and (drift.region, drift.kind, companion) in drifted
+
+        keep = [i for i, line in enumerate(drift.attributes) if not told_by_companion(line)]
+        if not keep:
+            continue
+        changes = [drift.changes[i] for i in keep] if drift.changes else []
+        folded.append(Drift(drift.region, drift.address, drift.kind, [drift.attributes[i] for i in keep], changes))
+    return folded
 
 
 def deployed_drift(region: str, plan: Mapping[str, Any]) -> list[Drift]:
     """The drifted resources of a refresh-only plan (``resource_drift``), each with its changed attributes."""
     found = []
-    types = _state_types(plan)
     for entry in plan.get("resource_drift", []):
         if entry.get("mode") != "managed":
             continue
@@ -114,15 +147,11 @@ def deployed_drift(region: str, plan: Mapping[str, Any]) -> list[Drift]:
         if change.get("after") is None:
             found.append(Drift(region, entry["address"], "deployed", ["deleted outside Terraform"]))
             continue
-        changes = [
-            (path, old, new)
-            for path, old, new in changed_attributes(change.get("before") or {}, change.get("after") or {})
-            if not _managed_elsewhere(entry["type"], path, types)
-        ]
+        changes = list(changed_attributes(change.get("before") or {}, change.get("after") or {}))
         if changes:
-            lines = [f"{path}: {_short(old)} -> {_short(new)}" for path, old, new in changes]
+            lines = [f"{path}: {_describe_change(old, new)}" for path, old, new in changes]
             found.append(Drift(region, entry["address"], "deployed", lines, changes))
-    return found
+    return fold_companions(found)
 
 
 def _state_types(plan: Mapping[str, Any]) -> set[str]:
@@ -153,12 +182,24 @@ def _comparable(values: Any, region: str, account: str | None) -> Any:
     return values
 
 
-def cross_region_drift(states: Mapping[str, Mapping[str, dict[str, Any]]], account: str | None = None) -> list[Drift]:
-    """Resources and attributes in which a region differs from the others (the majority; both, with two)."""
+#: Resources whose number follows a region's ``az_count`` (which may differ between regions by design).
+AZ_DEPENDENT_TYPES = frozenset({"aws_subnet", "aws_route_table_association"})
+
+
+def cross_region_drift(
+    states: Mapping[str, Mapping[str, dict[str, Any]]], account: str | None = None, *, az_counts_differ: bool = False
+) -> list[Drift]:
+    """Resources and attributes in which a region differs from the others (the majority; both, with two).
+
+    With ``az_counts_differ`` (the configuration gives regions different ``az_count``), subnets, their route table
+    associations and every attribute listing subnets are left out, as ``tap check`` allows them to differ.
+    """
     if len(states) < 2:
         return []
     found: list[Drift] = []
     addresses = set().union(*(set(resources) for resources in states.values()))
+    if az_counts_differ:
+        addresses = {a for a in addresses if _resource_type(a) not in AZ_DEPENDENT_TYPES}
     for address in sorted(addresses):
         holders = [region for region, resources in states.items() if address in resources]
         for region in states:
@@ -169,13 +210,11 @@ def cross_region_drift(states: Mapping[str, Mapping[str, dict[str, Any]]], accou
         leaves: dict[str, dict[str, Any]] = {}
         for region in holders:
             normalised = _comparable(states[region][address], region, account)
-            types = {a.split(".")[-2] for a in states[region] if "." in a}
-            leaves[region] = {
-                path: new for path, _, new in changed_attributes({}, normalised)
-                if not _managed_elsewhere(address.split(".")[-2], path, types)
-            }  # fmt: skip
+            leaves[region] = {path: new for path, _, new in changed_attributes({}, normalised)}
         per_region: dict[str, list[str]] = {}
         for path in sorted(set().union(*(set(v) for v in leaves.values()))):
+            if az_counts_differ and "subnet" in path:
+                continue
             values = {region: leaves[region].get(path) for region in holders}
             counts = Counter(repr(v) for v in values.values())
             if len(counts) == 1:
@@ -189,7 +228,7 @@ def cross_region_drift(states: Mapping[str, Mapping[str, dict[str, Any]]], accou
                 described = ", ".join(f"{r}={_short(v)}" for r, v in others.items())
                 per_region.setdefault(region, []).append(f"{path}: {_short(value)} here, {described}")
         found += [Drift(region, address, "cross-region", lines) for region, lines in per_region.items()]
-    return found
+    return fold_companions(found)
 
 
 @dataclass
@@ -226,7 +265,10 @@ def detect_drift(
         log = f"drift-{region}"
         runner.init(stack, log, deployment.backend_file(region))
         runner.plan(stack, log, plan_file=DRIFT_PLAN, mode="refresh-only")
-        plans[region] = runner.show_plan(stack, DRIFT_PLAN)
+        plan = runner.show_plan(stack, DRIFT_PLAN)
+        if not _state_resources(plan) and not plan.get("resource_drift"):
+            raise RuntimeError("the state holds no resources: this region is not deployed (or its state is lost)")
+        plans[region] = plan
         run.result = "refreshed"
 
     runs = run_regions(deployment, action, verb="refreshing", out=out)
@@ -239,7 +281,8 @@ def detect_drift(
             if kept is not None:
                 drifts.append(kept)
     states = {region: _state_resources(plan) for region, plan in plans.items()}
-    drifts += cross_region_drift(states)
+    az_counts = {deployment.config.region(region).az_count for region in states}
+    drifts += cross_region_drift(states, az_counts_differ=len(az_counts) > 1)
     for run in runs:
         run.changed = len({d.address for d in drifts if d.region == run.region})
         if not run.failed:
@@ -247,14 +290,20 @@ def detect_drift(
     return DriftReport(runs, drifts)
 
 
-def publish_drift(deployment: Deployment, report: DriftReport) -> None:
-    """Write each region's drifted-resource count to that region's CloudWatch (its drift alarm's metric)."""
+def publish_drift(deployment: Deployment, report: DriftReport) -> list[str]:
+    """Write each region's drifted-resource count to that region's CloudWatch (its drift alarm's metric); returns
+    the regions that could not be written, each with why (the others are written all the same)."""
+    failures = []
     for run in report.runs:
         if run.failed:
             continue
         stack = stack_id(run.region, deployment.config.environment_suffix)
-        deployment.client("cloudwatch", run.region).put_metric_data(
-            Namespace=DRIFT_NAMESPACE,
-            MetricData=[{"MetricName": DRIFT_METRIC, "Dimensions": [{"Name": "Stack", "Value": stack}],
-                         "Value": float(len(report.resources(run.region))), "Unit": "Count"}],
-        )  # fmt: skip
+        try:
+            deployment.client("cloudwatch", run.region).put_metric_data(
+                Namespace=DRIFT_NAMESPACE,
+                MetricData=[{"MetricName": DRIFT_METRIC, "Dimensions": [{"Name": "Stack", "Value": stack}],
+                             "Value": float(len(report.resources(run.region))), "Unit": "Count"}],
+            )  # fmt: skip
+        except Exception as error:  # one region's CloudWatch failing never stops the next region's
+            failures.append(f"[{run.region}] ConfigurationDrift not published: {type(error).__name__}: {error}")
+    return failures

@@ -478,6 +478,12 @@ def _object_size(s3: Any, item: dict[str, Any]) -> tuple[int | None, str]:
         head = s3.head_object(Bucket=item["input_bucket"], Key=item["input_key"], **extra)
     except ClientError as error:
         code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in {"403", "AccessDenied", "Forbidden"}:
+            return None, (
+                f"object version gone or not readable: S3 answers {code} for version {version} (reading it needs "
+                "s3:GetObjectVersion, and telling a missing version from a forbidden one s3:ListBucket); the job is "
+                "left as it was"
+            )
         if code in GONE_CODES:
             return None, f"object version gone: S3 answers {code} for version {version}; the job is left as it was"
         return None, f"could not check the object version ({error}); the job is left as it was"
@@ -487,11 +493,13 @@ def _object_size(s3: Any, item: dict[str, Any]) -> tuple[int | None, str]:
 
 
 def retry_event_body(item: dict[str, Any], *, size: int, region: str, now: datetime) -> str:
-    """The SQS body EventBridge would deliver for the job's object version, marked as a retry."""
+    """The SQS body EventBridge would deliver for the job's object version, marked as a retry; its time is the
+    upload's (the output lands under the upload's ``ingest_date``, as the first attempt's did)."""
     version = str(item.get("input_version") or UNVERSIONED)
+    uploaded = _parse_iso(str(item["event_time"])) if item.get("event_time") else now
     event = object_created_event(
         str(item["input_bucket"]), str(item["input_key"]), version_id=None if version == UNVERSIONED else version,
-        size=size, region=region, time=now,
+        size=size, region=region, time=uploaded,
     )  # fmt: skip
     event["id"] = str(uuid.uuid4())  # each retry is its own event
     detail = event["detail"]

@@ -113,8 +113,24 @@ def run_regions(
         return list(pool.map(one, deployment.regions))
 
 
-def terraform_runs(deployment: Deployment, command: str, out: Callable[[str], None] = print) -> list[RegionRun]:
-    """``command`` (plan, deploy or destroy) on every region of ``deployment``; synthesizes first."""
+#: Resources holding the platform's data: a deploy that would delete or replace one stops unless allowed.
+DATA_RESOURCES = frozenset({"aws_s3_bucket", "aws_dynamodb_table", "aws_kms_key"})
+
+
+def data_losses(plan: dict[str, Any]) -> list[str]:
+    """Addresses of data-holding resources the plan deletes (a replacement deletes too)."""
+    return [
+        change["address"]
+        for change in plan.get("resource_changes", [])
+        if change.get("type") in DATA_RESOURCES and "delete" in change.get("change", {}).get("actions", [])
+    ]
+
+
+def terraform_runs(
+    deployment: Deployment, command: str, out: Callable[[str], None] = print, *, allow_data_loss: bool = False
+) -> list[RegionRun]:
+    """``command`` (plan, deploy or destroy) on every region of ``deployment``; synthesizes first. A deploy whose
+    plan deletes or replaces a bucket, table or key stops in that region unless ``allow_data_loss``."""
     mode, apply = ACTIONS[command]
     runner = deployment.runner()
 
@@ -134,7 +150,16 @@ def terraform_runs(deployment: Deployment, command: str, out: Callable[[str], No
         if not apply:
             run.result = "changes planned"
             return
+        losing = data_losses(plan) if command == "deploy" and not allow_data_loss else []
+        if losing:
+            run.result = "refused"
+            raise RuntimeError(
+                f"the plan deletes or replaces {', '.join(losing)} (their data with them); nothing applied. "
+                "Check the plan (tap plan), then deploy with --allow-data-loss if that is meant"
+            )
         runner.apply_plan(stack, log, PLAN_FILE)
+        if command == "deploy":
+            runner.settle(stack, log)
         run.result = "destroyed" if command == "destroy" else "applied"
 
     out(f"synthesizing {deployment.env} ({', '.join(deployment.regions)})")
@@ -172,7 +197,10 @@ def confirm_destroy(deployment: Deployment, assume_yes: bool) -> bool:
     if sys.stdin is None or not sys.stdin.isatty():
         print("error: destroy needs --yes when not run from a terminal", file=sys.stderr)
         return False
-    prompt = f"destroy {deployment.env} in {', '.join(deployment.regions)}? type '{deployment.env}' to go on: "
+    stacks = ", ".join(deployment.stack_dir(region).name for region in deployment.regions)
+    data = ", ".join(deployment.config.names(region).bucket for region in deployment.regions)
+    print(f"destroy {deployment.env}: stacks {stacks}; every object version in {data} is deleted with them")
+    prompt = f"type '{deployment.env}' to destroy, anything else to stop: "
     try:
         answer = input(prompt)
     except EOFError:

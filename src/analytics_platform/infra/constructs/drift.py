@@ -7,8 +7,9 @@ from constructs import Construct
 
 from analytics_platform.infra.names import DRIFT_METRIC, DRIFT_NAMESPACE
 
-#: ``tap drift --publish`` is meant to run at least daily (README: Run it on AWS); a day without a datapoint is
-#: "not breaching", a datapoint above zero alarms at once.
+#: ``tap drift --publish`` is meant to run at least daily (README: Run it on AWS): a datapoint above zero alarms at
+#: once, a zero clears it, and the hours without a datapoint in between keep the last state (``ignore``), so the
+#: alarm stays on while the drift does.
 DRIFT_PERIOD_SECONDS = 3600
 
 
@@ -34,7 +35,7 @@ class DriftAlarm(Construct):
             evaluation_periods=1,
             threshold=0,
             comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
+            treat_missing_data="ignore",
             alarm_actions=[topic_arn],
             ok_actions=[topic_arn],
         )
