@@ -868,3 +868,21 @@ def test_publishing_goes_on_in_the_other_regions_when_one_fails() -> None:
     report = DriftReport([RegionRun(r) for r in deployment.regions], [])
     failures = publish_drift(deployment, report)
     assert written == ["us-east-1", "ap-southeast-1"] and len(failures) == 1 and "eu-west-1" in failures[0]
+
+
+def test_tap_jobs_reads_the_local_platform_only_for_the_environment_it_runs(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analytics_platform.local import jobs_query
+    from analytics_platform.local.state import LocalOutputs, RegionOutputs, write_outputs
+
+    paths = start_fake_platform(workspace)
+    monkeypatch.setenv("TAP_LOCAL_HOME", str(paths.root))
+    names = RegionOutputs("b", "local-jobs-table", "q", "d", "f", "g", "w")
+    write_outputs(paths, LocalOutputs(ENDPOINT, {"us-east-1": names}))
+    # no --env, or the running one: the local platform's table
+    assert jobs_query.job_table("us-east-1", None).name == "local-jobs-table"
+    assert jobs_query.job_table("us-east-1", None, env="dev").name == "local-jobs-table"
+    # another environment: its table on AWS, never the local one
+    (workspace / "environments" / "prod.toml").write_text("")
+    assert jobs_query.job_table("us-east-1", None, env="prod").name == "analytics-jobs-us-east-1-prod"

@@ -13,7 +13,7 @@ from boto3.dynamodb.conditions import Key
 
 from analytics_platform.etl.jobs import DAY_INDEX, STATUS_INDEX, iso
 from analytics_platform.local.clients import local_resource
-from analytics_platform.local.state import LocalPaths, read_outputs
+from analytics_platform.local.state import LocalPaths, read_outputs, read_state
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -68,9 +68,11 @@ def query_jobs(table: Any, *, since: datetime, status: str | None = None, now: d
 
 
 def job_table(region: str, config_path: str | None, env: str | None = None) -> Any:
-    """The region's table: the local platform's if it is up, else real AWS's."""
-    outputs = read_outputs(LocalPaths.default())  # honours TAP_LOCAL_HOME, as every local command does
-    if outputs is not None:
+    """The region's table: the local platform's if it is up (and runs ``env``, when one is named), else AWS's."""
+    paths = LocalPaths.default()  # honours TAP_LOCAL_HOME, as every local command does
+    outputs, state = read_outputs(paths), read_state(paths)
+    running = str(state.config.get("environment", "")) if state is not None else None
+    if outputs is not None and (env is None or env == running):
         if region not in outputs.regions:
             raise ValueError(f"region {region} is not part of the local platform ({', '.join(outputs.regions)})")
         return local_resource("dynamodb", region, outputs.endpoint).Table(outputs.regions[region].table_name)
