@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The account the unit stacks are synthesized for (names carry it).
+UNIT_ACCOUNT = "111122223333"
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +30,7 @@ def _synthesize(tmp_path_factory: pytest.TempPathFactory, folder: str, **overrid
     from analytics_platform.infra.config import load_config
     from analytics_platform.infra.names import stack_id
 
-    config = load_config(None, environ={"ENVIRONMENT_SUFFIX": "unit"}, **overrides)
+    config = load_config(None, environ={"ENVIRONMENT_SUFFIX": "unit"}, **{"account_id": UNIT_ACCOUNT, **overrides})
     outdir = tmp_path_factory.mktemp(folder)
     synth(config, outdir=outdir, build_dir=ROOT / ".tap" / "build")
     stacks = {

@@ -38,9 +38,14 @@ def synth_for_cdktf(config_path: str | None) -> int:
 
 
 def _synth(config_path: str | None, outdir: str, env: str | None = None) -> int:
+    from analytics_platform.infra.account import resolve_account
+
+    return _synth_config(resolve_account(_load_config(config_path, env)), outdir)
+
+
+def _synth_config(config: PlatformConfig, outdir: str) -> int:
     from analytics_platform.infra.app import synth
 
-    config = _load_config(config_path, env)
     out = synth(config, outdir=outdir)
     regions = ", ".join(r.region for r in config.regions)
     print(f"synthesized {len(config.regions)} stack(s) ({regions}) of {config.environment} into {out}/stacks")
@@ -52,11 +57,14 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _check_one(args: argparse.Namespace, env: str | None, out: str) -> int:
+    from analytics_platform.infra.account import account_for_check
     from analytics_platform.infra.checks import run_checks
 
-    config = _load_config(args.config, env)
+    config, note = account_for_check(_load_config(args.config, env))
+    if note:
+        print(f"tap check: {note}")
     if not args.no_synth:
-        _synth(args.config, out, env)
+        _synth_config(config, out)
     findings = run_checks(config, Path(out), with_checkov=not args.skip_checkov)
     for finding in findings:
         print(f"FINDING {finding}")

@@ -73,9 +73,10 @@ def target_from_outputs(outputs: LocalOutputs, region: str) -> RegionTarget:
 
 def aws_target(region: str, config_path: str | None, env: str | None = None) -> RegionTarget:
     """The region on AWS, named as the configuration (or environment) names it."""
+    from analytics_platform.infra.account import resolve_account
     from analytics_platform.infra.config import load_config
 
-    config = load_config(config_path, env_name=env)
+    config = resolve_account(load_config(config_path, env_name=env))
     config.region(region)  # a clear error for a region the configuration does not hold
     names = config.names(region)
     return RegionTarget(

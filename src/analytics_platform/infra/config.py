@@ -21,7 +21,7 @@ from analytics_platform.etl.settings import Tunables, tunable_fields
 from analytics_platform.infra.names import ResourceNames
 from analytics_platform.infra.validation import KNOWN_REGIONS, ConfigError, validate
 
-__all__ = ["KNOWN_REGIONS", "REQUIRED_TAGS", "ConfigError", "PlatformConfig", "RegionConfig", "load_config", "validate"]
+__all__ = ["KNOWN_REGIONS", "REQUIRED_TAGS", "ConfigError", "PlatformConfig", "RegionConfig", "load_config", "validate", "with_account"]
 #: Tags every taggable resource carries (``tap check`` enforces them).
 REQUIRED_TAGS: tuple[str, ...] = ("Environment", "Region", "CostCenter", "ManagedBy")
 
@@ -38,12 +38,15 @@ class RegionConfig:
     """One region of the platform.
 
     ``region`` is the AWS region code; ``vpc_cidr`` the VPC's IPv4 block (must not overlap any other
-    region's); ``az_count`` the number of private subnets / availability zones (by default 2).
+    region's); ``az_count`` the number of private subnets / availability zones (by default 2); ``az_ids`` pins
+    the zones by zone id (``use1-az1``; ids name the same physical zone in every account, names do not): by
+    default none, and the first ``az_count`` zones that need no opt-in (no Local or Wavelength Zones) are used.
     """
 
     region: str
     vpc_cidr: str
     az_count: int = 2
+    az_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,15 +65,31 @@ class PlatformConfig:
     extra_tags: Mapping[str, str] = field(default_factory=dict)
     lambda_architecture: str = "x86_64"
     lambda_memory_mb: int = 1024
-    lambda_timeout_seconds: int = 240
+    #: 300 s / 6: AWS advises a queue visibility timeout of at least six times the function timeout.
+    lambda_timeout_seconds: int = 50
     lambda_reserved_concurrency: int = 10
+    #: The queue trigger's ``scaling_config.maximum_concurrency``; by default (``None``) the reserved concurrency,
+    #: so a burst waits in the queue instead of being throttled (and counted towards the DLQ).
+    queue_maximum_concurrency: int | None = None
     lambda_batch_size: int = 5
     ephemeral_storage_mb: int = 10240
     queue_visibility_timeout_seconds: int = 300
     dead_letter_sweep_minutes: int = 5
     dlq_retention_seconds: int = 14 * 24 * 3600
     glacier_transition_days: int = 90
+    #: Days a version stays once it is no longer current (replaced or deleted), after which it expires; expired
+    #: delete markers are removed too.
+    noncurrent_version_expiration_days: int = 90
     log_retention_days: int = 30
+    #: The AWS account the environment belongs to (12 digits). By default (``None``) the caller's account: the
+    #: commands read it from STS. When set, the provider refuses credentials of any other account
+    #: (``allowed_account_ids``) and the commands check it before touching anything.
+    account_id: str | None = None
+    #: Addresses subscribed (by e-mail; each must confirm) to every region's alarm topic. By default none.
+    alarm_emails: tuple[str, ...] = ()
+    #: Production protection: DynamoDB deletion protection on, no ``force_destroy`` on the data bucket, KMS keys
+    #: wait 30 days before deletion (7 otherwise). Off by default (the specification wants everything destroyable).
+    deletion_protection: bool = False
     #: ``"sse-s3"`` (the default: S3-managed keys for the bucket, AWS-owned keys elsewhere) or ``"kms"``: one
     #: customer-managed key per region for the bucket, the job table, the log groups, the topic and the queues.
     encryption: str = "sse-s3"
@@ -85,8 +104,20 @@ class PlatformConfig:
     worker: Tunables = field(default_factory=Tunables)
 
     def names(self, region: str) -> ResourceNames:
-        """All resource names of ``region``."""
-        return ResourceNames.build(region, self.environment_suffix)
+        """All resource names of ``region``; globally unique ones (buckets) carry the account id, so
+        :attr:`account_id` must be known (:func:`with_account`)."""
+        if self.account_id is None:
+            raise ConfigError(
+                "account_id",
+                "is not known: bucket names carry the account id (S3's namespace is global); set account_id in the "
+                "environment's file or provide AWS credentials to read it",
+            )
+        return ResourceNames.build(region, self.environment_suffix, self.account_id)
+
+    @property
+    def maximum_concurrency(self) -> int:
+        """The queue trigger's maximum concurrency (by default the reserved concurrency)."""
+        return self.queue_maximum_concurrency or self.lambda_reserved_concurrency
 
     def tags(self, region: str) -> dict[str, str]:
         """The required tags (Environment, Region, CostCenter, ManagedBy) plus ``extra_tags``."""
@@ -115,13 +146,17 @@ def _region_from_mapping(index: int, raw: Any) -> RegionConfig:
         return RegionConfig(raw, defaults[raw])
     if not isinstance(raw, Mapping):
         raise ConfigError(f"regions[{index}]", "must be a region name or a table with region and vpc_cidr")
-    unknown = set(raw) - {"region", "vpc_cidr", "az_count"}
+    unknown = set(raw) - {"region", "vpc_cidr", "az_count", "az_ids"}
     if unknown:
         raise ConfigError(f"regions[{index}].{sorted(unknown)[0]}", "unknown setting")
     for key in ("region", "vpc_cidr"):
         if key not in raw:
             raise ConfigError(f"regions[{index}].{key}", "is required")
-    return RegionConfig(str(raw["region"]), str(raw["vpc_cidr"]), raw.get("az_count", 2))
+    az_ids = raw.get("az_ids", [])
+    if not isinstance(az_ids, list | tuple) or not all(isinstance(a, str) for a in az_ids):
+        raise ConfigError(f"regions[{index}].az_ids", "must be a list of zone ids such as \"use1-az1\"")
+    az_count = raw.get("az_count", len(az_ids) if az_ids else 2)
+    return RegionConfig(str(raw["region"]), str(raw["vpc_cidr"]), az_count, tuple(az_ids))
 
 
 def config_from_mapping(raw: Mapping[str, Any], base: PlatformConfig | None = None) -> PlatformConfig:
@@ -146,6 +181,10 @@ def config_from_mapping(raw: Mapping[str, Any], base: PlatformConfig | None = No
                 value = parse_contracts(value)
             except ContractError as error:
                 raise ConfigError(error.field, error.message) from error
+        elif key == "alarm_emails":
+            if not isinstance(value, list | tuple):
+                raise ConfigError("alarm_emails", "must be a list of e-mail addresses")
+            value = tuple(value)
         elif key == "extra_tags":
             if not isinstance(value, Mapping):
                 raise ConfigError("extra_tags", "must be a table of strings")
@@ -154,6 +193,17 @@ def config_from_mapping(raw: Mapping[str, Any], base: PlatformConfig | None = No
     if worker_changes:
         changes["worker"] = replace(config.worker, **worker_changes)
     return replace(config, **changes)
+
+
+def with_account(config: PlatformConfig, account_id: str) -> PlatformConfig:
+    """``config`` for account ``account_id`` (validated); refuses another account than the configured one."""
+    if config.account_id is not None and config.account_id != account_id:
+        raise ConfigError(
+            "account_id",
+            f"environment {config.environment!r} belongs to account {config.account_id}, but the credentials are of "
+            f"account {account_id}: use the environment's account's credentials",
+        )
+    return validate(replace(config, account_id=account_id))
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -13,6 +13,10 @@ DRIFT_NAMESPACE = "AnalyticsPlatform/Operations"
 DRIFT_METRIC = "ConfigurationDrift"
 
 
+#: The account the local endpoint plays (moto's default account): the local platform's names carry it.
+LOCAL_ACCOUNT_ID = "123456789012"
+
+
 def stack_id(region: str, suffix: str) -> str:
     """Stack (and state) identifier of one region."""
     return f"analytics-{region}-{suffix}"
@@ -48,6 +52,8 @@ NAME_LIMITS: Mapping[str, int] = {
 class ResourceNames:
     """Every physical resource name of one region, following ``{resource-type}-{region}-{suffix}``."""
 
+    #: The AWS account the names belong to.
+    account_id: str
     bucket: str
     function: str
     role: str
@@ -77,15 +83,18 @@ class ResourceNames:
     athena_workgroup: str
 
     @classmethod
-    def build(cls, region: str, suffix: str) -> ResourceNames:
-        """Derive all names for ``region`` and environment ``suffix``."""
+    def build(cls, region: str, suffix: str, account_id: str) -> ResourceNames:
+        """Derive all names for ``region`` and environment ``suffix``; S3 bucket names live in a namespace shared
+        by every AWS account, so the buckets' names also carry ``account_id`` (another account may own
+        ``analytics-bucket-<region>-dev``)."""
 
         def name(kind: str) -> str:
             return f"analytics-{kind}-{region}-{suffix}"
 
         function = name("etl")
         return cls(
-            bucket=name("bucket"),
+            account_id=account_id,
+            bucket=name(f"bucket-{account_id}"),
             function=function,
             role=name("etl-role"),
             flow_log_role=name("flowlogs-role"),
@@ -107,7 +116,7 @@ class ResourceNames:
             sweep_rule=name("dlq-sweep"),
             kms_alias=f"alias/{name('alarms')}",
             encryption_key_alias=f"alias/{name('key')}",
-            state_bucket=name("tfstate"),
+            state_bucket=name(f"tfstate-{account_id}"),
             lock_table=name("tflock"),
             # Glue and Athena want lower case, digits and underscores in database names (no hyphens).
             glue_database=f"analytics_{region}_{suffix}".replace("-", "_"),

@@ -67,7 +67,10 @@ class RegionalStack(TerraformStack):
         name = region.region
         names = config.names(name)
         self._configure_backend(config, construct_id, name)
-        account = regional_provider(self, region=name, tags=config.tags(name), local_endpoint=config.local_endpoint)
+        account = regional_provider(
+            self, region=name, tags=config.tags(name), local_endpoint=config.local_endpoint,
+            account_id=names.account_id,
+        )  # fmt: skip
         partition, account_id = account.partition, account.account_id
         self.encryption = (
             RegionKey(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from analytics_platform.etl.contracts import DatasetContract, contracts_to_json
 from analytics_platform.etl.settings import DISK_FACTOR, LEASE_MARGIN_SECONDS, Tunables, tunable_fields
-from analytics_platform.infra.names import NAME_LIMITS
+from analytics_platform.infra.names import NAME_LIMITS, ResourceNames
 
 if TYPE_CHECKING:
     from analytics_platform.infra.config import PlatformConfig, RegionConfig
@@ -31,6 +31,20 @@ TAG_VALUE_PATTERN = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 ARCHITECTURES = ("x86_64", "arm64")
 BACKENDS = ("local", "s3")
 ENCRYPTION_MODES = ("sse-s3", "kms")
+#: The only values CloudWatch Logs accepts for a log group's retention (PutRetentionPolicy).
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+#: AWS account ids are 12 digits.
+ACCOUNT_ID_PATTERN = re.compile(r"^[0-9]{12}$")
+#: An availability zone id (``use1-az1``, ``euw1-az3``, ``apse1-az2``); Local Zone ids (``use1-bos1-az1``) do not match.
+AZ_ID_PATTERN = re.compile(r"^[a-z]{2,5}[0-9]-az[0-9]{1,2}$")
+#: A plain e-mail address as SNS's email protocol takes it.
+EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+#: AWS's advice for a queue that triggers a function: visibility timeout at least 6x the function timeout.
+VISIBILITY_TIMEOUT_FACTOR = 6
+#: Length of an account id, used to check name lengths before the account is known.
+ACCOUNT_ID_LENGTH = 12
 #: Room for ``DATASET_CONTRACTS`` in the function's 4 KB environment (the other variables take about 1 KB).
 MAX_CONTRACTS_BYTES = 2800
 
@@ -89,6 +103,19 @@ def _validate_regions(regions: tuple[RegionConfig, ...]) -> None:
             f"{where}.az_count",
             "must be 2 to 4",
         )
+        if region.az_ids:
+            for az_id in region.az_ids:
+                _require(
+                    bool(AZ_ID_PATTERN.match(az_id)),
+                    f"{where}.az_ids",
+                    f"{az_id!r} is not an availability zone id such as 'use1-az1' (Local Zones cannot host this stack)",
+                )
+            _require(len(set(region.az_ids)) == len(region.az_ids), f"{where}.az_ids", "lists a zone twice")
+            _require(
+                len(region.az_ids) == region.az_count,
+                f"{where}.az_ids",
+                f"names {len(region.az_ids)} zone(s) but az_count is {region.az_count}",
+            )
         for other_region, other in networks:
             _require(
                 not network.overlaps(other),
@@ -146,8 +173,15 @@ def validate(config: PlatformConfig) -> PlatformConfig:
             "extra_tags",
             f"invalid tag {key!r}={value!r}",
         )
+    account = config.account_id
+    _require(
+        account is None or (isinstance(account, str) and bool(ACCOUNT_ID_PATTERN.match(account))),
+        "account_id",
+        f"must be a 12-digit AWS account id (as a string), got {account!r}",
+    )
     for region in config.regions:
-        names = config.names(region.region)
+        # Before the account is known, lengths are checked with a 12-digit stand-in (every account id has 12).
+        names = ResourceNames.build(region.region, suffix, account or "0" * ACCOUNT_ID_LENGTH)
         for kind, limit in NAME_LIMITS.items():
             value = getattr(names, kind)
             _require(
@@ -161,8 +195,18 @@ def validate(config: PlatformConfig) -> PlatformConfig:
         f"must be one of {', '.join(ARCHITECTURES)}",
     )
     _validate_int(config, "lambda_memory_mb", 128, 10240)
-    _validate_int(config, "lambda_timeout_seconds", 10, 900)
-    _validate_int(config, "lambda_reserved_concurrency", 1, 1000)
+    _validate_int(config, "lambda_timeout_seconds", 1, 900)
+    # Two at least: the queue trigger's maximum concurrency (2 to 1000) must fit inside the reservation.
+    _validate_int(config, "lambda_reserved_concurrency", 2, 1000)
+    if config.queue_maximum_concurrency is not None:
+        _validate_int(config, "queue_maximum_concurrency", 2, 1000)
+        _require(
+            config.queue_maximum_concurrency <= config.lambda_reserved_concurrency,
+            "queue_maximum_concurrency",
+            f"{config.queue_maximum_concurrency} is above lambda_reserved_concurrency "
+            f"{config.lambda_reserved_concurrency}: the trigger would invoke more copies than the reservation allows "
+            "and the throttled messages would count towards the dead-letter queue",
+        )
     _validate_int(config, "lambda_batch_size", 1, 10)
     _validate_int(config, "ephemeral_storage_mb", 512, 10240)
     _validate_int(config, "queue_visibility_timeout_seconds", 10, 43200)
@@ -170,20 +214,40 @@ def validate(config: PlatformConfig) -> PlatformConfig:
     _validate_worker(config.worker)
     _validate_int(config, "dlq_retention_seconds", 60, 1209600)
     _validate_int(config, "glacier_transition_days", 1, 3650)
-    _validate_int(config, "log_retention_days", 1, 3653)
+    _validate_int(config, "noncurrent_version_expiration_days", 1, 3650)
+    _require(
+        config.log_retention_days in LOG_RETENTION_DAYS,
+        "log_retention_days",
+        f"must be one of the values CloudWatch Logs accepts ({', '.join(map(str, LOG_RETENTION_DAYS))}), "
+        f"got {config.log_retention_days!r}",
+    )
+    _require(isinstance(config.deletion_protection, bool), "deletion_protection", "must be true or false")
+    _require(isinstance(config.alarm_emails, tuple), "alarm_emails", "must be a list of e-mail addresses")
+    for index, email in enumerate(config.alarm_emails):
+        _require(
+            isinstance(email, str) and bool(EMAIL_PATTERN.match(email)),
+            f"alarm_emails[{index}]",
+            f"{email!r} is not an e-mail address",
+        )
+    _require(len(set(config.alarm_emails)) == len(config.alarm_emails), "alarm_emails", "lists an address twice")
     _validate_int(config, "oldest_message_alarm_seconds", 60, 1209600)
     # Athena's per-query data limit starts at 10 MB.
     _validate_int(config, "athena_bytes_scanned_cutoff_mb", 10, 1024 * 1024 * 1024)
     _validate_int(config, "athena_result_retention_days", 1, 3650)
     _validate_contracts(config)
-    # A job's lease lasts until the invocation's deadline plus the margin. It must have run out when SQS makes
-    # the message visible again, or the next delivery finds a live lease of an invocation that is gone.
+    # AWS advises a visibility timeout of at least 6x the function timeout for a queue that triggers a function
+    # (retries of a throttled batch, the lease below). It also covers the job lease: a lease lasts until the
+    # invocation's deadline plus a margin and must have run out when SQS makes the message visible again.
+    minimum_visibility = max(
+        VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout_seconds, config.lambda_timeout_seconds + LEASE_MARGIN_SECONDS
+    )
     _require(
-        config.lambda_timeout_seconds + LEASE_MARGIN_SECONDS <= config.queue_visibility_timeout_seconds,
+        config.queue_visibility_timeout_seconds >= minimum_visibility,
         "queue_visibility_timeout_seconds",
-        f"must be at least lambda_timeout_seconds + {LEASE_MARGIN_SECONDS} s (the job lease margin) = "
-        f"{config.lambda_timeout_seconds + LEASE_MARGIN_SECONDS}, got {config.queue_visibility_timeout_seconds}: "
-        "otherwise a message can reappear while its job's lease is still live (AWS recommends 6x the timeout)",
+        f"must be at least {VISIBILITY_TIMEOUT_FACTOR} x lambda_timeout_seconds ({config.lambda_timeout_seconds} s) = "
+        f"{minimum_visibility}, got {config.queue_visibility_timeout_seconds}: AWS advises 6x the function timeout "
+        f"for a queue that triggers a function, and a job's lease (timeout + {LEASE_MARGIN_SECONDS} s) must have "
+        "run out when SQS shows its message again",
     )
     # The worker keeps the input, the Parquet output and DuckDB's spill files on /tmp at once.
     max_object_mb = config.worker.max_object_mb

@@ -6,6 +6,10 @@ from typing import Any
 
 import boto3
 
+from analytics_platform.infra.names import LOCAL_ACCOUNT_ID
+
+__all__ = ["LOCAL_ACCOUNT_ID", "local_client", "local_resource"]
+
 #: What every local client signs with; the endpoint treats it as the account's administrator.
 LOCAL_ACCESS_KEY = "test"
 

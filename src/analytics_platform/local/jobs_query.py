@@ -76,9 +76,10 @@ def job_table(region: str, config_path: str | None, env: str | None = None) -> A
         if region not in outputs.regions:
             raise ValueError(f"region {region} is not part of the local platform ({', '.join(outputs.regions)})")
         return local_resource("dynamodb", region, outputs.endpoint).Table(outputs.regions[region].table_name)
+    from analytics_platform.infra.account import resolve_account
     from analytics_platform.infra.config import load_config
 
-    config = load_config(config_path, env_name=env)
+    config = resolve_account(load_config(config_path, env_name=env))
     config.region(region)
     return boto3.resource("dynamodb", region_name=region).Table(config.names(region).table)
 

@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from analytics_platform.local.clients import local_client
+from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client
 from analytics_platform.local.state import (
     LocalOutputs,
     LocalPaths,
@@ -146,7 +146,11 @@ def platform_up(
         )
     port = port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    local = {"local_endpoint": endpoint, "state_dir": str(paths.root / "tfstate"), "backend": "local"}
+    # The local endpoint is an account of its own (the names carry its id), whatever account the environment is for.
+    local = {
+        "local_endpoint": endpoint, "state_dir": str(paths.root / "tfstate"), "backend": "local",
+        "account_id": LOCAL_ACCOUNT_ID,
+    }  # fmt: skip
     config = load_config(config_path, env_name=env, **{**local, **(overrides or {})})
     regions = [r.region for r in config.regions]
     paths.root.mkdir(parents=True, exist_ok=True)

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from analytics_platform.local.clients import local_client
+from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client
 from analytics_platform.local.endpoint import start_endpoint
 from analytics_platform.local.lambda_runner import FunctionRuntime, FunctionSpec
 from analytics_platform.local.pollers import QueuePoller, RuntimePool, SchedulePoller, rate_seconds
 
-ACCOUNT_ID = "123456789012"
+ACCOUNT_ID = LOCAL_ACCOUNT_ID
 DISCOVERY_INTERVAL_SECONDS = 1.0
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 
+from analytics_platform.infra.account import resolve_account, resolve_account_offline
 from analytics_platform.infra.config import ConfigError, PlatformConfig, environment_names, load_config
 from analytics_platform.infra.names import stack_id
 from analytics_platform.local.clients import local_client
@@ -144,7 +145,8 @@ def resolve_deployment(
             # Without --env the defaults would be applied over dev's stacks and state (same suffix), reverting
             # whatever environments/dev.toml sets: an operation on AWS always names its environment.
             raise ConfigError("env", f"name the environment to act on: --env {' | '.join(named)}")
-        config = load_config(config_path, env_name=env)
+        # The caller's account, checked against account_id before anything is touched (names carry it).
+        config = resolve_account(load_config(config_path, env_name=env))
         if config.backend == "local":
             config = _absolute_state(config, Path(config.state_dir))
         label = env or config.environment
@@ -159,10 +161,10 @@ def resolve_deployment(
         if config_path is None and env is None:
             config = state.platform_config()
         else:
-            config = load_config(
+            config = resolve_account_offline(load_config(
                 config_path, env_name=env, local_endpoint=state.endpoint, backend="local",
                 state_dir=str(state.config["state_dir"]),
-            )  # fmt: skip
+            ))  # fmt: skip
         if config.environment_suffix != state.environment_suffix:
             raise ConfigError(
                 "environment_suffix",
@@ -170,7 +172,7 @@ def resolve_deployment(
                 "another suffix is another environment (name it with --env)",
             )
         return Deployment(running_env, config, _regions(config, regions), workdir / running_env, state.endpoint, True)
-    config = load_config(config_path, env_name=env, local_endpoint=state.endpoint)
+    config = resolve_account_offline(load_config(config_path, env_name=env, local_endpoint=state.endpoint))
     if config.environment_suffix == state.environment_suffix:
         raise ConfigError("env", f"{env!r} has the running platform's suffix {config.environment_suffix!r}")
     if config.backend == "local":

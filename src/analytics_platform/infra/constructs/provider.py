@@ -26,9 +26,11 @@ class AccountFacts:
 
 
 def regional_provider(
-    scope: Construct, *, region: str, tags: dict[str, str], local_endpoint: str | None
+    scope: Construct, *, region: str, tags: dict[str, str], local_endpoint: str | None, account_id: str
 ) -> AccountFacts:
-    """Declare the one AWS provider of ``scope`` (pinned to ``region``) and the account data sources.
+    """Declare the one AWS provider of ``scope`` (pinned to ``region``, allowed to act in ``account_id`` only: the
+    names carry that account, and credentials of another account fail before any change) and the account
+    data sources.
 
     The provider and data sources sit directly in the stack's scope, so their logical ids stay ``aws``,
     ``partition`` and ``account``.
@@ -37,6 +39,7 @@ def regional_provider(
         scope,
         "aws",
         region=region,
+        allowed_account_ids=[account_id],
         default_tags=[AwsProviderDefaultTags(tags=tags)],
         **_local_endpoint_settings(local_endpoint),
     )
@@ -54,7 +57,6 @@ def _local_endpoint_settings(endpoint: str | None) -> dict[str, Any]:
         "secret_key": "test",
         "skip_credentials_validation": True,
         "skip_metadata_api_check": "true",
-        "skip_requesting_account_id": True,
         "skip_region_validation": True,
         "s3_use_path_style": True,
         "endpoints": [AwsProviderEndpoints(**dict.fromkeys(LOCAL_ENDPOINT_SERVICES, endpoint))],

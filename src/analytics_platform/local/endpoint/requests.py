@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-ACCOUNT_ID = "123456789012"
+from analytics_platform.local.clients import LOCAL_ACCOUNT_ID
+
+ACCOUNT_ID = LOCAL_ACCOUNT_ID
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 #: Actions any identity may call (AWS does not check IAM for them).
 ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
