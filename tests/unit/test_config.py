@@ -213,7 +213,7 @@ def test_one_definition_drives_validation_environment_and_parsing() -> None:
 
     changed = {"max_object_mb": 100, "max_reject_ratio": 0.5, "max_receive_count": 7}
     assert set(changed) == {f.name for f in fields(Tunables)}, "a new setting needs a value in this test"
-    config = load_config(None, environ={}, **changed)
+    config = load_config(None, environ={}, account_id="123456789012", **changed)
     # WHEN the function's environment is built and the worker reads it back
     environment = worker_environment(config, "us-east-1", queue_url="q", dlq_url="d")
     settings = Settings.from_environment(environment)

@@ -396,7 +396,7 @@ def test_summary_table_has_a_row_per_region_and_each_failure_with_its_reason() -
 
 
 def deployment_of(*regions: str, env: str = "dev") -> Deployment:
-    return Deployment(env, PlatformConfig(), regions, Path("/nonexistent"))
+    return Deployment(env, PlatformConfig(account_id=ACCOUNT), regions, Path("/nonexistent"))
 
 
 def test_run_regions_one_failing_region_does_not_stop_the_others() -> None:
@@ -524,7 +524,7 @@ def test_local_plan_of_emulator_answers_only_is_no_changes(monkeypatch: pytest.M
     runner = FakeRunner({"us-east-1": plan})
     monkeypatch.setattr(Deployment, "runner", lambda self: runner)
     monkeypatch.setattr(Deployment, "synthesize", lambda self: None)
-    local = Deployment("dev", PlatformConfig(), ("us-east-1",), Path("/nonexistent"), ENDPOINT)
+    local = Deployment("dev", PlatformConfig(account_id=ACCOUNT), ("us-east-1",), Path("/nonexistent"), ENDPOINT)
     # WHEN
     (result,) = runs.terraform_runs(local, "deploy", out=lambda line: None)
     # THEN nothing is applied and the difference is named as the emulator's
@@ -581,7 +581,19 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("ENVIRONMENT_SUFFIX", raising=False)
     monkeypatch.delenv("TAP_LOCAL_HOME", raising=False)
     monkeypatch.chdir(tmp_path)
+    # The caller's account, as STS would answer for these tests' credentials.
+    monkeypatch.setattr("analytics_platform.infra.account._default_sts", lambda _region: CallerOf(ACCOUNT))
     return tmp_path
+
+
+class CallerOf:
+    """An STS client whose credentials belong to ``account``."""
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+
+    def get_caller_identity(self) -> dict[str, str]:
+        return {"Account": self.account, "Arn": f"arn:aws:iam::{self.account}:user/ops", "UserId": "AIDA"}
 
 
 def start_fake_platform(root: Path) -> LocalPaths:
@@ -807,6 +819,7 @@ def test_an_operation_on_aws_must_name_its_environment(tmp_path: Path, monkeypat
 
     (tmp_path / "dev.toml").write_text("lambda_reserved_concurrency = 5\n")
     monkeypatch.setenv("TAP_ENVIRONMENTS_DIR", str(tmp_path))
+    monkeypatch.setattr("analytics_platform.infra.account._default_sts", lambda _region: CallerOf(ACCOUNT))
     with pytest.raises(ConfigError) as refused:
         resolve_deployment(env=None)
     assert refused.value.field == "env" and "--env dev" in str(refused.value)
@@ -838,8 +851,8 @@ def test_a_deploy_that_would_replace_a_data_bucket_or_table_stops_in_that_region
 def test_two_commands_on_one_environment_do_not_run_at_once(tmp_path: Path) -> None:
     from analytics_platform.ops.deployment import OperationError
 
-    deployment = Deployment("dev", PlatformConfig(), ("us-east-1",), tmp_path / "ops" / "dev")
-    other = Deployment("staging", PlatformConfig(), ("us-east-1",), tmp_path / "ops" / "staging")
+    deployment = Deployment("dev", PlatformConfig(account_id=ACCOUNT), ("us-east-1",), tmp_path / "ops" / "dev")
+    other = Deployment("staging", PlatformConfig(account_id=ACCOUNT), ("us-east-1",), tmp_path / "ops" / "staging")
     with deployment.exclusive():
         with pytest.raises(OperationError, match="another tap command"), deployment.exclusive():
             pass

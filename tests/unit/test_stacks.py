@@ -67,7 +67,7 @@ def test_isolated_vpc(stacks: dict[str, Any], region: str, cidr: str) -> None:
 def test_data_bucket_is_secure_by_default(stacks: dict[str, Any]) -> None:
     stack = stacks["eu-west-1"]
     bucket = one(stack, "aws_s3_bucket")
-    assert bucket["bucket"] == "analytics-bucket-eu-west-1-unit" and bucket["force_destroy"] is True
+    assert bucket["bucket"] == "analytics-bucket-111122223333-eu-west-1-unit" and bucket["force_destroy"] is True
     assert one(stack, "aws_s3_bucket_versioning")["versioning_configuration"]["status"] == "Enabled"
     sse = one(stack, "aws_s3_bucket_server_side_encryption_configuration")["rule"][0]
     assert sse["apply_server_side_encryption_by_default"]["sse_algorithm"] == "AES256"
@@ -94,7 +94,7 @@ def test_rule_matches_raw_uploads_of_this_bucket_and_targets_the_queue(stacks: d
     rules = stack["resource"]["aws_cloudwatch_event_rule"].values()
     pattern = json.loads(next(r["event_pattern"] for r in rules if "event_pattern" in r))
     assert pattern == {"source": ["aws.s3"], "detail-type": ["Object Created"],
-                       "detail": {"bucket": {"name": ["analytics-bucket-ap-southeast-1-unit"]},
+                       "detail": {"bucket": {"name": ["analytics-bucket-111122223333-ap-southeast-1-unit"]},
                                   "object": {"key": [{"prefix": "raw/"}]}}}  # fmt: skip
     targets = stack["resource"]["aws_cloudwatch_event_target"].values()
     assert any("aws_sqs_queue.queues_queue" in t["arn"] for t in targets)
@@ -108,7 +108,7 @@ def test_queue_and_dead_letter_queue(stacks: dict[str, Any]) -> None:
     queue, dlq = queues["analytics-queue-us-east-1-unit"], queues["analytics-dlq-us-east-1-unit"]
     assert queue["visibility_timeout_seconds"] == 300 and queue["sqs_managed_sse_enabled"] is True
     redrive = json.loads(queue["redrive_policy"])
-    assert redrive["maxReceiveCount"] == 3 and "analytics-dlq" not in redrive["deadLetterTargetArn"]
+    assert redrive["maxReceiveCount"] == 5 and "analytics-dlq" not in redrive["deadLetterTargetArn"]
     assert dlq["message_retention_seconds"] == 14 * 24 * 3600 and dlq["sqs_managed_sse_enabled"] is True
 
 
@@ -120,9 +120,9 @@ def test_worker_function(stacks: dict[str, Any]) -> None:
     assert function["reserved_concurrent_executions"] > 0 and function["architectures"] == ["x86_64"]
     assert len(function["vpc_config"]["subnet_ids"]) >= 2
     env = function["environment"]["variables"]
-    assert env["DATA_REGION"] == "us-east-1" and env["BUCKET_NAME"] == "analytics-bucket-us-east-1-unit"
+    assert env["DATA_REGION"] == "us-east-1" and env["BUCKET_NAME"] == "analytics-bucket-111122223333-us-east-1-unit"
     assert env["TABLE_NAME"] == "analytics-jobs-us-east-1-unit" and "aws_sqs_queue.queues_dlq" in env["DLQ_URL"]
-    assert (env["MAX_OBJECT_MB"], env["MAX_REJECT_RATIO"], env["MAX_RECEIVE_COUNT"]) == ("4096", "0.1", "3")
+    assert (env["MAX_OBJECT_MB"], env["MAX_REJECT_RATIO"], env["MAX_RECEIVE_COUNT"]) == ("4096", "0.1", "5")
     assert env["POWERTOOLS_SERVICE_NAME"] == function["function_name"]
     assert "ENVIRONMENT_SUFFIX" not in env and "RAW_PREFIX" not in env
     assert any("aws_cloudwatch_log_group" in d for d in function["depends_on"])
@@ -220,7 +220,7 @@ def test_project_checks_find_nothing_in_the_real_stacks(synthesized: dict[str, A
 
 def test_residency_check_catches_a_reference_to_another_region(stacks: dict[str, Any]) -> None:
     tampered = json.loads(json.dumps(stacks["us-east-1"]))
-    tampered["output"]["leak"] = {"value": "arn:aws:s3:::analytics-bucket-eu-west-1-unit"}
+    tampered["output"]["leak"] = {"value": "arn:aws:s3:::analytics-bucket-111122223333-eu-west-1-unit"}
     assert any("eu-west-1" in f for f in check_residency("s", tampered, "us-east-1"))
     tampered["output"]["leak"] = {"value": "analytics_eu_west_1_unit.orders"}  # a Glue name spells it so
     assert any("eu-west-1" in f for f in check_residency("s", tampered, "us-east-1"))
@@ -314,7 +314,7 @@ def test_catalog_workgroup_and_catalog_iam_in_every_region(stacks: dict[str, Any
     assert settings["enforce_workgroup_configuration"] is True
     assert settings["bytes_scanned_cutoff_per_query"] == 10240 * 1024 * 1024
     results = settings["result_configuration"]
-    assert results["output_location"] == f"s3://analytics-bucket-{region}-unit/athena-results/"
+    assert results["output_location"] == f"s3://analytics-bucket-111122223333-{region}-unit/athena-results/"
     assert results["encryption_configuration"]["encryption_option"] == "SSE_S3"
     # the results expire with the bucket's lifecycle
     rules = {r["id"]: r for r in one(stack, "aws_s3_bucket_lifecycle_configuration")["rule"]}
@@ -489,7 +489,7 @@ def test_drift_alarm_watches_its_own_stacks_metric_and_notifies_its_regions_topi
 def test_s3_backend_keeps_each_regions_state_and_lock_in_that_region(kms_stacks: dict[str, Any], region: str) -> None:
     backend = kms_stacks[region]["terraform"]["backend"]["s3"]
     assert backend == {
-        "bucket": f"analytics-tfstate-{region}-unit",
+        "bucket": f"analytics-tfstate-111122223333-{region}-unit",
         "key": f"analytics-{region}-unit/terraform.tfstate",
         "region": region,
         "dynamodb_table": f"analytics-tflock-{region}-unit",
