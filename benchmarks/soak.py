@@ -40,8 +40,8 @@ from analytics_platform.local.state import LocalOutputs
 TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED"}
 #: Short timings so retries, the DLQ and the sweep all happen within minutes.
 SOAK_OVERRIDES = {
-    "environment_suffix": "soak", "lambda_timeout_seconds": 20, "queue_visibility_timeout_seconds": 30,
-    "dead_letter_sweep_minutes": 1, "lambda_reserved_concurrency": 2,
+    "environment_suffix": "soak", "lambda_timeout_seconds": 10, "queue_visibility_timeout_seconds": 60,
+    "dead_letter_sweep_minutes": 1, "lambda_reserved_concurrency": 2, "max_receive_count": 3,
 }  # fmt: skip
 ODD_NAMES = ["a b.csv", "a+b.csv", "50%41off.csv", "k=v.csv", "12:30.csv", "no#tag.csv", "what?.csv",
              "Q1 report é.csv", "chart 📈.csv"]  # fmt: skip

@@ -66,11 +66,28 @@ def _check_one(args: argparse.Namespace, env: str | None, out: str) -> int:
     if not args.no_synth:
         _synth_config(config, out)
     findings = run_checks(config, Path(out), with_checkov=not args.skip_checkov)
+    if not args.skip_validate:
+        findings += _terraform_validate(config, Path(out))
     for finding in findings:
         print(f"FINDING {finding}")
     label = f" of {env}" if env else ""
     print(f"tap check: {len(findings)} finding(s) in {len(config.regions)} stack(s){label}")
     return len(findings)
+
+
+def _terraform_validate(config: PlatformConfig, out: Path) -> list[str]:
+    """``terraform validate`` of every stack (the provider's schema refuses values AWS refuses)."""
+    import tempfile
+
+    from analytics_platform.infra.names import stack_id
+    from analytics_platform.local.terraform import TerraformError, validate_stacks
+
+    names = [stack_id(r.region, config.environment_suffix) for r in config.regions]
+    with tempfile.TemporaryDirectory(prefix="tap-validate-") as work:
+        try:
+            return validate_stacks(out / "stacks", names, Path(work))
+        except TerraformError as error:
+            return [f"terraform validate could not run ({error}); --skip-validate skips it"]
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -211,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--out", default="cdktf.out", help="synth output folder (default: cdktf.out)")
     check.add_argument("--no-synth", action="store_true", help="check an existing synth output")
     check.add_argument("--skip-checkov", action="store_true", help="run only the project's own checks")
+    check.add_argument(
+        "--skip-validate", action="store_true", help="skip terraform validate (needs Terraform and the provider mirror)"
+    )
     check.add_argument(
         "--all-envs", action="store_true",
         help="check every environments/*.toml (each synthesized into OUT/<env>) and that their state is isolated",

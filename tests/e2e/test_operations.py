@@ -28,7 +28,7 @@ from analytics_platform.ops.recover import redrive_command, retry_command
 pytestmark = pytest.mark.e2e
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
 #: dev: short queue timings (a failing message reaches the DLQ in a minute, the sweep runs every minute).
-DEV = "queue_visibility_timeout_seconds = 20\nlambda_timeout_seconds = 10\ndead_letter_sweep_minutes = 1\n"
+DEV = "queue_visibility_timeout_seconds = 48\nlambda_timeout_seconds = 8\ndead_letter_sweep_minutes = 1\n"
 #: staging: its own suffix and an S3 backend; one region keeps the test short (each region is its own stack).
 STAGING = 'backend = "s3"\nregions = ["us-east-1"]\n'
 GOOD = b"id,name,score\n1,Ann,1.5\n2,Bo,2.5\n"
@@ -100,11 +100,11 @@ def test_bootstrap_creates_state_storage_in_each_region_and_a_second_run_changes
     assert bootstrap_command(env="staging", regions=None, local=True, config_path=None) == 0
     second = capsys.readouterr().out
     # THEN the first run created them, the second changed nothing
-    assert "created bucket analytics-tfstate-us-east-1-staging" in first and "created lock table" in first
+    assert "created bucket analytics-tfstate-123456789012-us-east-1-staging" in first and "created lock table" in first
     assert "already in place, nothing changed" in second and "created" not in second
     # AND the bucket is versioned, encrypted, TLS-only and private; the table on demand with PITR
     s3, dynamodb = client(ops, "s3", "us-east-1"), client(ops, "dynamodb", "us-east-1")
-    bucket, table = "analytics-tfstate-us-east-1-staging", "analytics-tflock-us-east-1-staging"
+    bucket, table = "analytics-tfstate-123456789012-us-east-1-staging", "analytics-tflock-us-east-1-staging"
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     assert s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
@@ -136,7 +136,7 @@ def test_staging_deploys_next_to_dev_plans_no_changes_and_is_destroyed_without_t
     assert re.search(r"^us-east-1\s+applied\s+\d+\s+0\s+0\s", deployed, re.M), deployed
     # THEN its state is in its own region's state bucket, and its resources carry its suffix
     state_keys = [o["Key"] for o in client(ops, "s3", "us-east-1").list_objects_v2(
-        Bucket="analytics-tfstate-us-east-1-staging")["Contents"]]  # fmt: skip
+        Bucket="analytics-tfstate-123456789012-us-east-1-staging")["Contents"]]  # fmt: skip
     assert state_keys == ["analytics-us-east-1-staging/terraform.tfstate"]
     assert staging_resources(ops)
     # AND a plan right after shows no changes
@@ -176,7 +176,7 @@ def test_drift_names_exactly_the_two_resources_changed_outside_terraform_in_thei
         Bucket=us.bucket_name, VersioningConfiguration={"Status": "Suspended"}
     )
     eu_sqs = client(ops, "sqs", "eu-west-1")
-    eu_sqs.set_queue_attributes(QueueUrl=eu.queue_url, Attributes={"VisibilityTimeout": "45"})
+    eu_sqs.set_queue_attributes(QueueUrl=eu.queue_url, Attributes={"VisibilityTimeout": "75"})
     try:
         # WHEN drift is checked and published
         code = drift_command(env=None, regions=None, local=True, config_path=None, publish=True)
@@ -194,7 +194,7 @@ def test_drift_names_exactly_the_two_resources_changed_outside_terraform_in_thei
     assert {(f["region"], f["type"], f["kind"]) for f in found} == expected, out
     deployed = {f["region"]: f["what"] for f in found if f["kind"] == "deployed"}
     assert deployed["us-east-1"] == "versioning_configuration[0].status: 'Enabled' -> 'Suspended'"
-    assert deployed["eu-west-1"] == "visibility_timeout_seconds: 20 -> 45"
+    assert deployed["eu-west-1"] == "visibility_timeout_seconds: 48 -> 75"
     assert re.search(r"^ap-southeast-1\s+in sync\s", out, re.M), out
     # AND each region's CloudWatch got its own count, which its stack's drift alarm watches
     for region, expected in (("us-east-1", 1.0), ("eu-west-1", 1.0), ("ap-southeast-1", 0.0)):

@@ -144,6 +144,7 @@ def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platfo
         "GLUE_DATABASE": DATABASE,
         "MAX_OBJECT_MB": "50",
         "MAX_REJECT_RATIO": "0.1",
+        "MAX_RECEIVE_COUNT": "3",  # the specification's count; the tests walk every delivery
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
         "TAP_WORK_DIR": str(tmp_path),
         "POWERTOOLS_METRICS_NAMESPACE": "Test",

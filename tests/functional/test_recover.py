@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -573,8 +574,10 @@ def test_each_region_resolves_its_own_queues_on_aws_and_locally(monkeypatch: pyt
     from analytics_platform.analytics.target import aws_target, target_from_outputs
     from analytics_platform.local.state import LocalOutputs, RegionOutputs
 
-    # GIVEN the default configuration, and a local platform's outputs for two regions
+    # GIVEN the default configuration, credentials of some account, and a local platform's outputs for two regions
     monkeypatch.delenv("ENVIRONMENT_SUFFIX", raising=False)
+    caller = SimpleNamespace(get_caller_identity=lambda: {"Account": "444455556666"})
+    monkeypatch.setattr("analytics_platform.infra.account._default_sts", lambda _region: caller)
 
     def names(region: str) -> RegionOutputs:
         url = f"http://127.0.0.1:5000/000000000000/analytics-%s-{region}-dev"
@@ -587,3 +590,4 @@ def test_each_region_resolves_its_own_queues_on_aws_and_locally(monkeypatch: pyt
         local = target_from_outputs(outputs, region)
         assert (on_aws.queue_name, on_aws.dlq_name) == (f"analytics-queue-{region}-dev", f"analytics-dlq-{region}-dev")
         assert (local.queue_name, local.dlq_name) == (on_aws.queue_name, on_aws.dlq_name)
+        assert on_aws.bucket == f"analytics-bucket-444455556666-{region}-dev"

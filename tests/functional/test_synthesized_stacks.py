@@ -24,7 +24,7 @@ import json, sys
 from analytics_platform.infra.app import synth
 from analytics_platform.infra.config import load_config
 from analytics_platform.infra.constructs import BINDING_IMPORT_MODE
-config = load_config(None, environ={"ENVIRONMENT_SUFFIX": "unit"})
+config = load_config(None, environ={"ENVIRONMENT_SUFFIX": "unit"}, account_id="111122223333")
 from pathlib import Path
 synth(config, outdir=sys.argv[1], build_dir=Path(sys.argv[2]))
 loaded = [m for m in sys.modules if m.startswith("cdktf_cdktf_provider_aws.")]
@@ -116,3 +116,30 @@ def test_binding_import_paths_synthesize_byte_identical_stacks(
     for stack_json in sorted(reference.glob("*/cdk.tf.json")):
         other = outdir / "stacks" / stack_json.parent.name / "cdk.tf.json"
         assert other.read_bytes() == stack_json.read_bytes(), stack_json.parent.name
+
+
+def test_tap_check_runs_terraform_validate_on_an_edited_synth_output(
+    synthesized: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analytics_platform.cli import main
+
+    # GIVEN the real synth output with one value CloudWatch Logs refuses (a retention of 17 days), which only
+    # terraform validate catches (the configuration validation would refuse it before synth)
+    out = tmp_path / "out"
+    shutil.copytree(synthesized["outdir"], out)
+    edited = sorted((out / "stacks").iterdir())[0]
+    stack = json.loads((edited / "cdk.tf.json").read_text())
+    next(iter(stack["resource"]["aws_cloudwatch_log_group"].values()))["retention_in_days"] = 17
+    (edited / "cdk.tf.json").write_text(json.dumps(stack))
+    config = tmp_path / "account.toml"
+    config.write_text('account_id = "111122223333"\n')
+    monkeypatch.setenv("ENVIRONMENT_SUFFIX", "unit")
+    # WHEN tap check runs on it without synthesizing
+    code = main(["check", "--no-synth", "--out", str(out), "--config", str(config), "--skip-checkov"])
+    # THEN exactly that stack has a validate finding naming the attribute and the value, and the command fails
+    printed = capsys.readouterr().out
+    findings = [line for line in printed.splitlines() if "terraform validate" in line]
+    assert code == 1 and len(findings) == 1, printed
+    assert findings[0].startswith(f"FINDING {edited.name}: terraform validate: expected retention_in_days")
+    assert "got 17" in findings[0]
+    assert not (edited / ".terraform").exists(), "validate runs on a copy"

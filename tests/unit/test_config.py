@@ -156,7 +156,7 @@ def test_names_fit_aws_limits_for_the_longest_region_and_suffix() -> None:
     assert "999999999999" in names.bucket and "999999999999" in names.state_bucket
     assert all(len(getattr(names, kind)) <= limit for kind, limit in NAME_LIMITS.items())
     # AND one more character is refused before synth, naming the suffix, even before the account is known
-    with pytest.raises(ConfigError, match="environment_suffix: makes the state_bucket name .* 64 characters"):
+    with pytest.raises(ConfigError, match=r"environment_suffix: makes the state_bucket name .* 64 characters"):
         load_config(None, environ={}, regions=regions, environment_suffix="s" * 18)
 
 

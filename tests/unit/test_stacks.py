@@ -495,3 +495,16 @@ def test_s3_backend_keeps_each_regions_state_and_lock_in_that_region(kms_stacks:
         "dynamodb_table": f"analytics-tflock-{region}-unit",
         "encrypt": True,
     }
+
+
+@pytest.mark.parametrize("mode", ["sse-s3", "kms"])
+def test_each_provider_acts_in_the_environments_account_only(
+    synthesized: dict[str, Any], synthesized_kms: dict[str, Any], mode: str
+) -> None:
+    # Bucket names carry the account (S3's namespace is global); credentials of another account must fail
+    # before any change, so the provider is pinned to that account.
+    chosen = synthesized if mode == "sse-s3" else synthesized_kms
+    for region, stack in chosen["stacks"].items():
+        (provider,) = stack["provider"]["aws"]
+        assert provider["allowed_account_ids"] == ["111122223333"] and provider["region"] == region
+        assert one(stack, "aws_s3_bucket")["bucket"] == f"analytics-bucket-111122223333-{region}-unit"

@@ -32,9 +32,7 @@ def _default_sts(region: str) -> Any:
     return boto3.client("sts", region_name=region, config=config)
 
 
-def resolve_account(
-    config: PlatformConfig, *, sts_factory: Callable[[str], Any] | None = None
-) -> PlatformConfig:
+def resolve_account(config: PlatformConfig, *, sts_factory: Callable[[str], Any] | None = None) -> PlatformConfig:
     """``config`` with its account id known: the local endpoint's for a local config; otherwise the caller's
     (which must equal ``account_id`` when that is set). Raises :class:`ConfigError` naming ``account_id`` when
     the credentials are missing or of another account."""
@@ -57,9 +55,9 @@ def resolve_account(
     return with_account(config, account)
 
 
-def account_for_check(config: PlatformConfig, *, sts_factory: Callable[[str], Any] | None = None) -> tuple[
-    PlatformConfig, str | None
-]:
+def account_for_check(
+    config: PlatformConfig, *, sts_factory: Callable[[str], Any] | None = None
+) -> tuple[PlatformConfig, str | None]:
     """For ``tap check``: the resolved config, or (when nothing tells the account) the config with a 12-digit
     stand-in and a note saying so."""
     if config.account_id is not None or config.local_endpoint is not None:

@@ -21,7 +21,16 @@ from analytics_platform.etl.settings import Tunables, tunable_fields
 from analytics_platform.infra.names import ResourceNames
 from analytics_platform.infra.validation import KNOWN_REGIONS, ConfigError, validate
 
-__all__ = ["KNOWN_REGIONS", "REQUIRED_TAGS", "ConfigError", "PlatformConfig", "RegionConfig", "load_config", "validate", "with_account"]
+__all__ = [
+    "KNOWN_REGIONS",
+    "REQUIRED_TAGS",
+    "ConfigError",
+    "PlatformConfig",
+    "RegionConfig",
+    "load_config",
+    "validate",
+    "with_account",
+]
 #: Tags every taggable resource carries (``tap check`` enforces them).
 REQUIRED_TAGS: tuple[str, ...] = ("Environment", "Region", "CostCenter", "ManagedBy")
 
@@ -154,7 +163,7 @@ def _region_from_mapping(index: int, raw: Any) -> RegionConfig:
             raise ConfigError(f"regions[{index}].{key}", "is required")
     az_ids = raw.get("az_ids", [])
     if not isinstance(az_ids, list | tuple) or not all(isinstance(a, str) for a in az_ids):
-        raise ConfigError(f"regions[{index}].az_ids", "must be a list of zone ids such as \"use1-az1\"")
+        raise ConfigError(f"regions[{index}].az_ids", 'must be a list of zone ids such as "use1-az1"')
     az_count = raw.get("az_count", len(az_ids) if az_ids else 2)
     return RegionConfig(str(raw["region"]), str(raw["vpc_cidr"]), az_count, tuple(az_ids))
 

@@ -56,7 +56,8 @@ class LocalPaths:
 def config_document(config: PlatformConfig) -> dict[str, Any]:
     """A configuration as the flat mapping a configuration file holds (worker settings at the top level)."""
     document = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "worker"}
-    document["regions"] = [asdict(region) for region in config.regions]
+    document["regions"] = [{**asdict(region), "az_ids": list(region.az_ids)} for region in config.regions]
+    document["alarm_emails"] = list(config.alarm_emails)
     document["extra_tags"] = dict(config.extra_tags)
     document["datasets"] = json.loads(contracts_to_json(config.datasets))  # the configuration file's form
     document.update(asdict(config.worker))

@@ -174,6 +174,49 @@ class TerraformRunner:
             self.run(stack_dir, "init", "-no-color", "-input=false", "-backend=false", log_name=log_name)
         self.run(stack_dir, "validate", "-no-color", log_name=log_name)
 
+    def validation_errors(self, stack_dir: Path, log_name: str) -> list[str]:
+        """``init -backend=false`` then ``validate -json``: each error the provider's schema finds (values AWS
+        refuses, such as an unknown log retention, unknown or missing attributes), as ``summary: detail (where)``."""
+        with _INIT_LOCK:
+            self.run(stack_dir, "init", "-no-color", "-input=false", "-backend=false", log_name=log_name)
+        result = subprocess.run(
+            ["terraform", "validate", "-json", "-no-color"], cwd=stack_dir, env=self.environment(),
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        try:
+            report = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            return [
+                f"terraform validate did not answer JSON (exit {result.returncode}): {result.stderr.strip()[-500:]}"
+            ]
+        errors = []
+        for diagnostic in report.get("diagnostics", []):
+            if diagnostic.get("severity") != "error":
+                continue
+            where = diagnostic.get("address") or diagnostic.get("range", {}).get("filename", "")
+            detail = " ".join(str(diagnostic.get("detail", "")).split())
+            message = f"{diagnostic.get('summary')}: {detail}" if detail else str(diagnostic.get("summary"))
+            errors.append(message + (f" ({where})" if where else ""))
+        if result.returncode != 0 and not errors:
+            errors.append(f"terraform validate failed (exit {result.returncode}): {result.stderr.strip()[-500:]}")
+        return errors
+
+
+def validate_stacks(stacks_root: Path, names: Sequence[str], work_dir: Path) -> list[str]:
+    """``terraform validate`` of every stack under ``stacks_root`` with the offline provider, on copies in
+    ``work_dir`` (the synth output stays free of ``.terraform`` folders); one finding per error."""
+    runner = TerraformRunner.create(work_dir)
+    findings: dict[str, list[str]] = {}
+
+    def one(name: str) -> None:
+        copy = work_dir / "stacks" / name
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(stacks_root / name, copy, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
+        findings[name] = runner.validation_errors(copy, log_name=f"validate-{name}")
+
+    run_per_region(one, names, progress=lambda _: None, verb="validating")
+    return [f"{name}: terraform validate: {error}" for name in names for error in findings.get(name, [])]
+
 
 def run_per_region(
     action: Callable[[str], None],
