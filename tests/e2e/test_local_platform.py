@@ -22,7 +22,7 @@ from analytics_platform.local.platform import LocalPaths, platform_down, platfor
 pytestmark = pytest.mark.e2e
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
 GOOD = b"Id,Full Name,Score\n1,Ann,1.5\n2,Bo,2.5\n3,Cy,3.5\n"
-#: Short queue timings so a failing message reaches the DLQ in two minutes and the sweep runs every minute
+#: Short queue timings so a failing message reaches the DLQ in three minutes and the sweep runs every minute
 #: (visibility 6x the timeout, as validated); three receives, the specification's count (the default is 5);
 #: everything else is the default.
 #: One dataset contract (seed 003) for the analytics scenario.
@@ -34,7 +34,7 @@ GRADES_CONTRACT = {
     }
 }
 E2E_OVERRIDES = {
-    "queue_visibility_timeout_seconds": 48, "lambda_timeout_seconds": 8, "dead_letter_sweep_minutes": 1,
+    "queue_visibility_timeout_seconds": 60, "lambda_timeout_seconds": 10, "dead_letter_sweep_minutes": 1,
     "max_receive_count": 3,
     "environment_suffix": "e2e", "datasets": {"grades": GRADES_CONTRACT},
 }  # fmt: skip
@@ -110,7 +110,7 @@ def test_message_failing_every_attempt_reaches_the_dlq_after_exactly_three(local
     sqs = client(local, "sqs", region)
     message_id = sqs.send_message(QueueUrl=names(local, region)["queue_url"], MessageBody="not an event")["MessageId"]
     dlq = names(local, region)["dlq_url"]
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 300
     moved: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not moved:
         moved = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1, VisibilityTimeout=0).get("Messages", [])

@@ -28,7 +28,7 @@ from analytics_platform.ops.recover import redrive_command, retry_command
 pytestmark = pytest.mark.e2e
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
 #: dev: short queue timings (a failing message reaches the DLQ in a minute, the sweep runs every minute).
-DEV = "queue_visibility_timeout_seconds = 48\nlambda_timeout_seconds = 8\ndead_letter_sweep_minutes = 1\n"
+DEV = "queue_visibility_timeout_seconds = 60\nlambda_timeout_seconds = 10\ndead_letter_sweep_minutes = 1\n"
 #: staging: its own suffix and an S3 backend; one region keeps the test short (each region is its own stack).
 STAGING = 'backend = "s3"\nregions = ["us-east-1"]\n'
 GOOD = b"id,name,score\n1,Ann,1.5\n2,Bo,2.5\n"
@@ -194,7 +194,7 @@ def test_drift_names_exactly_the_two_resources_changed_outside_terraform_in_thei
     assert {(f["region"], f["type"], f["kind"]) for f in found} == expected, out
     deployed = {f["region"]: f["what"] for f in found if f["kind"] == "deployed"}
     assert deployed["us-east-1"] == "versioning_configuration[0].status: 'Enabled' -> 'Suspended'"
-    assert deployed["eu-west-1"] == "visibility_timeout_seconds: 48 -> 75"
+    assert deployed["eu-west-1"] == "visibility_timeout_seconds: 60 -> 75"
     assert re.search(r"^ap-southeast-1\s+in sync\s", out, re.M), out
     # AND each region's CloudWatch got its own count, which its stack's drift alarm watches
     for region, expected in (("us-east-1", 1.0), ("eu-west-1", 1.0), ("ap-southeast-1", 0.0)):
