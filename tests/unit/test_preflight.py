@@ -32,6 +32,8 @@ class Stub:
         self.answers = answers
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # pytest and copy look for protocol attributes: a stub has none
+            raise AttributeError(name)
         if name not in self.answers:
             raise AssertionError(f"unexpected call {name}")
 
@@ -98,6 +100,20 @@ def test_credentials_of_another_account_stop_the_region() -> None:
     found = results_of(new_account(sts=Stub(get_caller_identity={"Account": "444455556666"})))
     assert list(found) == ["credentials"]
     assert "of account 444455556666, the environment's is 111122223333" in found["credentials"].detail
+
+
+@pytest.mark.parametrize(
+    ("ec2", "said"),
+    [
+        (Stub(describe_regions={"Regions": [{"RegionName": REGION, "OptInStatus": "not-opted-in"}]}), "not-opted-in"),
+        (Stub(describe_regions=error("AuthFailure")), "EC2 endpoint refuses the credentials (AuthFailure)"),
+    ],
+)
+def test_a_region_not_enabled_stops_the_region_with_how_to_enable_it(ec2: Stub, said: str) -> None:
+    found = results_of(new_account(ec2=ec2))
+    assert list(found) == ["credentials", "region-enabled"]
+    assert not found["region-enabled"].ok and said in found["region-enabled"].detail
+    assert f"aws account enable-region --region-name {REGION}" in found["region-enabled"].remedy
 
 
 def test_a_redeploy_counts_the_functions_own_reservation_and_advises_a_lower_one() -> None:

@@ -86,16 +86,21 @@ def credentials(probe: RegionProbe) -> Outcome:
 
 def region_enabled(probe: RegionProbe) -> Outcome:
     """The region is enabled for the account (opt-in regions such as ap-southeast-7 are not by default)."""
-    regions = probe.client("ec2").describe_regions(AllRegions=True, RegionNames=[probe.region])["Regions"]
+    enable = (
+        f"enable it (aws account enable-region --region-name {probe.region}; wait until aws account "
+        "get-region-opt-status says ENABLED), or remove the region from the environment"
+    )
+    try:
+        regions = probe.client("ec2").describe_regions(AllRegions=True, RegionNames=[probe.region])["Regions"]
+    except ClientError as error:
+        if _code(error) not in REFUSED_CREDENTIALS:
+            raise
+        # credentials STS accepted are refused by the region's own endpoint: the region is not enabled for them
+        return Outcome(False, f"{probe.region}'s EC2 endpoint refuses the credentials ({_code(error)})", enable)
     status = str(regions[0].get("OptInStatus", "")) if regions else "unknown to EC2"
     if status in ENABLED:
         return Outcome(True, status)
-    return Outcome(
-        False,
-        f"{probe.region} is {status} for account {probe.account}",
-        f"enable it (aws account enable-region --region-name {probe.region}; wait until aws account "
-        "get-region-opt-status says ENABLED), or remove the region from the environment",
-    )
+    return Outcome(False, f"{probe.region} is {status} for account {probe.account}", enable)
 
 
 def _function_reservation(probe: RegionProbe) -> int:
