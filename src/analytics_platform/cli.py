@@ -1,5 +1,5 @@
-"""The ``tap`` command line: synth, check, bootstrap, plan, deploy, destroy, drift, redrive, etl convert, local
-up/down, demo, jobs (and jobs retry), query and datasets.
+"""The ``tap`` command line: synth, check, bootstrap, preflight, plan, deploy, destroy, drift, redrive, etl convert,
+local up/down/constrain, demo, jobs (and jobs retry), query and datasets.
 
 Heavy modules (cdktf bindings, DuckDB, moto) are imported inside the subcommands that need them, so
 ``tap --help`` and config errors answer at once.
@@ -191,7 +191,24 @@ def _cmd_terraform(args: argparse.Namespace) -> int:
     return terraform_command(
         args.command, env=args.env, regions=args.region, local=args.local, config_path=args.config,
         assume_yes=getattr(args, "yes", False), allow_data_loss=getattr(args, "allow_data_loss", False),
+        skip_preflight=getattr(args, "skip_preflight", False),
     )  # fmt: skip
+
+
+def _cmd_preflight(args: argparse.Namespace) -> int:
+    from analytics_platform.ops.preflight import preflight_command
+
+    return preflight_command(
+        env=args.env, regions=args.region, local=args.local, config_path=args.config, as_json=args.json
+    )
+
+
+def _cmd_local_constrain(args: argparse.Namespace) -> int:
+    from analytics_platform.local.constrain import constrain_command
+
+    return constrain_command(
+        concurrency_limit=args.concurrency_limit, foreign_buckets=args.foreign_bucket, reset=args.reset
+    )
 
 
 def _cmd_drift(args: argparse.Namespace) -> int:
@@ -249,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Create (or confirm) each region's Terraform state bucket and lock table, in that region; idempotent.",
     )  # fmt: skip
     operations_options(bootstrap)
+    preflight = add(
+        "preflight", _cmd_preflight,
+        "Read-only checks per region, in parallel, that the account can take the stacks; exit 1 if one fails.",
+    )  # fmt: skip
+    preflight.add_argument("--json", action="store_true", help="a JSON list of {region, check, ok, detail, remedy}")
+    operations_options(preflight)
     for verb, text in (
         ("plan", "Synthesize, then plan every regional stack in parallel; a summary table per region."),
         ("deploy", "Synthesize, then plan and apply every regional stack in parallel; a summary table per region."),
@@ -263,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "--allow-data-loss", action="store_true",
                 help="apply even if the plan deletes or replaces a data bucket, job table or key",
             )  # fmt: skip
+            command.add_argument(
+                "--skip-preflight", action="store_true", help="do not run tap preflight's checks first"
+            )
     drift = add(
         "drift", _cmd_drift,
         "Compare deployed resources with Terraform's state per region, and regions with each other; exit 2 on drift.",
@@ -291,6 +317,22 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(up)
     down = local_sub.add_parser("down", help="Destroy the local stacks and stop local AWS.")
     down.set_defaults(handler=_cmd_local_down)
+    constrain = local_sub.add_parser(
+        "constrain", help="Make the running local endpoint play a constrained account (at once, no restart).",
+        description="Make the running local endpoint play a constrained account (at once, no restart).",
+    )  # fmt: skip
+    constrain.set_defaults(handler=_cmd_local_constrain)
+    constrain.add_argument(
+        "--concurrency-limit",
+        type=int,
+        metavar="N",
+        help="Lambda concurrent executions quota per region (default 1000)",
+    )
+    constrain.add_argument(
+        "--foreign-bucket", action="append", default=[], metavar="NAME",
+        help="answer this bucket name as another account's (403; CreateBucket 409); repeatable",
+    )  # fmt: skip
+    constrain.add_argument("--reset", action="store_true", help="back to a new account's answers")
 
     demo = add("demo", _cmd_demo, "Run the platform locally end to end with sample data.")
     demo.add_argument("--keep", action="store_true", help="leave the local platform up afterwards")

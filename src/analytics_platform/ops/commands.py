@@ -67,8 +67,10 @@ def terraform_command(
     config_path: str | None,
     assume_yes: bool = False,
     allow_data_loss: bool = False,
+    skip_preflight: bool = False,
 ) -> int:
-    """``tap plan | deploy | destroy``: the summary table; exit 1 if any region failed."""
+    """``tap plan | deploy | destroy``: the summary table; exit 1 if any region failed. A deploy runs ``tap
+    preflight``'s checks first and stops (exit 1, nothing applied) when one fails, unless ``skip_preflight``."""
     from analytics_platform.ops.runs import confirm_destroy, summary_table, terraform_runs
 
     try:
@@ -82,6 +84,11 @@ def terraform_command(
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if command == "deploy" and not skip_preflight:
+        from analytics_platform.ops.preflight import preflight_passes
+
+        if not preflight_passes(deployment):
+            return EXIT_FAILED
     missing = _missing_state_storage(deployment)
     if missing:
         where = " --local" if local else ""

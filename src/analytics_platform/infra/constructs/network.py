@@ -23,11 +23,7 @@ from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurity
 from constructs import Construct
 
 from analytics_platform.infra import iam
-
-#: Gateway endpoints: free, route-table based; the worker's S3 and DynamoDB traffic stays in-region.
-GATEWAY_SERVICES = ("s3", "dynamodb")
-#: Interface endpoints for the other services the worker's runtime calls (X-Ray trace upload, the Glue catalog).
-INTERFACE_SERVICES = ("xray", "glue")
+from analytics_platform.infra.footprint import GATEWAY_SERVICES, INTERFACE_SERVICES
 
 
 class Network(Construct):

@@ -13,7 +13,8 @@ credentials from ``sts:AssumeRole`` (the local Lambda runtime runs the worker on
 * with a fault rate, answers that share of the role's S3, DynamoDB and SQS requests with a transient error
   (throttling, 500, 503) or a slow reply, logged in ``faults.jsonl``; ``TAP_FAULT_SEED`` fixes the sequence.
 
-Requests with any other credentials (Terraform, the local poller, tests: access key ``test``) pass untouched.
+Requests with any other credentials (Terraform, the local poller, tests: access key ``test``) pass untouched, except
+for the account-level answers of :mod:`.account` (every caller gets those, as on AWS).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from analytics_platform.local.endpoint.account import AccountAnswers
 from analytics_platform.local.endpoint.policy import is_allowed
 from analytics_platform.local.endpoint.requests import ACCOUNT_ID, ALWAYS_ALLOWED, AwsRequest, describe_request
 
@@ -136,6 +138,8 @@ class AwsSemantics:
         seed = os.environ.get(FAULT_SEED_VARIABLE)
         self._random = random.Random(int(seed) if seed else None)
         self._lock = threading.Lock()
+        # the runtime folder (log_dir) holds the constrained mode's file too
+        self.account = AccountAnswers(log_dir, error_response)
 
     def _log(self, name: str, entry: dict[str, Any]) -> None:
         with self._lock, (self._log_dir / name).open("a", encoding="utf-8") as handle:
@@ -164,6 +168,9 @@ class AwsSemantics:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = describe_request(environ)
+        answered = self.account.answer(environ, request)
+        if answered is not None:
+            return self._respond(start_response, answered)
         role = role_of(request.access_key)
         if role is None:
             return self._app(environ, start_response)

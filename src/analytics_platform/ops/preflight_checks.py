@@ -1,0 +1,284 @@
+"""The checks of ``tap preflight``: read-only calls that tell whether one region of an account can take the stack.
+
+Each check is declared once in :data:`analytics_platform.ops.preflight.CHECKS`, with the IAM actions it reads with
+and whether a failure makes the region's other checks meaningless (a gate). A check returns an :class:`Outcome` (or
+None where it does not apply, such as the state bucket of an environment with a local backend).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError, NoCredentialsError
+
+from analytics_platform.infra.footprint import INTERFACE_SERVICES, VPCS_PER_STACK
+from analytics_platform.infra.names import ResourceNames
+from analytics_platform.ops.deployment import Deployment
+
+#: Lambda always keeps this many concurrent executions unreserved in a region (a reservation may not go below it).
+UNRESERVED_MINIMUM = 100
+#: Service Quotas codes: Lambda concurrent executions, VPCs per Region, interface VPC endpoints per VPC.
+LAMBDA_CONCURRENCY_QUOTA = ("lambda", "L-B99A9384")
+VPC_QUOTA = ("vpc", "L-F678F1CE")
+INTERFACE_ENDPOINT_QUOTA = ("vpc", "L-29B6F2EB")
+#: What an endpoint answers credentials it does not accept (invalid ones, or a region not enabled for the account).
+REFUSED_CREDENTIALS = frozenset(
+    {"AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException", "OptInRequired", "SignatureDoesNotMatch"}
+)
+ENABLED = frozenset({"opt-in-not-required", "opted-in"})
+IAM_ALLOWED_PRINCIPALS = "IAM_ALLOWED_PRINCIPALS"
+#: What the worker does in the Glue catalog (create and evolve its tables), as Lake Formation permissions.
+WORKER_CATALOG_PERMISSIONS = frozenset({"CREATE_TABLE", "ALTER", "DESCRIBE"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A check's answer: passed or not, what was found, and (failed) what to do."""
+
+    ok: bool
+    detail: str
+    remedy: str = ""
+
+
+@dataclass(frozen=True)
+class RegionProbe:
+    """What a check reads from: one region of a deployment, its names and its clients."""
+
+    deployment: Deployment
+    region: str
+
+    @property
+    def names(self) -> ResourceNames:
+        return self.deployment.config.names(self.region)
+
+    @property
+    def account(self) -> str:
+        return self.names.account_id
+
+    def client(self, service: str) -> Any:
+        return self.deployment.client(service, self.region)
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def credentials(probe: RegionProbe) -> Outcome:
+    """The caller's credentials work in the region and are of the environment's account."""
+    wanted = probe.account
+    use = f"use credentials of account {wanted} (AWS_PROFILE, aws sso login, or the CI role of that account)"
+    try:
+        found = str(probe.client("sts").get_caller_identity()["Account"])
+    except NoCredentialsError:
+        return Outcome(False, "no AWS credentials found", use)
+    except ClientError as error:
+        if _code(error) not in REFUSED_CREDENTIALS:
+            raise
+        return Outcome(False, f"the region's STS endpoint refuses the credentials ({_code(error)}): they are invalid "
+                       "or expired, or the region is not enabled for the account", f"{use}; if they work elsewhere, "
+                       f"enable the region (aws account enable-region --region-name {probe.region})")  # fmt: skip
+    if found != wanted:
+        return Outcome(False, f"the credentials are of account {found}, the environment's is {wanted}", use)
+    return Outcome(True, f"account {found}")
+
+
+def region_enabled(probe: RegionProbe) -> Outcome:
+    """The region is enabled for the account (opt-in regions such as ap-southeast-7 are not by default)."""
+    enable = (
+        f"enable it (aws account enable-region --region-name {probe.region}; wait until aws account "
+        "get-region-opt-status says ENABLED), or remove the region from the environment"
+    )
+    try:
+        regions = probe.client("ec2").describe_regions(AllRegions=True, RegionNames=[probe.region])["Regions"]
+    except ClientError as error:
+        if _code(error) not in REFUSED_CREDENTIALS:
+            raise
+        # credentials STS accepted are refused by the region's own endpoint: the region is not enabled for them
+        return Outcome(False, f"{probe.region}'s EC2 endpoint refuses the credentials ({_code(error)})", enable)
+    status = str(regions[0].get("OptInStatus", "")) if regions else "unknown to EC2"
+    if status in ENABLED:
+        return Outcome(True, status)
+    return Outcome(False, f"{probe.region} is {status} for account {probe.account}", enable)
+
+
+def _function_reservation(probe: RegionProbe) -> int:
+    """The reservation the stack's function holds now (0 before the first deploy)."""
+    try:
+        found = probe.client("lambda").get_function_concurrency(FunctionName=probe.names.function)
+    except ClientError as error:
+        if _code(error) != "ResourceNotFoundException":
+            raise
+        return 0
+    return int(found.get("ReservedConcurrentExecutions") or 0)
+
+
+def lambda_concurrency(probe: RegionProbe) -> Outcome:
+    """After this stack's reservation, the region keeps at least Lambda's unreserved minimum."""
+    limits = probe.client("lambda").get_account_settings()["AccountLimit"]
+    limit, unreserved = int(limits["ConcurrentExecutions"]), int(limits["UnreservedConcurrentExecutions"])
+    wanted = probe.deployment.config.lambda_reserved_concurrency
+    # the function's own reservation (a redeploy) returns to the pool before the new one is taken
+    left = unreserved + _function_reservation(probe) - wanted
+    detail = (
+        f"quota {limit}, {unreserved} unreserved; reserving {wanted} leaves {left} (AWS keeps {UNRESERVED_MINIMUM})"
+    )
+    if left >= UNRESERVED_MINIMUM:
+        return Outcome(True, detail)
+    service, code = LAMBDA_CONCURRENCY_QUOTA
+    needed = limit + UNRESERVED_MINIMUM - left
+    most = wanted - (UNRESERVED_MINIMUM - left)
+    lower = f", or lower lambda_reserved_concurrency to {most}" if most >= 2 else ""
+    return Outcome(
+        False,
+        detail,
+        f"ask for a Lambda concurrent executions quota of at least {needed} in {probe.region} (aws service-quotas "
+        f"request-service-quota-increase --service-code {service} --quota-code {code} --desired-value {needed} "
+        f"--region {probe.region}){lower}",
+    )
+
+
+def _bucket(probe: RegionProbe, bucket: str, what: str) -> Outcome:
+    """HeadBucket as the environment's account: 404 free, 200 ours (in this region), 403 another account's."""
+    try:
+        found = probe.client("s3").head_bucket(Bucket=bucket, ExpectedBucketOwner=probe.account)
+    except ClientError as error:
+        code = _code(error)
+        if code in {"404", "NoSuchBucket", "NotFound"}:
+            return Outcome(True, f"{bucket} is free: {what}")
+        if code in {"403", "AccessDenied", "Forbidden"}:
+            return Outcome(
+                False,
+                f"{bucket} exists and is not account {probe.account}'s (403)",
+                "another account owns the name: choose another environment_suffix (names carry it), or have the "
+                "owner delete the bucket; if it is this account's, let these credentials read it (s3:ListBucket)",
+            )
+        raise
+    where = str(found.get("BucketRegion") or found["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region", ""))
+    if where and where != probe.region:
+        remedy = (
+            f"delete the bucket in {where} (or choose another environment_suffix): {probe.region}'s data stays there"
+        )
+        return Outcome(False, f"{bucket} is this account's, but in {where}", remedy)
+    return Outcome(True, f"{bucket} exists and is this account's")
+
+
+def data_bucket(probe: RegionProbe) -> Outcome:
+    """The data bucket's name is free or already this account's."""
+    return _bucket(probe, probe.names.bucket, "deploy creates it")
+
+
+def state_bucket(probe: RegionProbe) -> Outcome | None:
+    """The state bucket's name likewise (an S3 backend only)."""
+    if probe.deployment.config.backend != "s3":
+        return None
+    return _bucket(probe, probe.names.state_bucket, "tap bootstrap creates it")
+
+
+def _quota(probe: RegionProbe, service: str, code: str) -> float | None:
+    """The applied quota, else AWS's default (Service Quotas knows applied values only for some), else None."""
+    quotas = probe.client("service-quotas")
+    try:
+        return float(quotas.get_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]["Value"])
+    except ClientError as error:
+        if _code(error) != "NoSuchResourceException":
+            return None  # not readable with these credentials: the check says so and passes
+    try:
+        return float(quotas.get_aws_default_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]["Value"])
+    except ClientError:
+        return None
+
+
+def _vpcs(probe: RegionProbe) -> list[dict[str, Any]]:
+    pages = probe.client("ec2").get_paginator("describe_vpcs").paginate()
+    return [vpc for page in pages for vpc in page.get("Vpcs", [])]
+
+
+def _our_vpc(vpcs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((v for v in vpcs if {"Key": "Name", "Value": name} in v.get("Tags", [])), None)
+
+
+def _within_quota(probe: RegionProbe, quota_key: tuple[str, str], used: int, needed: int, detail: str) -> Outcome:
+    """``used + needed`` against the quota, which passes with a note when these credentials cannot read it."""
+    quota = _quota(probe, *quota_key)
+    if quota is None:
+        return Outcome(True, f"{detail}; quota not readable (servicequotas:GetServiceQuota), not checked")
+    if used + needed <= quota:
+        return Outcome(True, f"{detail}; quota {quota:g}")
+    service, code = quota_key
+    return Outcome(False, f"{detail}; quota {quota:g}", f"free some up, or ask for {used + needed} (aws service-quotas "
+                   f"request-service-quota-increase --service-code {service} --quota-code {code} --desired-value "
+                   f"{used + needed} --region {probe.region})")  # fmt: skip
+
+
+def vpc_quota(probe: RegionProbe) -> Outcome:
+    """The region has room for the stack's VPC (VPCs per Region)."""
+    vpcs = _vpcs(probe)
+    needed = 0 if _our_vpc(vpcs, probe.names.vpc) else VPCS_PER_STACK
+    return _within_quota(probe, VPC_QUOTA, len(vpcs), needed, f"{len(vpcs)} VPC(s) in use, the stack adds {needed}")
+
+
+def interface_endpoint_quota(probe: RegionProbe) -> Outcome:
+    """The stack's VPC can hold its interface endpoints (interface VPC endpoints per VPC)."""
+    needed = len(INTERFACE_SERVICES)
+    ours = _our_vpc(_vpcs(probe), probe.names.vpc)
+    others = 0
+    if ours is not None:  # endpoints someone added to the stack's VPC count against the same quota
+        filters = [
+            {"Name": "vpc-id", "Values": [ours["VpcId"]]},
+            {"Name": "vpc-endpoint-type", "Values": ["Interface"]},
+        ]
+        found = probe.client("ec2").describe_vpc_endpoints(Filters=filters).get("VpcEndpoints", [])
+        mine = {f"com.amazonaws.{probe.region}.{service}" for service in INTERFACE_SERVICES}
+        others = len([e for e in found if e.get("ServiceName") not in mine])
+    detail = f"the stack needs {needed} per VPC" + (f", {others} other(s) in its VPC" if others else "")
+    return _within_quota(probe, INTERFACE_ENDPOINT_QUOTA, others, needed, detail)
+
+
+def _iam_only(defaults: list[dict[str, Any]]) -> bool:
+    return any(
+        entry.get("Principal", {}).get("DataLakePrincipalIdentifier") == IAM_ALLOWED_PRINCIPALS
+        and "ALL" in entry.get("Permissions", [])
+        for entry in defaults
+    )
+
+
+def _worker_grants(probe: RegionProbe, role_arn: str) -> set[str]:
+    """Lake Formation permissions the worker's role holds on the stack's database (none before it exists)."""
+    try:
+        found = probe.client("lakeformation").list_permissions(
+            Principal={"DataLakePrincipalIdentifier": role_arn},
+            Resource={"Database": {"Name": probe.names.glue_database}},
+        )
+    except ClientError:
+        return set()
+    return {p for entry in found.get("PrincipalResourcePermissions", []) for p in entry.get("Permissions", [])}
+
+
+def lake_formation(probe: RegionProbe) -> Outcome:
+    """Lake Formation leaves the worker's Glue calls to IAM, or grants its role what it does in the catalog."""
+    try:
+        settings = probe.client("lakeformation").get_data_lake_settings()["DataLakeSettings"]
+    except ClientError as error:
+        return Outcome(True, f"settings not readable ({_code(error)}; lakeformation:GetDataLakeSettings), not checked")
+    keys = ("CreateDatabaseDefaultPermissions", "CreateTableDefaultPermissions")
+    if all(_iam_only(settings.get(key, [])) for key in keys):
+        return Outcome(True, "IAM-only: new databases and tables default to IAM_ALLOWED_PRINCIPALS ALL")
+    role_arn = f"arn:aws:iam::{probe.account}:role/{probe.names.role}"
+    held = _worker_grants(probe, role_arn)
+    if "ALL" in held or held >= WORKER_CATALOG_PERMISSIONS:
+        return Outcome(True, f"Lake Formation governs the catalog; {probe.names.role} holds {', '.join(sorted(held))}")
+    permissions, resource = (
+        " ".join(sorted(WORKER_CATALOG_PERMISSIONS)),
+        {"Database": {"Name": probe.names.glue_database}},
+    )
+    return Outcome(
+        False,
+        "Lake Formation governs new databases and tables (no IAM_ALLOWED_PRINCIPALS ALL default): the worker's Glue "
+        "calls would be denied",
+        f"after deploy, grant the worker's role: aws lakeformation grant-permissions --region {probe.region} "
+        f"--principal DataLakePrincipalIdentifier={role_arn} --permissions {permissions} --resource "
+        f"'{json.dumps(resource)}' (and Athena's users SELECT), or give IAM_ALLOWED_PRINCIPALS ALL back to both "
+        "defaults (aws lakeformation put-data-lake-settings)",
+    )
