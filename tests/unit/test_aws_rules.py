@@ -84,7 +84,7 @@ IDS = ("errors", "invocations", "m1")
         ("100 * errors / MAX([invocations, 1])", False, "an array holds time series only"),
         ("100 * errors / MAX([invocations, 1])", True, "an array holds time series only"),
         ("if(invocations > 0, errors, 0)", False, "written in uppercase"),
-            ("Errors * 2", False, "ids start with a lowercase letter"),
+        ("Errors * 2", False, "ids start with a lowercase letter"),
         ("IF(invocations > 0)", False, "matches none of"),
         ("IF(1, 2, 3)", False, "matches none of"),
         ("FILL(errors)", False, "matches none of"),
