@@ -176,11 +176,6 @@ def test_the_s3_backend_locks_with_a_lock_file_and_the_table(synthesized_kms: di
     for region, stack in synthesized_kms["stacks"].items():
         backend = stack["terraform"]["backend"]["s3"]
         assert backend["use_lockfile"] is True and backend["dynamodb_table"] == f"analytics-tflock-{region}-unit"
-        assert stack["terraform"]["required_version"] == ">= 1.10"
-
-
-def test_a_local_backend_asks_for_no_newer_terraform(synthesized: dict[str, Any]) -> None:
-    assert all("required_version" not in s["terraform"] for s in synthesized["stacks"].values())
 
 
 def test_no_synthesized_stack_and_no_source_file_names_the_aws_partition(synth: dict[str, Any]) -> None:

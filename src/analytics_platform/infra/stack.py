@@ -26,9 +26,6 @@ from analytics_platform.infra.constructs.queues import WorkQueues
 from analytics_platform.infra.constructs.sweep import DeadLetterSweep
 from analytics_platform.packaging import LambdaPackage
 
-#: The first Terraform with S3-native state locking (``use_lockfile``).
-S3_LOCKFILE_TERRAFORM = ">= 1.10"
-
 
 def worker_environment(config: PlatformConfig, region: str, *, queue_url: str, dlq_url: str) -> dict[str, str]:
     """The function's environment: the worker's :class:`Settings` plus Powertools' names.
@@ -230,10 +227,10 @@ class RegionalStack(TerraformStack):
                 dynamodb_table=names.lock_table,
                 encrypt=True,
             )
-            # cdktf 0.21's S3Backend has no use_lockfile yet: written as an override of the backend block.
+            # cdktf 0.21's S3Backend has no use_lockfile yet: written as an override of the backend block. A
+            # Terraform older than 1.10 stops at init on it as an unsupported argument. (No required_version:
+            # checkov's terraform_json parser fails on that string in the terraform block.)
             backend.add_override("use_lockfile", True)
-            # An older Terraform would stop on use_lockfile as an unknown argument; this says why instead.
-            self.add_override("terraform.required_version", S3_LOCKFILE_TERRAFORM)
         else:
             LocalBackend(self, path=str(Path(config.state_dir) / f"{construct_id}.tfstate"))
 
