@@ -19,10 +19,27 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return _synthesize(tmp_path_factory, "synth")
 
 
+#: The production-like settings of ``synthesized_kms`` (the defaults leave them off): zones pinned by id, alarm
+#: e-mails, deletion protection, a queue concurrency cap below the reserved concurrency, old versions kept past
+#: their Glacier transition.
+PROTECTED_SETTINGS: dict[str, Any] = {
+    "regions": [
+        {"region": "us-east-1", "vpc_cidr": "10.0.0.0/16", "az_ids": ["use1-az4", "use1-az6"]},
+        {"region": "eu-west-1", "vpc_cidr": "10.1.0.0/16", "az_ids": ["euw1-az1", "euw1-az2"]},
+        {"region": "ap-southeast-1", "vpc_cidr": "10.2.0.0/16", "az_ids": ["apse1-az1", "apse1-az3"]},
+    ],
+    "alarm_emails": ["oncall@example.com", "data-team@example.org"],
+    "deletion_protection": True,
+    "queue_maximum_concurrency": 4,
+    "noncurrent_version_expiration_days": 365,
+}
+
+
 @pytest.fixture(scope="session")
 def synthesized_kms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Like ``synthesized``, with ``encryption = "kms"`` (one customer-managed key per region) and the S3 backend."""
-    return _synthesize(tmp_path_factory, "synth-kms", encryption="kms", backend="s3")
+    """Like ``synthesized``, with ``encryption = "kms"`` (one customer-managed key per region), the S3 backend and
+    :data:`PROTECTED_SETTINGS`."""
+    return _synthesize(tmp_path_factory, "synth-kms", encryption="kms", backend="s3", **PROTECTED_SETTINGS)
 
 
 def _synthesize(tmp_path_factory: pytest.TempPathFactory, folder: str, **overrides: Any) -> dict[str, Any]:

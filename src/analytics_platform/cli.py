@@ -153,7 +153,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
 
     return retry_command(
         region=args.region, local=args.local, config_path=args.config, env=args.env, job_ids=args.job_ids,
-        status=args.status, since=args.since,
+        status=args.status, since=args.since, restore=args.restore,
     )  # fmt: skip
 
 
@@ -361,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument(
         "--since", default=argparse.SUPPRESS,
         help="with --status: ISO date or time, or a duration such as 1d / 2h (default: 24h)",
+    )  # fmt: skip
+    retry.add_argument(
+        "--restore", action="store_true",
+        help="start the restore of versions archived to Glacier (retry them again once it is done)",
     )  # fmt: skip
     retry.add_argument("--local", action="store_true", help="the running local platform (tap local up)")
     retry.add_argument("--env", default=argparse.SUPPRESS, help="named environment: environments/ENV.toml")

@@ -69,7 +69,7 @@ def test_first_run_creates_a_locked_down_bucket_and_lock_table_in_the_region(aws
     (rule,) = client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == BLOCK_ALL
-    assert json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"]) == tls_only_policy(bucket)
+    assert json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"]) == tls_only_policy(bucket, "eu-west-1")
     (ownership,) = client.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
     assert ownership["ObjectOwnership"] == "BucketOwnerEnforced"
     tags = {t["Key"]: t["Value"] for t in client.get_bucket_tagging(Bucket=bucket)["TagSet"]}
@@ -121,7 +121,7 @@ def test_a_run_after_tampering_puts_back_exactly_what_was_changed(aws: None) -> 
     # THEN exactly those two are reported and put back
     assert result.changes == ["enabled versioning", "put the TLS-only bucket policy"]
     assert client.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
-    assert json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"]) == tls_only_policy(bucket)
+    assert json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"]) == tls_only_policy(bucket, "eu-west-1")
     assert bootstrap_region(deployment, "eu-west-1").changes == []
 
 
@@ -145,7 +145,7 @@ def test_a_tightened_policy_and_added_tags_are_kept(aws: None) -> None:
     bootstrap(deployment, out=lambda line: None)
     bucket = deployment.config.names("eu-west-1").state_bucket
     client = s3("eu-west-1")
-    tightened = tls_only_policy(bucket)
+    tightened = tls_only_policy(bucket, "eu-west-1")
     extra = {
         "Sid": "DenyDeletes", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket",
         "Resource": f"arn:aws:s3:::{bucket}",
@@ -168,7 +168,7 @@ def test_a_changed_tls_statement_is_put_back_next_to_the_others(aws: None) -> No
     bootstrap(deployment, out=lambda line: None)
     bucket = deployment.config.names("eu-west-1").state_bucket
     client = s3("eu-west-1")
-    loosened = tls_only_policy(bucket)
+    loosened = tls_only_policy(bucket, "eu-west-1")
     loosened["Statement"][0]["Effect"] = "Allow"
     other = {"Sid": "DenyDeletes", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket",
              "Resource": f"arn:aws:s3:::{bucket}"}  # fmt: skip
@@ -179,7 +179,7 @@ def test_a_changed_tls_statement_is_put_back_next_to_the_others(aws: None) -> No
     # THEN
     assert result.changes == ["put the TLS-only bucket policy"]
     statements = json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
-    assert statements == [other, tls_only_policy(bucket)["Statement"][0]]
+    assert statements == [other, tls_only_policy(bucket, "eu-west-1")["Statement"][0]]
 
 
 def test_an_existing_table_with_another_key_is_refused_and_left_alone(aws: None) -> None:

@@ -154,7 +154,7 @@ def test_dashboard_metrics_carry_dimensions_and_alarms_notify_encrypted_topic(st
                 assert metric[2] in {"FunctionName", "QueueName", "service"} and metric[3].endswith("us-east-1-unit")
     alarms = {a["alarm_name"]: a for a in stack["resource"]["aws_cloudwatch_metric_alarm"].values()}
     rate = alarms["analytics-etl-error-rate-us-east-1-unit"]
-    assert any("errors / MAX([invocations, 1])" in q.get("expression", "") for q in rate["metric_query"])
+    assert any("100 * errors / invocations" in q.get("expression", "") for q in rate["metric_query"])
     assert {"analytics-dlq-not-empty-us-east-1-unit", "analytics-queue-oldest-message-us-east-1-unit"} < set(alarms)
     # Failed records are not Lambda errors under partial batch responses: FAILED and DEAD_LETTERED jobs alarm.
     failed = alarms["analytics-failed-jobs-us-east-1-unit"]
@@ -362,7 +362,8 @@ def worker_statements(stack: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_kms_mode_has_one_rotating_key_per_region_with_its_alias(kms_stacks: dict[str, Any], region: str) -> None:
     stack = kms_stacks[region]
     key = one(stack, "aws_kms_key")  # the topic's own alarm key is replaced by the region's key
-    assert key["enable_key_rotation"] is True and key["deletion_window_in_days"] == 7
+    # the kms stacks are synthesized with deletion_protection: KMS's longest waiting period
+    assert key["enable_key_rotation"] is True and key["deletion_window_in_days"] == 30
     alias = one(stack, "aws_kms_alias")
     assert alias["name"] == f"alias/analytics-key-{region}-unit"
     assert alias["target_key_id"] == region_key_arn(stack).replace(".arn}", ".key_id}")
@@ -494,6 +495,7 @@ def test_s3_backend_keeps_each_regions_state_and_lock_in_that_region(kms_stacks:
         "region": region,
         "dynamodb_table": f"analytics-tflock-{region}-unit",
         "encrypt": True,
+        "use_lockfile": True,
     }
 
 

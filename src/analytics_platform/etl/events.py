@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote_plus, unquote_plus
 
+from analytics_platform.etl.arns import s3_bucket_arn
 from analytics_platform.etl.exceptions import MalformedMessageError
 
 UNVERSIONED = "null"
@@ -109,6 +110,6 @@ def object_created_event(
         "source": "aws.s3",
         "time": when,
         "region": region,
-        "resources": [f"arn:aws:s3:::{bucket}"],
+        "resources": [s3_bucket_arn(bucket, region)],
         "detail": {"version": "0", "bucket": {"name": bucket}, "object": obj, "reason": "PutObject"},
     }

@@ -19,6 +19,7 @@ from typing import Any
 
 from analytics_platform.infra.config import KNOWN_REGIONS, REQUIRED_TAGS, PlatformConfig
 from analytics_platform.infra.iam import WILDCARD_ALLOW_LIST
+from analytics_platform.infra.metric_math import check_metric_math
 from analytics_platform.infra.names import stack_id
 
 #: checkov checks that contradict the specification, each with the requirement that rules it out.
@@ -156,6 +157,7 @@ def check_names(stack_name: str, stack: dict[str, Any], region: str, suffix: str
 REGION_PARAMETERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}/\d{1,2}\b"), "<cidr>"),  # vpc_cidr and the subnets carved from it
     (re.compile(r"private-\d+"), "private-<n>"),  # one subnet per zone: az_count
+    (re.compile(r"\b[a-z]{2,6}\d-az\d+\b"), "<zone-id>"),  # az_ids: each region's own zone ids (use1-az1)
     (re.compile(r"_[0-9A-F]{8}\b"), ""),  # logical-id hashes (of the construct path, which holds the index)
 )
 
@@ -274,6 +276,7 @@ def run_checks(config: PlatformConfig, outdir: Path, *, with_checkov: bool = Tru
         findings += check_iam(name, stack)
         findings += check_tags(name, stack, region)
         findings += check_names(name, stack, region, config.environment_suffix)
+        findings += check_metric_math(name, stack)
         if with_checkov:
             findings += run_checkov(outdir / "stacks" / name, config.encryption)
     return findings

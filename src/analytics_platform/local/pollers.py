@@ -5,7 +5,8 @@ invokes the function, deletes what succeeded, and leaves failed messages to reap
 timeout, so the queue's redrive policy moves a message that keeps failing to the DLQ after
 ``maxReceiveCount`` receives. A :class:`SchedulePoller` invokes the function at a rule's ``rate(...)`` with
 what EventBridge sends. A function's invocations, from all its sources, share one :class:`RuntimePool`: at
-most its reserved concurrency of execution environments, each running one invocation at a time, as on Lambda.
+most its reserved concurrency of execution environments, each running one invocation at a time, as on Lambda;
+a queue takes at most its mapping's maximum concurrency of them.
 Every attempt goes into the journal.
 """
 
@@ -109,12 +110,15 @@ class _Loop(threading.Thread):
 
 
 class QueuePoller:
-    """Lambda's SQS poller for one event source mapping: one receive/invoke/delete loop per environment."""
+    """Lambda's SQS poller for one event source mapping: one receive/invoke/delete loop per invocation it may
+    run at once, which is the function's pool of environments, or fewer: the mapping's maximum concurrency."""
 
     def __init__(
         self, *, sqs: Any, queue_url: str, queue_arn: str, batch_size: int, report_batch_item_failures: bool,
-        pool: RuntimePool, record: Journal,
+        pool: RuntimePool, record: Journal, maximum_concurrency: int | None = None,
     ) -> None:  # fmt: skip
+        """``maximum_concurrency``: the mapping's ``ScalingConfig.MaximumConcurrency`` (by default none: as many
+        invocations as the pool has environments)."""
         self._sqs = sqs
         self._queue_url = queue_url
         self._queue_arn = queue_arn
@@ -123,7 +127,10 @@ class QueuePoller:
         self._record = record
         self.pool = pool
         name = pool.spec.name
-        self._loops = [_Loop(f"poller-{name}-{i}", self._step, record, name) for i in range(len(pool.runtimes))]
+        # Each loop holds at most one environment at a time, so the number of loops is the cap on this queue's
+        # concurrent invocations; the pool's other environments stay free for the function's other sources.
+        self.concurrency = min(maximum_concurrency or len(pool.runtimes), len(pool.runtimes))
+        self._loops = [_Loop(f"poller-{name}-{i}", self._step, record, name) for i in range(self.concurrency)]
 
     def start(self) -> None:
         """Start every loop."""

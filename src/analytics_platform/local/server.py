@@ -98,6 +98,7 @@ class LocalLambdaService:
             queue_arn=queue_arn, batch_size=int(mapping.get("BatchSize", 10)),
             report_batch_item_failures="ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []),
             pool=self._pool(lam, region, mapping["FunctionArn"]), record=self.record,
+            maximum_concurrency=(mapping.get("ScalingConfig") or {}).get("MaximumConcurrency"),
         )  # fmt: skip
 
     def _schedules(self, region: str) -> dict[str, tuple[str, str, float, dict[str, Any] | None]]:
@@ -142,8 +143,9 @@ class LocalLambdaService:
         poller.start()
         self._pollers[key] = poller
         spec = poller.pool.spec
+        concurrency = poller.concurrency if isinstance(poller, QueuePoller) else spec.reserved_concurrency
         self.record({"event": event, "function": spec.name, "region": spec.region,
-                     "concurrency": spec.reserved_concurrency, "at": time.time()})  # fmt: skip
+                     "concurrency": concurrency, "at": time.time()})  # fmt: skip
 
     def stop(self) -> None:
         """Stop every poller, then end every execution environment."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from analytics_platform.etl.arns import s3_bucket_arn
 from analytics_platform.ops.deployment import Deployment
 
 LOCK_KEY = "LockID"  # the attribute Terraform's S3 backend locks on
@@ -34,8 +35,9 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def tls_only_policy(bucket: str) -> dict[str, Any]:
-    """Deny every request to the state bucket that is not over TLS."""
+def tls_only_policy(bucket: str, region: str) -> dict[str, Any]:
+    """Deny every request to the state bucket (of ``region``, whose partition its ARN names) that is not over TLS."""
+    bucket_arn = s3_bucket_arn(bucket, region)
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -44,17 +46,17 @@ def tls_only_policy(bucket: str) -> dict[str, Any]:
                 "Effect": "Deny",
                 "Principal": "*",
                 "Action": "s3:*",
-                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             }
         ],
     }
 
 
-def with_tls_only(current: dict[str, Any] | None, bucket: str) -> dict[str, Any]:
+def with_tls_only(current: dict[str, Any] | None, bucket: str, region: str) -> dict[str, Any]:
     """``current`` (the bucket's policy, or None) with the TLS-only statement in place of any of its ``Sid``;
     statements someone added are kept, so a tightened policy is never rewritten."""
-    wanted = tls_only_policy(bucket)
+    wanted = tls_only_policy(bucket, region)
     if not current:
         return wanted
     (statement,) = wanted["Statement"]
@@ -104,7 +106,7 @@ def _ensure_bucket(s3: Any, region: str, bucket: str, tags: dict[str, str], chan
         current = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
     except ClientError:
         current = None
-    wanted = with_tls_only(current, bucket)
+    wanted = with_tls_only(current, bucket, region)
     if current != wanted:
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(wanted))
         changes.append("put the TLS-only bucket policy")

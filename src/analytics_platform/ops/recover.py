@@ -43,6 +43,14 @@ from analytics_platform.etl.job_values import (
     iso,
 )
 from analytics_platform.local.jobs_query import parse_since, query_jobs
+from analytics_platform.ops.archived import (
+    ArchivedVersion,
+    archived_in_queue,
+    archived_of_message,
+    archived_version,
+    show_again,
+    start_restore,
+)
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_REFUSED = 0, 1, 2
 
@@ -87,6 +95,8 @@ class RedriveReport:
     left_in_dlq: int | None = None
     task_handle: str | None = None
     detail: str = ""
+    #: Messages left in the DLQ because their upload is archived (each with how to restore it).
+    archived: tuple[ArchivedVersion, ...] = ()
 
     def lines(self, region: str) -> list[str]:
         """A human-readable report."""
@@ -102,6 +112,10 @@ class RedriveReport:
                          "or held by the dead-letter sweep): run it again to move them")  # fmt: skip
         if self.detail:
             lines.append(f"  {self.detail}")
+        again = f"tap redrive --region {region}"
+        for version in self.archived:
+            where = f"s3://{version.bucket}/{version.key} (version {version.version_id})"
+            lines.append(f"  left in the dead-letter queue: {where} is {version.explanation(again)}")
         return lines
 
 
@@ -124,18 +138,25 @@ def queue_depth(sqs: Any, queue_url: str) -> int:
 def redrive(
     sqs: Any, *, queue_url: str, dlq_url: str, method: RedriveMethod,
     timeout_seconds: float = MOVE_TASK_TIMEOUT_SECONDS, poll_seconds: float = MOVE_TASK_POLL_SECONDS,
-    sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic, s3: Any = None,
 ) -> RedriveReport:  # fmt: skip
     """Move every message of the DLQ ``dlq_url`` back to its work queue ``queue_url`` (one region's ``sqs``).
+
+    With ``s3`` (the region's), a message whose upload is archived in Glacier stays in the DLQ and is reported
+    with how to restore it: moved, it would fail on every delivery (GetObject answers ``InvalidObjectState``)
+    and come back. A move task cannot leave a message behind, so when the DLQ holds such a message the others
+    are copied instead.
 
     A move task is waited for up to ``timeout_seconds``; past that the report says it is still running (SQS goes
     on moving). The copy never deletes a message before its send succeeded: a crash at any point leaves each
     message in the DLQ, in the work queue, or (between send and delete) in both, and a duplicate is harmless
     since the worker is idempotent per object version.
     """
+    if method is RedriveMethod.MOVE_TASK and s3 is not None and archived_in_queue(sqs, s3, dlq_url):
+        method = RedriveMethod.COPY
     if method is RedriveMethod.MOVE_TASK:
         return _move_with_task(sqs, queue_url, dlq_url, timeout_seconds, poll_seconds, sleep, monotonic)
-    return _move_by_copy(sqs, queue_url, dlq_url)
+    return _move_by_copy(sqs, queue_url, dlq_url, s3)
 
 
 def _move_with_task(
@@ -201,10 +222,19 @@ def _send_entry(index: int, message: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def _move_by_copy(sqs: Any, queue_url: str, dlq_url: str) -> RedriveReport:
+def _hold_archived(s3: Any, messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """``messages`` split into those to move and ``(message, archived version)`` pairs to leave in the DLQ."""
+    if s3 is None:
+        return messages, []
+    checked = [(message, archived_of_message(s3, message["Body"])) for message in messages]
+    return [m for m, a in checked if a is None], [(m, a) for m, a in checked if a is not None]
+
+
+def _move_by_copy(sqs: Any, queue_url: str, dlq_url: str, s3: Any = None) -> RedriveReport:
     method = RedriveMethod.COPY
     moved = failed = 0
     seen: set[str] = set()
+    held: list[Any] = []
     detail = ""
     while moved + failed < MAX_COPY_MESSAGES:
         received = sqs.receive_message(
@@ -212,10 +242,14 @@ def _move_by_copy(sqs: Any, queue_url: str, dlq_url: str) -> RedriveReport:
             MessageAttributeNames=["All"],
         ).get("Messages", [])  # fmt: skip
         # A message seen before came back (its delete failed): it was sent already, leave it for the next run.
-        messages = [m for m in received if m["MessageId"] not in seen]
+        fresh = [m for m in received if m["MessageId"] not in seen]
         seen.update(m["MessageId"] for m in received)
-        if not messages:
+        if not fresh:
             break
+        messages, archived = _hold_archived(s3, fresh)
+        held += archived  # hidden until the end of the run, then shown again: they stay in the DLQ
+        if not messages:
+            continue
         try:
             sent = sqs.send_message_batch(
                 QueueUrl=queue_url, Entries=[_send_entry(i, m) for i, m in enumerate(messages)]
@@ -240,9 +274,10 @@ def _move_by_copy(sqs: Any, queue_url: str, dlq_url: str) -> RedriveReport:
         moved += len(done)
         if not_sent:
             break
-    left = _depth_or_none(sqs, dlq_url)
+    show_again(sqs, dlq_url, [message["ReceiptHandle"] for message, _ in held])
     return RedriveReport(method, moved, not failed, "FAILED" if failed else "COMPLETED", failed=failed,
-                         left_in_dlq=left, detail=detail)  # fmt: skip
+                         left_in_dlq=_depth_or_none(sqs, dlq_url), detail=detail,
+                         archived=tuple(version for _, version in held))  # fmt: skip
 
 
 def _show_again(sqs: Any, queue_url: str, handles: list[str]) -> None:
@@ -289,6 +324,8 @@ class RetryOutcome(StrEnum):
     NOT_FOUND = "not-found"
     REFUSED = "refused"
     GONE = "gone"
+    #: The version is in Glacier / Deep Archive: restore it first (the report says how, or --restore starts it).
+    ARCHIVED = "archived"
     RACED = "raced"
     SEND_FAILED = "send-failed"
     ERROR = "error"
@@ -348,7 +385,7 @@ def select_jobs(
 def retry_jobs(
     *, table: Any, s3: Any, sqs: Any, region: str, bucket: str, queue_url: str, job_ids: Sequence[str] = (),
     status: str | None = None, since: datetime | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    resend_after_seconds: int = RESEND_AFTER_SECONDS,
+    resend_after_seconds: int = RESEND_AFTER_SECONDS, restore: bool = False,
 ) -> RetryReport:  # fmt: skip
     """Re-queue FAILED / DEAD_LETTERED jobs of ONE region for another processing of their exact object version.
 
@@ -361,7 +398,9 @@ def retry_jobs(
     1. Consistent read; anything not FAILED / DEAD_LETTERED is refused, except a job a retry left PENDING that no
        delivery has claimed for ``resend_after_seconds`` (see 4).
     2. ``HeadObject`` of its bucket/key/version: if that version is gone, the job is reported "gone" and left as
-       it is.
+       it is; if it is archived (Glacier, Deep Archive: GetObject would answer ``InvalidObjectState`` on every
+       delivery, into the DLQ), it is reported "archived" with the command that restores it (``restore``: the
+       restore is started) and left as it is; a retry once the restore is done goes on.
     3. One conditional write, on the status, ``attempts`` and ``retries`` read in 1 (so of two concurrent retries
        of one job exactly one re-queues it): the previous outcome (status, error, attempts, end time) is appended
        to ``history``, ``retries`` counts up, the previous outcome's fields are removed, and the status becomes
@@ -377,7 +416,7 @@ def retry_jobs(
     everything is done.
     """
     retrier = _Retrier(table, s3, sqs, region=region, bucket=bucket, queue_url=queue_url, clock=clock,
-                       resend_after=timedelta(seconds=resend_after_seconds))  # fmt: skip
+                       resend_after=timedelta(seconds=resend_after_seconds), restore=restore)  # fmt: skip
     selected = select_jobs(table, job_ids=job_ids, status=status, since=since)
     return RetryReport(region, [retrier.retry(job_id) for job_id in selected])
 
@@ -394,6 +433,7 @@ class _Retrier:
     queue_url: str
     clock: Callable[[], datetime]
     resend_after: timedelta
+    restore: bool = False
 
     def retry(self, job_id: str) -> JobRetry:
         """Steps 1 to 4 for one job."""
@@ -407,14 +447,26 @@ class _Retrier:
         refusal = self._refusal(item, now, resend)
         if refusal is not None:
             return self._result(item, RetryOutcome.REFUSED, refusal)
-        size, problem = _object_size(self.s3, item)
-        if size is None:
+        head, problem = _head_version(self.s3, item)
+        if head is None:
             gone = problem.startswith("object version gone")
             return self._result(item, RetryOutcome.GONE if gone else RetryOutcome.ERROR, problem)
+        archived = archived_version(head, bucket=str(item["input_bucket"]), key=str(item["input_key"]),
+                                    version_id=_version_id(item))  # fmt: skip
+        if archived is not None:
+            return self._result(item, RetryOutcome.ARCHIVED, self._archived(archived))
+        size = int(head.get("ContentLength", 0))
         body = retry_event_body(item, size=size, region=self.region, now=now)
         if parse_object_created(body).job_id != job_id:  # the event must lead the worker to this very job
             return self._result(item, RetryOutcome.ERROR, "internal error: the retry event names another job")
         return self._requeue(item, body, now, resend)
+
+    def _archived(self, archived: ArchivedVersion) -> str:
+        """The report of an archived version; with ``restore``, after starting its restore."""
+        again = f"tap jobs retry --region {self.region}"
+        if not self.restore or archived.restoring:
+            return archived.explanation(again, can_restore=True)
+        return f"{start_restore(self.s3, archived)}: run {again} again once it is done; the job is left as it was"
 
     def _read(self, job_id: str) -> dict[str, Any] | None:
         item = self.table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
@@ -470,8 +522,13 @@ def _parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _object_size(s3: Any, item: dict[str, Any]) -> tuple[int | None, str]:
-    """The version's size, or None and why it cannot be read."""
+def _version_id(item: dict[str, Any]) -> str | None:
+    version = str(item.get("input_version") or UNVERSIONED)
+    return None if version == UNVERSIONED else version
+
+
+def _head_version(s3: Any, item: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The version's HeadObject answer, or None and why it cannot be read."""
     version = str(item.get("input_version") or UNVERSIONED)
     extra = {} if version == UNVERSIONED else {"VersionId": version}
     try:
@@ -489,7 +546,7 @@ def _object_size(s3: Any, item: dict[str, Any]) -> tuple[int | None, str]:
         return None, f"could not check the object version ({error}); the job is left as it was"
     except BotoCoreError as error:
         return None, f"could not check the object version ({error}); the job is left as it was"
-    return int(head.get("ContentLength", 0)), ""
+    return dict(head), ""
 
 
 def retry_event_body(item: dict[str, Any], *, size: int, region: str, now: datetime) -> str:
@@ -619,7 +676,8 @@ def redrive_command(
         return EXIT_REFUSED
     method = RedriveMethod.COPY if target.local else RedriveMethod.MOVE_TASK
     try:
-        report = redrive(sqs, queue_url=queue_url, dlq_url=dlq_url, method=method, timeout_seconds=timeout_seconds)
+        report = redrive(sqs, queue_url=queue_url, dlq_url=dlq_url, method=method, timeout_seconds=timeout_seconds,
+                         s3=target.client("s3"))  # fmt: skip
     except (ClientError, BotoCoreError) as error:
         print(f"error: {region}: {error}", file=sys.stderr)
         return EXIT_INCOMPLETE
@@ -627,18 +685,19 @@ def redrive_command(
     if report.moved:
         print("  their jobs are processed again by the worker: follow them with 'tap jobs --region "
               f"{region} --since 1h'")  # fmt: skip
-    return EXIT_OK if report.finished and not report.failed else EXIT_INCOMPLETE
+    return EXIT_OK if report.finished and not report.failed and not report.archived else EXIT_INCOMPLETE
 
 
 def retry_command(
     *, region: str, local: bool, config_path: str | None, env: str | None = None, job_ids: Sequence[str] = (),
-    status: str | None = None, since: str | None = None,
+    status: str | None = None, since: str | None = None, restore: bool = False,
 ) -> int:  # fmt: skip
     """``tap jobs retry JOB_ID ... --region R`` or ``tap jobs retry --status FAILED|DEAD_LETTERED --since 1d
     --region R``: re-queue those jobs' object versions; print one line per job.
 
-    Exit 0 when every selected job was re-queued (or none matched), 1 when some were not (refused, gone, lost
-    a race, send failed), 2 when refused before anything happened.
+    ``restore``: start the restore of archived versions (reported "archived" either way). Exit 0 when every
+    selected job was re-queued (or none matched), 1 when some were not (refused, gone, archived, lost a race,
+    send failed), 2 when refused before anything happened.
     """
     try:
         start = parse_since(since) if status else None
@@ -647,7 +706,7 @@ def retry_command(
         queue_url, _ = _queue_urls(sqs, target)
         report = retry_jobs(
             table=target.job_table(), s3=target.client("s3"), sqs=sqs, region=region, bucket=target.bucket,
-            queue_url=queue_url, job_ids=job_ids, status=status, since=start,
+            queue_url=queue_url, job_ids=job_ids, status=status, since=start, restore=restore,
         )  # fmt: skip
     except (TargetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -14,13 +14,20 @@ from cdktf_cdktf_provider_aws.athena_workgroup import (
     AthenaWorkgroupConfigurationResultConfiguration,
     AthenaWorkgroupConfigurationResultConfigurationEncryptionConfiguration,
 )
-from cdktf_cdktf_provider_aws.glue_catalog_database import GlueCatalogDatabase
+from cdktf_cdktf_provider_aws.glue_catalog_database import (
+    GlueCatalogDatabase,
+    GlueCatalogDatabaseCreateTableDefaultPermission,
+    GlueCatalogDatabaseCreateTableDefaultPermissionPrincipal,
+)
 from constructs import Construct
 
 #: Key prefix of Athena's query results in the data bucket (expired by the bucket's lifecycle).
 ATHENA_RESULTS_PREFIX = "athena-results/"
 BYTES_PER_MB = 1024 * 1024
 ENGINE_VERSION = "Athena engine version 3"
+#: Lake Formation's pseudo-principal for "use only IAM access control" (the only principal AWS accepts in a
+#: database's default table permissions, with ALL).
+IAM_ALLOWED_PRINCIPALS = "IAM_ALLOWED_PRINCIPALS"
 
 
 class Analytics(Construct):
@@ -44,6 +51,17 @@ class Analytics(Construct):
             "database",
             name=database_name,
             description="Processed datasets of this region (one table per dataset, created by the ETL worker)",
+            # The tables the worker creates stay under IAM access control even in an account whose Lake Formation
+            # defaults are not IAM-only (there a new table would otherwise get no permission, and the worker's
+            # UpdateTable and Athena's reads would fail). README: Lake Formation.
+            create_table_default_permission=[
+                GlueCatalogDatabaseCreateTableDefaultPermission(
+                    permissions=["ALL"],
+                    principal=GlueCatalogDatabaseCreateTableDefaultPermissionPrincipal(
+                        data_lake_principal_identifier=IAM_ALLOWED_PRINCIPALS
+                    ),
+                )
+            ],
         )
         self.workgroup = AthenaWorkgroup(
             self,

@@ -41,6 +41,76 @@ from analytics_platform.etl.settings import QUARANTINE_PREFIX, RAW_PREFIX
 ARCHIVED_PREFIXES = (RAW_PREFIX, QUARANTINE_PREFIX)
 
 
+def _archive_rule(
+    prefix: str, glacier_transition_days: int, noncurrent_days: int
+) -> S3BucketLifecycleConfigurationRule:
+    """``prefix``'s current versions move to Glacier and stay (its retention is the archive: no current version
+    ever expires); a replaced or deleted version expires after ``noncurrent_days``, archived first only if it
+    lives long enough to be (S3 refuses a noncurrent expiration not later than the noncurrent transition)."""
+    archive_noncurrent = noncurrent_days > glacier_transition_days
+    return S3BucketLifecycleConfigurationRule(
+        id=f"archive-{prefix.rstrip('/')}",
+        status="Enabled",
+        filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=prefix)],
+        transition=[
+            S3BucketLifecycleConfigurationRuleTransition(days=glacier_transition_days, storage_class="GLACIER")
+        ],
+        noncurrent_version_transition=[
+            S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition(
+                noncurrent_days=glacier_transition_days, storage_class="GLACIER"
+            )
+        ]
+        if archive_noncurrent
+        else None,
+        noncurrent_version_expiration=[
+            S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=noncurrent_days)
+        ],
+    )
+
+
+def lifecycle_rules(
+    *, glacier_transition_days: int, noncurrent_days: int, expiring_prefixes: dict[str, int]
+) -> list[S3BucketLifecycleConfigurationRule]:
+    """The bucket's lifecycle: archive raw/ and quarantine/, expire noncurrent versions and the expiring
+    prefixes, remove expired delete markers, abort stale multipart uploads."""
+    whole_bucket = [S3BucketLifecycleConfigurationRuleFilter(prefix="")]
+    return [
+        *(_archive_rule(prefix, glacier_transition_days, noncurrent_days) for prefix in ARCHIVED_PREFIXES),
+        *(
+            S3BucketLifecycleConfigurationRule(
+                id=f"expire-{prefix.rstrip('/')}",
+                status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=prefix)],
+                expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=days)],
+                noncurrent_version_expiration=[
+                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=days)
+                ],
+            )
+            for prefix, days in expiring_prefixes.items()
+        ),
+        # Old versions everywhere else (processed/'s retired Parquet above all) go after noncurrent_days; a
+        # delete marker left with no version behind it is removed. S3 refuses ExpiredObjectDeleteMarker next to
+        # Days or Date in one Expiration, so this rule expires no current object at all.
+        S3BucketLifecycleConfigurationRule(
+            id="expire-noncurrent-versions",
+            status="Enabled",
+            filter=whole_bucket,
+            expiration=[S3BucketLifecycleConfigurationRuleExpiration(expired_object_delete_marker=True)],
+            noncurrent_version_expiration=[
+                S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=noncurrent_days)
+            ],
+        ),
+        S3BucketLifecycleConfigurationRule(
+            id="abort-incomplete-uploads",
+            status="Enabled",
+            filter=whole_bucket,
+            abort_incomplete_multipart_upload=[
+                S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)
+            ],
+        ),
+    ]
+
+
 class DataBucket(Construct):
     """S3 bucket for raw uploads (``raw/``), Parquet output (``processed/``) and rejects (``quarantine/``).
 
@@ -49,13 +119,18 @@ class DataBucket(Construct):
 
     def __init__(
         self, scope: Construct, construct_id: str, *, bucket_name: str, glacier_transition_days: int,
-        expiring_prefixes: dict[str, int] | None = None, kms_key_arn: str | None = None,
+        noncurrent_version_expiration_days: int = 90, expiring_prefixes: dict[str, int] | None = None,
+        force_destroy: bool = True, kms_key_arn: str | None = None,
     ) -> None:  # fmt: skip
-        """``expiring_prefixes``: key prefix -> days after which its objects (and old versions) expire;
-        ``kms_key_arn``: SSE-KMS with this key and an S3 Bucket Key (by default SSE-S3)."""
+        """``noncurrent_version_expiration_days``: days a replaced or deleted version is kept (by default 90);
+        ``expiring_prefixes``: key prefix -> days after which its objects (and old versions) expire;
+        ``force_destroy``: a destroy empties the bucket first (by default on; off with ``deletion_protection``, so
+        a destroy fails on a bucket holding data); ``kms_key_arn``: SSE-KMS with this key and an S3 Bucket Key (by
+        default SSE-S3)."""
         super().__init__(scope, construct_id)
-        # force_destroy: the spec requires every resource to be destroyable for test environments.
-        self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=True)
+        # force_destroy: the spec requires every resource to be destroyable for test environments; production
+        # turns it off (deletion_protection), and Terraform then leaves it out of the bucket's settings.
+        self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=True if force_destroy else None)
         S3BucketVersioningA(
             self,
             "versioning",
@@ -97,46 +172,11 @@ class DataBucket(Construct):
             self,
             "lifecycle",
             bucket=self.bucket.id,
-            rule=[
-                *(
-                    S3BucketLifecycleConfigurationRule(
-                        id=f"archive-{prefix.rstrip('/')}",
-                        status="Enabled",
-                        filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=prefix)],
-                        transition=[
-                            S3BucketLifecycleConfigurationRuleTransition(
-                                days=glacier_transition_days, storage_class="GLACIER"
-                            )
-                        ],
-                        noncurrent_version_transition=[
-                            S3BucketLifecycleConfigurationRuleNoncurrentVersionTransition(
-                                noncurrent_days=glacier_transition_days, storage_class="GLACIER"
-                            )
-                        ],
-                    )
-                    for prefix in ARCHIVED_PREFIXES
-                ),
-                *(
-                    S3BucketLifecycleConfigurationRule(
-                        id=f"expire-{prefix.rstrip('/')}",
-                        status="Enabled",
-                        filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=prefix)],
-                        expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=days)],
-                        noncurrent_version_expiration=[
-                            S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=days)
-                        ],
-                    )
-                    for prefix, days in (expiring_prefixes or {}).items()
-                ),
-                S3BucketLifecycleConfigurationRule(
-                    id="abort-incomplete-uploads",
-                    status="Enabled",
-                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                    abort_incomplete_multipart_upload=[
-                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)
-                    ],
-                ),
-            ],
+            rule=lifecycle_rules(
+                glacier_transition_days=glacier_transition_days,
+                noncurrent_days=noncurrent_version_expiration_days,
+                expiring_prefixes=expiring_prefixes or {},
+            ),
         )
         S3BucketPolicy(
             self,

@@ -20,6 +20,16 @@ from constructs import Construct
 #: The shortest window AWS allows: every resource must be destroyable for test environments, and a key in
 #: its waiting period is a key that has not gone yet.
 DELETION_WINDOW_DAYS = 7
+#: The longest window AWS allows, for ``deletion_protection``: a key scheduled for deletion by mistake can be
+#: recovered (``CancelKeyDeletion``) for 30 days, and everything it encrypted with it.
+PROTECTED_DELETION_WINDOW_DAYS = 30
+
+
+def key_deletion_window_days(deletion_protection: bool) -> int:
+    """The waiting period of a key before KMS deletes it: 30 days with ``deletion_protection``, else 7."""
+    return PROTECTED_DELETION_WINDOW_DAYS if deletion_protection else DELETION_WINDOW_DAYS
+
+
 #: Services whose encryption at rest calls KMS with the caller's own credentials (``kms:ViaService``); Lambda
 #: for the function's environment variables.
 VIA_SERVICES = ("s3", "dynamodb", "sqs", "sns", "lambda")
@@ -127,8 +137,10 @@ class RegionKey(Construct):
         alias_name: str,
         log_group_names: Sequence[str],
         alarm_name_pattern: str,
+        deletion_window_days: int = DELETION_WINDOW_DAYS,
     ) -> None:
-        """``log_group_names``: the log groups CloudWatch Logs may encrypt with the key; ``alarm_name_pattern``:
+        """``deletion_window_days``: KMS's waiting period after a destroy (by default 7); ``log_group_names``: the
+        log groups CloudWatch Logs may encrypt with the key; ``alarm_name_pattern``:
         the alarms (``*`` wildcard) that may publish to a topic under the key."""
         super().__init__(scope, construct_id)
         policy = region_key_policy(
@@ -143,7 +155,7 @@ class RegionKey(Construct):
             "key",
             description=f"Encrypts the analytics data, jobs, logs, queues, alarms and worker settings of {region}",
             enable_key_rotation=True,
-            deletion_window_in_days=DELETION_WINDOW_DAYS,
+            deletion_window_in_days=deletion_window_days,
             policy=json.dumps(policy),
         )
         self.alias = KmsAlias(self, "alias", name=alias_name, target_key_id=self.key.key_id)

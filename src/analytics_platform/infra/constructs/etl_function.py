@@ -9,7 +9,10 @@ from cdktf import AssetType, TerraformAsset
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
-from cdktf_cdktf_provider_aws.lambda_event_source_mapping import LambdaEventSourceMapping
+from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
+    LambdaEventSourceMapping,
+    LambdaEventSourceMappingScalingConfig,
+)
 from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunction,
     LambdaFunctionEnvironment,
@@ -47,6 +50,7 @@ class EtlFunction(Construct):
         timeout_seconds: int,
         ephemeral_storage_mb: int,
         reserved_concurrency: int,
+        maximum_concurrency: int,
         batch_size: int,
         log_retention_days: int,
         environment: Mapping[str, str],
@@ -56,8 +60,9 @@ class EtlFunction(Construct):
         queue_arn: str,
         kms_key_arn: str | None = None,
     ) -> None:
-        """``kms_key_arn``: encrypt the log group and the environment variables with this key (by default
-        CloudWatch Logs' and Lambda's own keys)."""
+        """``maximum_concurrency``: at most this many concurrent invocations from the queue (the trigger's
+        ``scaling_config``); ``kms_key_arn``: encrypt the log group and the environment variables with this key (by
+        default CloudWatch Logs' and Lambda's own keys)."""
         super().__init__(scope, construct_id)
         self.log_group = CloudwatchLogGroup(
             self, "log-group", name=log_group_name, retention_in_days=log_retention_days, kms_key_id=kms_key_arn
@@ -109,5 +114,9 @@ class EtlFunction(Construct):
             function_name=self.function.arn,
             batch_size=batch_size,
             function_response_types=["ReportBatchItemFailures"],
+            # AWS's advice for an SQS trigger of a function with reserved concurrency: cap the pollers at (or
+            # below) that reserve, so a burst waits in the queue instead of being throttled, and a throttled
+            # receive never counts towards maxReceiveCount (a message dead-lettered without ever running).
+            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=maximum_concurrency),
             enabled=True,
         )

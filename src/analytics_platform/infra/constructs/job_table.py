@@ -25,8 +25,18 @@ class JobTable(Construct):
     Exposes ``table``.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, table_name: str, kms_key_arn: str | None = None) -> None:
-        """``kms_key_arn``: encrypt with this customer-managed key (by default DynamoDB's AWS-owned key)."""
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        table_name: str,
+        deletion_protection: bool = False,
+        kms_key_arn: str | None = None,
+    ) -> None:
+        """``deletion_protection``: DynamoDB refuses to delete the table (by default off: every resource of a test
+        environment must be destroyable); ``kms_key_arn``: encrypt with this customer-managed key (by default
+        DynamoDB's AWS-owned key)."""
         super().__init__(scope, construct_id)
         attributes = sorted({PARTITION_KEY, *DAY_INDEX_KEYS, *STATUS_INDEX_KEYS})
         self.table = DynamodbTable(
@@ -52,5 +62,5 @@ class JobTable(Construct):
             ],
             point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
             server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=kms_key_arn),
-            deletion_protection_enabled=False,
+            deletion_protection_enabled=deletion_protection,
         )

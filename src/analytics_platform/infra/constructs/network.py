@@ -7,7 +7,10 @@ from collections.abc import Sequence
 
 from cdktf import Fn, Token
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktf_cdktf_provider_aws.data_aws_availability_zones import DataAwsAvailabilityZones
+from cdktf_cdktf_provider_aws.data_aws_availability_zones import (
+    DataAwsAvailabilityZones,
+    DataAwsAvailabilityZonesFilter,
+)
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.flow_log import FlowLog
 from cdktf_cdktf_provider_aws.iam_role import IamRole
@@ -26,6 +29,15 @@ from analytics_platform.infra import iam
 from analytics_platform.infra.footprint import GATEWAY_SERVICES, INTERFACE_SERVICES
 
 
+def _zone(zones: DataAwsAvailabilityZones, index: int, az_ids: Sequence[str]) -> tuple[str | None, str | None]:
+    """The subnet's ``(availability_zone, availability_zone_id)``: pinned by zone id (the same physical zone in
+    every account) when ``az_ids`` is given, else the ``index``-th zone name of the data source (names map to
+    different physical zones in each account)."""
+    if az_ids:
+        return None, az_ids[index]
+    return Token.as_string(Fn.element(zones.names, index)), None
+
+
 class Network(Construct):
     """A VPC with private subnets in ``az_count`` zones, no internet or NAT gateway.
 
@@ -41,12 +53,16 @@ class Network(Construct):
         cidr: str,
         az_count: int,
         vpc_name: str,
+        account_id: str,
         flow_log_group_name: str,
         flow_log_role_name: str,
         log_retention_days: int,
+        az_ids: Sequence[str] = (),
         kms_key_arn: str | None = None,
     ) -> None:
-        """``kms_key_arn``: encrypt the flow log group with this key (by default CloudWatch Logs' own)."""
+        """``az_ids``: the zones by zone id, one subnet each (by default the region's first ``az_count`` zones that
+        need no opt-in); ``account_id``: the only account whose flow logs may use the flow-log role;
+        ``kms_key_arn``: encrypt the flow log group with this key (by default CloudWatch Logs' own)."""
         super().__init__(scope, construct_id)
         self.vpc = Vpc(
             self,
@@ -59,19 +75,28 @@ class Network(Construct):
         # Emptied default security group: nothing may use it by accident.
         DefaultSecurityGroup(self, "default-sg", vpc_id=self.vpc.id, ingress=[], egress=[])
 
-        zones = DataAwsAvailabilityZones(self, "zones", state="available")
+        zones = DataAwsAvailabilityZones(
+            self,
+            "zones",
+            state="available",
+            # Availability Zones only: Local and Wavelength Zones are opted in, lack services the stack uses
+            # (interface endpoints, Lambda), and would be chosen by index like any other zone.
+            filter=[DataAwsAvailabilityZonesFilter(name="opt-in-status", values=["opt-in-not-required"])],
+        )
         subnet_blocks = list(
             ipaddress.IPv4Network(cidr).subnets(new_prefix=min(ipaddress.IPv4Network(cidr).prefixlen + 4, 28))
         )
         self.route_table = RouteTable(self, "private-routes", vpc_id=self.vpc.id, tags={"Name": f"{vpc_name}-private"})
         self.subnets: list[Subnet] = []
         for index in range(az_count):
+            zone_name, zone_id = _zone(zones, index, az_ids)
             subnet = Subnet(
                 self,
                 f"private-{index}",
                 vpc_id=self.vpc.id,
                 cidr_block=str(subnet_blocks[index]),
-                availability_zone=Token.as_string(Fn.element(zones.names, index)),
+                availability_zone=zone_name,
+                availability_zone_id=zone_id,
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{vpc_name}-private-{index}", "Tier": "private"},
             )
@@ -163,7 +188,8 @@ class Network(Construct):
             self,
             "flow-log-role",
             name=flow_log_role_name,
-            assume_role_policy=iam.assume_role_document("vpc-flow-logs.amazonaws.com"),
+            # Confused deputy: the service assumes the role only for flow logs of this account.
+            assume_role_policy=iam.assume_role_document("vpc-flow-logs.amazonaws.com", source_account=account_id),
         )
         IamRolePolicy(
             self,

@@ -45,25 +45,32 @@ class WorkQueues(Construct):
             redrive_policy=json.dumps({"deadLetterTargetArn": self.dlq.arn, "maxReceiveCount": max_receive_count}),
         )
 
-    def allow_rule_to_send(self, rule_arn: str) -> SqsQueuePolicy:
-        """Queue policy: only the given EventBridge rule may send messages."""
-        return SqsQueuePolicy(
-            self,
-            "policy",
-            queue_url=self.queue.url,
-            policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "AllowUploadRuleOnly",
-                            "Effect": "Allow",
-                            "Principal": {"Service": "events.amazonaws.com"},
-                            "Action": "sqs:SendMessage",
-                            "Resource": self.queue.arn,
-                            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-                        }
-                    ],
-                }
-            ),
-        )
+    def allow_rule_to_send(self, rule_arn: str) -> list[SqsQueuePolicy]:
+        """Queue policies: only the given EventBridge rule may send messages, to the work queue (its target)
+        and to the DLQ (the target's dead-letter queue, for events it could not deliver)."""
+        return [
+            SqsQueuePolicy(
+                self,
+                policy_id,
+                queue_url=queue.url,
+                policy=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": sid,
+                                "Effect": "Allow",
+                                "Principal": {"Service": "events.amazonaws.com"},
+                                "Action": "sqs:SendMessage",
+                                "Resource": queue.arn,
+                                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                            }
+                        ],
+                    }
+                ),
+            )
+            for policy_id, sid, queue in (
+                ("policy", "AllowUploadRuleOnly", self.queue),
+                ("dlq-policy", "AllowUploadRuleUndeliveredEvents", self.dlq),
+            )
+        ]

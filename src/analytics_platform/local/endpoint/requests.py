@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from analytics_platform.etl.arns import partition_of, s3_bucket_arn
 from analytics_platform.local.clients import LOCAL_ACCOUNT_ID
 
 ACCOUNT_ID = LOCAL_ACCOUNT_ID
@@ -68,14 +69,14 @@ def s3_context(environ: dict[str, Any]) -> dict[str, str]:
     return {key: query[name][0] for name, key in names.items() if name in query}
 
 
-def s3_pairs(environ: dict[str, Any]) -> tuple[list[tuple[str, str]], str | None]:
+def s3_pairs(environ: dict[str, Any], region: str) -> tuple[list[tuple[str, str]], str | None]:
     """IAM pairs of a path-style S3 request, and the bucket ARN for the 403-or-404 rule of object reads."""
     raw_path, query = _raw_path_and_query(environ)
     bucket, _, raw_key = raw_path.lstrip("/").partition("/")
     method = environ.get("REQUEST_METHOD", "GET")
     if not bucket:
         return [("s3:ListAllMyBuckets", "*")], None
-    bucket_arn = f"arn:aws:s3:::{bucket}"
+    bucket_arn = s3_bucket_arn(bucket, region)
     if not raw_key:
         if method in {"GET", "HEAD"}:
             action = "s3:ListBucketVersions" if "versions" in query else "s3:ListBucket"
@@ -101,7 +102,7 @@ def dynamodb_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     operation = target.rsplit(".", 1)[-1]
     body = json.loads(read_body(environ) or b"{}")
-    table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/"
+    table_arn = f"arn:{partition_of(region)}:dynamodb:{region}:{ACCOUNT_ID}:table/"
     if operation == "TransactWriteItems":  # IAM checks each item's own action (there is no TransactWriteItems action)
         kinds = {
             "Put": "PutItem",
@@ -129,7 +130,7 @@ def dynamodb_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]
 def _queue_arn(queue_url: str, region: str) -> str:
     parts = urlsplit(queue_url).path.strip("/").split("/")
     account, name = (parts[-2], parts[-1]) if len(parts) >= 2 else (ACCOUNT_ID, parts[-1])
-    return f"arn:aws:sqs:{region}:{account}:{name}"
+    return f"arn:{partition_of(region)}:sqs:{region}:{account}:{name}"
 
 
 def sqs_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
@@ -145,7 +146,7 @@ def sqs_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
     action = action.removesuffix("Batch")  # SendMessageBatch needs sqs:SendMessage, and so on
     if action == "GetQueueUrl":
         name = json.loads(body or b"{}").get("QueueName", "") if target else ""
-        return [("sqs:GetQueueUrl", f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{name}")]
+        return [("sqs:GetQueueUrl", f"arn:{partition_of(region)}:sqs:{region}:{ACCOUNT_ID}:{name}")]
     return [(f"sqs:{action}", _queue_arn(queue_url, region) if queue_url else "*")]
 
 
@@ -163,7 +164,7 @@ def events_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
     """IAM pairs of an EventBridge request: ``PutEvents`` on each bus, rule operations on the rule."""
     body = read_body(environ)
     operation, params = _operation(environ, body), json.loads(body or b"{}")
-    prefix = f"arn:aws:events:{region}:{ACCOUNT_ID}"
+    prefix = f"arn:{partition_of(region)}:events:{region}:{ACCOUNT_ID}"
     if operation == "PutEvents":
         buses = {str(entry.get("EventBusName") or "default") for entry in params.get("Entries", [])} or {"default"}
         return [("events:PutEvents", bus if bus.startswith("arn:") else f"{prefix}:event-bus/{bus}") for bus in buses]
@@ -175,7 +176,7 @@ def glue_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
     """IAM pairs of a Glue table request: the catalog, the database and the table, as Glue checks all three."""
     body = read_body(environ)
     operation, params = _operation(environ, body), json.loads(body or b"{}")
-    prefix = f"arn:aws:glue:{region}:{ACCOUNT_ID}"
+    prefix = f"arn:{partition_of(region)}:glue:{region}:{ACCOUNT_ID}"
     pairs = [(f"glue:{operation}", f"{prefix}:catalog")]
     database = (
         params.get("DatabaseName") or params.get("Name") if "Database" in operation else params.get("DatabaseName")
@@ -197,7 +198,7 @@ def describe_request(environ: dict[str, Any]) -> AwsRequest:
     content_type = str(environ.get("CONTENT_TYPE", ""))
     request.wire = "cbor" if "cbor" in content_type else "json" if "amz-json" in content_type else "xml"
     if service == "s3":
-        request.pairs, request.list_bucket_arn = s3_pairs(environ)
+        request.pairs, request.list_bucket_arn = s3_pairs(environ, region)
         request.context.update(s3_context(environ))
     elif service == "dynamodb":
         request.pairs = dynamodb_pairs(environ, region)
