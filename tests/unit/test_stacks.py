@@ -98,7 +98,9 @@ def test_rule_matches_raw_uploads_of_this_bucket_and_targets_the_queue(stacks: d
                                   "object": {"key": [{"prefix": "raw/"}]}}}  # fmt: skip
     targets = stack["resource"]["aws_cloudwatch_event_target"].values()
     assert any("aws_sqs_queue.queues_queue" in t["arn"] for t in targets)
-    statement = json.loads(one(stack, "aws_sqs_queue_policy")["policy"])["Statement"][0]
+    policies = stack["resource"]["aws_sqs_queue_policy"].values()
+    work_queue_policy = next(p for p in policies if "aws_sqs_queue.queues_queue_" in p["queue_url"])
+    statement = json.loads(work_queue_policy["policy"])["Statement"][0]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert "aws_cloudwatch_event_rule" in statement["Condition"]["ArnEquals"]["aws:SourceArn"]
 

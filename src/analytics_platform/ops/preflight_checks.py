@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, NoCredentialsError
 
+from analytics_platform.etl.arns import partition_of
 from analytics_platform.infra.footprint import INTERFACE_SERVICES, VPCS_PER_STACK
 from analytics_platform.infra.names import ResourceNames
 from analytics_platform.ops.deployment import Deployment
@@ -265,7 +266,7 @@ def lake_formation(probe: RegionProbe) -> Outcome:
     keys = ("CreateDatabaseDefaultPermissions", "CreateTableDefaultPermissions")
     if all(_iam_only(settings.get(key, [])) for key in keys):
         return Outcome(True, "IAM-only: new databases and tables default to IAM_ALLOWED_PRINCIPALS ALL")
-    role_arn = f"arn:aws:iam::{probe.account}:role/{probe.names.role}"
+    role_arn = f"arn:{partition_of(probe.region)}:iam::{probe.account}:role/{probe.names.role}"
     held = _worker_grants(probe, role_arn)
     if "ALL" in held or held >= WORKER_CATALOG_PERMISSIONS:
         return Outcome(True, f"Lake Formation governs the catalog; {probe.names.role} holds {', '.join(sorted(held))}")
