@@ -143,3 +143,18 @@ def test_tap_check_runs_terraform_validate_on_an_edited_synth_output(
     assert findings[0].startswith(f"FINDING {edited.name}: terraform validate: expected retention_in_days")
     assert "got 17" in findings[0]
     assert not (edited / ".terraform").exists(), "validate runs on a copy"
+
+
+def test_validate_reports_a_missing_stack_and_still_validates_the_others(
+    synthesized: dict[str, Any], tmp_path: Path
+) -> None:
+    from analytics_platform.local.terraform import validate_stacks
+
+    # GIVEN a synth output in which one region's stack folder is gone
+    out = tmp_path / "out"
+    shutil.copytree(synthesized["outdir"] / "stacks", out)
+    names = sorted(p.name for p in out.iterdir())
+    shutil.rmtree(out / names[0])
+    # WHEN every stack is validated THEN the missing one is a finding (not a crash) and the others are clean
+    findings = validate_stacks(out, names, tmp_path / "work")
+    assert len(findings) == 1 and findings[0].startswith(f"{names[0]}: terraform validate: no synthesized stack")

@@ -23,7 +23,8 @@ def test_defaults_match_the_specification() -> None:
         300,
         5,
     )
-    assert config.lambda_timeout_seconds == 50 and config.maximum_concurrency == config.lambda_reserved_concurrency
+    # one of the reservation is left for the scheduled dead-letter sweep
+    assert config.lambda_timeout_seconds == 50 and config.maximum_concurrency == config.lambda_reserved_concurrency - 1
     assert config.log_retention_days == 30 and config.glacier_transition_days == 90
     assert config.account_id is None and config.alarm_emails == () and config.deletion_protection is False
     # bucket names carry the account: S3's namespace is shared by every account
@@ -79,6 +80,16 @@ REJECTIONS = {
                                    "az_ids": ["use1-az1", "use1-az1"]}]}, "regions[0].az_ids"),
     "noncurrent_days": ({"noncurrent_version_expiration_days": 0}, "noncurrent_version_expiration_days"),
     "deletion_protection": ({"deletion_protection": "yes"}, "deletion_protection"),
+    # A trailing newline matched '$' and reached the bucket name, the e-mail endpoint and the zone id.
+    "account_id_trailing_newline": ({"account_id": "111122223333\n"}, "account_id"),
+    "alarm_email_trailing_newline": ({"alarm_emails": ["ops@example.com\n"]}, "alarm_emails[0]"),
+    "az_id_trailing_newline": ({"regions": [{"region": "us-east-1", "vpc_cidr": "10.0.0.0/16",
+                                             "az_ids": ["use1-az1\n", "use1-az2"]}]}, "regions[0].az_ids"),
+    "suffix_trailing_newline": ({"environment_suffix": "dev\n"}, "environment_suffix"),
+    # true == 1 and 14.0 == 14 in Python; CloudWatch wants an integer from its list
+    "log_retention_boolean": ({"log_retention_days": True}, "log_retention_days"),
+    "log_retention_float": ({"log_retention_days": 14.0}, "log_retention_days"),
+    "error_rate_boolean": ({"error_rate_threshold_percent": True}, "error_rate_threshold_percent"),
     "single_delivery": ({"max_receive_count": 1}, "max_receive_count"),
     "receive_count_not_integer": ({"max_receive_count": 2.5}, "max_receive_count"),
     "sweep_interval": ({"dead_letter_sweep_minutes": 0}, "dead_letter_sweep_minutes"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,31 @@ def test_preflight_exit_codes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     assert cli.main(["preflight", "--env", "dev"]) == 1
     # a configuration error is a usage error
     assert cli.main(["preflight", "--config", "/nonexistent.toml"]) == 2
+
+
+def test_refused_credentials_and_an_unconfigured_region_is_a_usage_error_not_a_pass(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN credentials of another account than the environment's
+    caller = SimpleNamespace(get_caller_identity=lambda: {"Account": "444455556666"})
+    monkeypatch.setattr("analytics_platform.infra.account._default_sts", lambda _region: caller)
+    monkeypatch.setenv("ENVIRONMENT_SUFFIX", "pf")
+    config = tmp_config(monkeypatch)
+    # WHEN preflight is asked for a region the configuration does not hold THEN it is refused (exit 2, naming it),
+    # never an empty "every check passed"
+    assert cli.main(["preflight", "--config", str(config), "--region", "us-west-2"]) == 2
+    captured = capsys.readouterr()
+    assert "us-west-2" in captured.err and "every check passed" not in captured.out
+    # AND for a configured region the refusal is a failed credentials row (exit 1)
+    assert cli.main(["preflight", "--config", str(config), "--region", "eu-west-1"]) == 1
+    assert "credentials" in capsys.readouterr().out
+
+
+def tmp_config(monkeypatch: pytest.MonkeyPatch) -> Path:
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="pf-"))
+    monkeypatch.setenv("TAP_ENVIRONMENTS_DIR", str(folder / "none"))
+    path = folder / "c.toml"
+    path.write_text('account_id = "111122223333"\n')
+    return path

@@ -77,8 +77,9 @@ class PlatformConfig:
     #: 300 s / 6: AWS advises a queue visibility timeout of at least six times the function timeout.
     lambda_timeout_seconds: int = 50
     lambda_reserved_concurrency: int = 10
-    #: The queue trigger's ``scaling_config.maximum_concurrency``; by default (``None``) the reserved concurrency,
-    #: so a burst waits in the queue instead of being throttled (and counted towards the DLQ).
+    #: The queue trigger's ``scaling_config.maximum_concurrency``; by default (``None``) the reserved concurrency
+    #: less one (at least 2), the one left for the scheduled dead-letter sweep, so a burst waits in the queue
+    #: instead of being throttled (and counted towards the DLQ).
     queue_maximum_concurrency: int | None = None
     lambda_batch_size: int = 5
     ephemeral_storage_mb: int = 10240
@@ -125,8 +126,8 @@ class PlatformConfig:
 
     @property
     def maximum_concurrency(self) -> int:
-        """The queue trigger's maximum concurrency (by default the reserved concurrency)."""
-        return self.queue_maximum_concurrency or self.lambda_reserved_concurrency
+        """The queue trigger's maximum concurrency (by default the reserved concurrency less the sweep's one)."""
+        return self.queue_maximum_concurrency or max(2, self.lambda_reserved_concurrency - 1)
 
     def tags(self, region: str) -> dict[str, str]:
         """The required tags (Environment, Region, CostCenter, ManagedBy) plus ``extra_tags``."""

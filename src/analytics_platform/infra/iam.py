@@ -201,10 +201,9 @@ def manage_network_interfaces(
         "AllowEniManage",
         ENI_MANAGE_ACTIONS,
         [eni_arn, *subnet_arns, security_group_arn],
-        condition={
-            "StringEquals": {"aws:RequestedRegion": region},
-            "ArnEqualsIfExists": {"ec2:Vpc": vpc_arn},
-        },
+        # No aws:RequestedRegion condition: the ARNs already fix the region, and Lambda's own check of the role
+        # (before CreateFunction) is evaluated without that key, so the condition would refuse the function.
+        condition={"ArnEqualsIfExists": {"ec2:Vpc": vpc_arn}},
     )
 
 

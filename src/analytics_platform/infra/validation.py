@@ -106,7 +106,7 @@ def _validate_regions(regions: tuple[RegionConfig, ...]) -> None:
         if region.az_ids:
             for az_id in region.az_ids:
                 _require(
-                    bool(AZ_ID_PATTERN.match(az_id)),
+                    isinstance(az_id, str) and bool(AZ_ID_PATTERN.fullmatch(az_id)),
                     f"{where}.az_ids",
                     f"{az_id!r} is not an availability zone id such as 'use1-az1' (Local Zones cannot host this stack)",
                 )
@@ -156,7 +156,7 @@ def validate(config: PlatformConfig) -> PlatformConfig:
     _validate_regions(config.regions)
     suffix = config.environment_suffix
     _require(
-        isinstance(suffix, str) and bool(SUFFIX_PATTERN.match(suffix)),
+        isinstance(suffix, str) and bool(SUFFIX_PATTERN.fullmatch(suffix)),
         "environment_suffix",
         f"must match [a-z0-9-] (lowercase letters, digits, inner hyphens), got {suffix!r}",
     )
@@ -175,7 +175,7 @@ def validate(config: PlatformConfig) -> PlatformConfig:
         )
     account = config.account_id
     _require(
-        account is None or (isinstance(account, str) and bool(ACCOUNT_ID_PATTERN.match(account))),
+        account is None or (isinstance(account, str) and bool(ACCOUNT_ID_PATTERN.fullmatch(account))),
         "account_id",
         f"must be a 12-digit AWS account id (as a string), got {account!r}",
     )
@@ -215,8 +215,9 @@ def validate(config: PlatformConfig) -> PlatformConfig:
     _validate_int(config, "dlq_retention_seconds", 60, 1209600)
     _validate_int(config, "glacier_transition_days", 1, 3650)
     _validate_int(config, "noncurrent_version_expiration_days", 1, 3650)
+    retention = config.log_retention_days
     _require(
-        config.log_retention_days in LOG_RETENTION_DAYS,
+        isinstance(retention, int) and not isinstance(retention, bool) and retention in LOG_RETENTION_DAYS,
         "log_retention_days",
         f"must be one of the values CloudWatch Logs accepts ({', '.join(map(str, LOG_RETENTION_DAYS))}), "
         f"got {config.log_retention_days!r}",
@@ -225,7 +226,7 @@ def validate(config: PlatformConfig) -> PlatformConfig:
     _require(isinstance(config.alarm_emails, tuple), "alarm_emails", "must be a list of e-mail addresses")
     for index, email in enumerate(config.alarm_emails):
         _require(
-            isinstance(email, str) and bool(EMAIL_PATTERN.match(email)),
+            isinstance(email, str) and bool(EMAIL_PATTERN.fullmatch(email)),
             f"alarm_emails[{index}]",
             f"{email!r} is not an e-mail address",
         )
@@ -258,7 +259,9 @@ def validate(config: PlatformConfig) -> PlatformConfig:
         f"{int(config.ephemeral_storage_mb / DISK_FACTOR)}",
     )
     _require(
-        isinstance(config.error_rate_threshold_percent, int | float) and 0 < config.error_rate_threshold_percent <= 100,
+        isinstance(config.error_rate_threshold_percent, int | float)
+        and not isinstance(config.error_rate_threshold_percent, bool)
+        and 0 < config.error_rate_threshold_percent <= 100,
         "error_rate_threshold_percent",
         "must be above 0 and at most 100",
     )

@@ -209,10 +209,16 @@ def validate_stacks(stacks_root: Path, names: Sequence[str], work_dir: Path) -> 
     findings: dict[str, list[str]] = {}
 
     def one(name: str) -> None:
-        copy = work_dir / "stacks" / name
+        source, copy = stacks_root / name, work_dir / "stacks" / name
+        if not (source / "cdk.tf.json").is_file():
+            findings[name] = [f"no synthesized stack at {source} (synthesize first, or drop --no-synth)"]
+            return
         shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(stacks_root / name, copy, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
-        findings[name] = runner.validation_errors(copy, log_name=f"validate-{name}")
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
+        try:
+            findings[name] = runner.validation_errors(copy, log_name=f"validate-{name}")
+        except TerraformError as error:  # init refused the stack: that stack's finding, the others still run
+            findings[name] = [str(error).splitlines()[0]]
 
     run_per_region(one, names, progress=lambda _: None, verb="validating")
     return [f"{name}: terraform validate: {error}" for name in names for error in findings.get(name, [])]

@@ -121,6 +121,8 @@ def run_preflight(deployment: Deployment) -> list[CheckResult]:
 
 def refused_everywhere(config: PlatformConfig, regions: Sequence[str] | None, error: ConfigError) -> list[CheckResult]:
     """The report when the credentials are refused before any region can be checked (another account, or none)."""
+    for region in regions or ():
+        config.region(region)  # a region the configuration does not hold is a usage error, as with good credentials
     chosen = [r.region for r in config.regions if not regions or r.region in regions]
     remedy = "use credentials of the environment's account (AWS_PROFILE, aws sso login, or that account's CI role)"
     return [CheckResult(region, "credentials", False, str(error), remedy) for region in chosen]
