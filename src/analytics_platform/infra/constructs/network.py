@@ -22,12 +22,12 @@ from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityG
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
+from analytics_platform.etl.clients import WORKER_SERVICES, EndpointType
 from analytics_platform.infra import iam
 
-#: Gateway endpoints: free, route-table based; the worker's S3 and DynamoDB traffic stays in-region.
-GATEWAY_SERVICES = ("s3", "dynamodb")
-#: Interface endpoints for the other services the worker's runtime calls (X-Ray trace upload, the Glue catalog).
-INTERFACE_SERVICES = ("xray", "glue")
+#: The worker declares what it calls (``etl.clients``); without NAT each of those needs its endpoint here.
+GATEWAY_SERVICES = tuple(s.name for s in WORKER_SERVICES if s.endpoint is EndpointType.GATEWAY)
+INTERFACE_SERVICES = tuple(s.name for s in WORKER_SERVICES if s.endpoint is EndpointType.INTERFACE)
 
 
 class Network(Construct):
@@ -153,6 +153,7 @@ class Network(Construct):
                 vpc_id=self.vpc.id,
                 service_name=f"com.amazonaws.{region}.{service}",
                 vpc_endpoint_type="Interface",
+                # The SDK's default hostname must resolve to the endpoint: the worker sets no endpoint URL.
                 private_dns_enabled=True,
                 subnet_ids=[s.id for s in self.subnets],
                 security_group_ids=[self.endpoint_security_group.id],
