@@ -33,6 +33,8 @@ GONE_STATES = frozenset({"deleting", "deleted", "rejected", "failed", "expired"}
 #: How long a function's routes are trusted before the EC2 API is read again (an endpoint deleted now is
 #: noticed by the invocations after this).
 ROUTES_TTL_SECONDS = 2.0
+#: What a function is checked for: every service the worker declares.
+DECLARED_SERVICES = tuple(service.name for service in WORKER_SERVICES)
 #: Connections made to the blackhole itself, filling its accept queue so the kernel drops every later SYN.
 _FILLERS = 2
 
@@ -165,7 +167,7 @@ class FunctionRoutes:
     def __init__(
         self, *, ec2: Callable[[], Any], function: str, region: str, subnet_ids: Sequence[str],
         security_group_ids: Sequence[str], blackhole_url: str, record: Callable[[dict[str, Any]], None],
-        services: Sequence[str] = tuple(s.name for s in WORKER_SERVICES),
+        services: Sequence[str] = DECLARED_SERVICES,
     ) -> None:  # fmt: skip
         self._ec2 = ec2
         self._function = function
