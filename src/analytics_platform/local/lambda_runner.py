@@ -271,7 +271,10 @@ class FunctionRuntime:
         """Invoke synchronously; raises :class:`InvocationError` on a crash, error, timeout or limit."""
         with self._lock:
             stale = time.monotonic() - self._started_at > CREDENTIAL_LIFETIME_SECONDS
-            routes = self._routes() if self._routes else {}
+            try:
+                routes = self._routes() if self._routes else {}
+            except Exception as error:  # the endpoint did not answer: this attempt fails like any invocation error
+                raise InvocationError(f"{self.spec.name}: could not read the function's network: {error}") from error
             # On AWS a route removed (or added) takes effect at once; a warm environment's variables cannot change.
             rerouted = routes != self._started_routes
             if self._process is None or self._process.poll() is not None or stale or rerouted:
