@@ -59,7 +59,7 @@ def test_isolated_vpc(stacks: dict[str, Any], region: str, cidr: str) -> None:
     assert default_sg["ingress"] == [] and default_sg["egress"] == []
     endpoints = {e["service_name"]: e["vpc_endpoint_type"] for e in stack["resource"]["aws_vpc_endpoint"].values()}
     assert endpoints == {f"com.amazonaws.{region}.s3": "Gateway", f"com.amazonaws.{region}.dynamodb": "Gateway",
-                         f"com.amazonaws.{region}.xray": "Interface",
+                         f"com.amazonaws.{region}.xray": "Interface", f"com.amazonaws.{region}.sqs": "Interface",
                          f"com.amazonaws.{region}.glue": "Interface"}  # fmt: skip
     assert one(stack, "aws_flow_log")["traffic_type"] == "ALL"
 

@@ -46,6 +46,11 @@ class ObjectRef:
         return digest[:32]
 
     @property
+    def is_folder_marker(self) -> bool:
+        """A key ending in ``/``: what the S3 console creates as a "folder" (zero bytes); nothing to convert."""
+        return self.key.endswith("/")
+
+    @property
     def uri(self) -> str:
         """``s3://bucket/key?versionId=...``."""
         return f"s3://{self.bucket}/{self.key}?versionId={self.version_id}"

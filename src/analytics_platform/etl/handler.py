@@ -16,9 +16,10 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from analytics_platform.etl import metrics as names
+from analytics_platform.etl.clients import worker_client, worker_resource
 from analytics_platform.etl.exceptions import (
     JobInProgressError,
     MalformedMessageError,
@@ -28,6 +29,7 @@ from analytics_platform.etl.exceptions import (
 from analytics_platform.etl.jobs import delivery_owner
 from analytics_platform.etl.keys import dataset_of
 from analytics_platform.etl.settings import Settings
+from analytics_platform.etl.storage import classify_aws_error
 from analytics_platform.etl.sweeper import sweep_dead_letters
 from analytics_platform.etl.worker import Budget, OutcomeStatus, Worker
 
@@ -36,7 +38,6 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", names
 # A batch whose records all fail still returns its failure list instead of raising, so a crash stays
 # distinguishable from bad records in the Errors metric.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=60)
 #: Without a Lambda context (tests, tools) an invocation gets the longest Lambda timeout.
 DEFAULT_REMAINING_MS = 900_000
 
@@ -54,10 +55,10 @@ def get_runtime() -> Runtime:
     """Build the worker once per execution environment, with clients pinned to the data region."""
     settings = Settings.from_environment()
     session = boto3.session.Session(region_name=settings.region)
-    s3 = session.client("s3", config=CLIENT_CONFIG)
-    table = session.resource("dynamodb", config=CLIENT_CONFIG).Table(settings.table)
-    glue = session.client("glue", config=CLIENT_CONFIG) if settings.glue_database else None
-    return Runtime(Worker(settings, s3=s3, table=table, glue=glue), session.client("sqs", config=CLIENT_CONFIG))
+    s3 = worker_client(session, "s3")
+    table = worker_resource(session, "dynamodb").Table(settings.table)
+    glue = worker_client(session, "glue") if settings.glue_database else None
+    return Runtime(Worker(settings, s3=s3, table=table, glue=glue), worker_client(session, "sqs"))
 
 
 def get_worker() -> Worker:
@@ -132,6 +133,8 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> dict[str, A
     elif outcome.status is OutcomeStatus.FAILED:
         names.count(metrics, names.JOBS_FAILED)
         logger.error("job failed permanently; input left untouched", reason=outcome.error)
+    elif outcome.status is OutcomeStatus.IGNORED:
+        logger.info("no job for a folder marker; acknowledged", reason=outcome.error)
     else:
         names.count(metrics, names.DUPLICATE_DELIVERIES)
         logger.info("duplicate delivery ignored", reason=outcome.error)
@@ -142,14 +145,21 @@ def sweep_handler() -> dict[str, Any]:
     """The scheduled dead-letter sweep."""
     runtime = get_runtime()
     worker = runtime.worker
-    report = sweep_dead_letters(
-        sqs=runtime.sqs,
-        dlq_url=worker.settings.dlq_url,
-        jobs=worker.jobs,
-        parse=worker.parse,
-        dataset_of=lambda key: dataset_of(key, worker.settings.raw_prefix),
-        clock=lambda: datetime.now(UTC),
-    )
+    try:
+        report = sweep_dead_letters(
+            sqs=runtime.sqs,
+            dlq_url=worker.settings.dlq_url,
+            jobs=worker.jobs,
+            parse=worker.parse,
+            dataset_of=lambda key: dataset_of(key, worker.settings.raw_prefix),
+            clock=lambda: datetime.now(UTC),
+        )
+    except (ClientError, BotoCoreError) as error:
+        # The invocation fails (the Errors metric and its alarm see it): the DLQ's jobs stay unmarked until a
+        # sweep gets through. A connect timeout here usually means the VPC has no route to SQS.
+        failure = classify_aws_error(error)
+        logger.error("dead-letter sweep failed; no job was marked", error=f"{type(error).__name__}: {error}")
+        raise failure from error
     if report.marked:
         names.count(metrics, names.JOBS_DEAD_LETTERED, report.marked)
     logger.info("dead-letter sweep", messages=report.messages, marked=report.marked, malformed=report.malformed)

@@ -21,6 +21,9 @@ from analytics_platform.etl.jobs import JobTracker
 #: Seconds a message stays hidden while one sweep reads the DLQ (it is made visible again at the end).
 READ_VISIBILITY_SECONDS = 60
 MAX_MESSAGES_PER_SWEEP = 2000
+#: Long polling: a short poll asks only some of SQS's servers and can answer empty while messages wait, which
+#: would end the sweep early; a long poll asks them all.
+RECEIVE_WAIT_SECONDS = 1
 
 
 @dataclass
@@ -49,7 +52,7 @@ def sweep_dead_letters(
     try:
         while report.messages < max_messages:
             response = sqs.receive_message(
-                QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
                 VisibilityTimeout=READ_VISIBILITY_SECONDS, AttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             )  # fmt: skip
             messages = [m for m in response.get("Messages", []) if m["MessageId"] not in seen]
@@ -63,6 +66,8 @@ def sweep_dead_letters(
                     ref = parse(message["Body"])
                 except MalformedMessageError:
                     report.malformed += 1
+                    continue
+                if ref.is_folder_marker:  # the worker records no job for a folder; neither does the sweep
                     continue
                 reason = "retries exhausted: the message is in the dead-letter queue"
                 if jobs.dead_letter(ref, dataset_of(ref.key), reason, clock(), _sent_at(message)):

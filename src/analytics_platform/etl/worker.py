@@ -46,6 +46,8 @@ class OutcomeStatus(StrEnum):
     SUPERSEDED = "superseded"
     FAILED = "failed"
     DUPLICATE = "duplicate"
+    #: Nothing to do and no job recorded: a folder marker (key ending in ``/``).
+    IGNORED = "ignored"
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,9 @@ class Worker:
         On the last delivery (``receive_count`` reached ``max_receive_count``) a transient failure records
         the job DEAD_LETTERED before raising, since the message then moves to the DLQ.
         """
+        if ref.is_folder_marker:
+            # No job: a folder is not an upload, and a FAILED record for it would only be noise in tap jobs.
+            return Outcome(OutcomeStatus.IGNORED, ref.job_id, error=f"folder marker {ref.key!r} ({ref.size} bytes)")
         working_time = budget.work_deadline() - time.monotonic()
         if working_time < MIN_START_SECONDS:
             # Claiming now would only spend one of the job's deliveries on a transfer stopped at once.

@@ -1,7 +1,8 @@
 """``tap check``: static checks on the synthesized stacks (no cdktf import: it reads the JSON).
 
 Findings: a reference from one region's stack to another region, an IAM wildcard outside the allow-list,
-a managed policy, a missing required tag, a name off the ``{type}-{region}-{suffix}`` convention, a
+a managed policy, a missing required tag, a name off the ``{type}-{region}-{suffix}`` convention, a service
+the worker calls from its VPC without a route to it (no usable VPC endpoint, no NAT), a
 setting in which one region's stack differs from the others' (configuration drift between regions), and
 every checkov failure that is not suppressed below with its reason.
 """
@@ -21,6 +22,7 @@ from analytics_platform.infra.config import KNOWN_REGIONS, REQUIRED_TAGS, Platfo
 from analytics_platform.infra.iam import WILDCARD_ALLOW_LIST
 from analytics_platform.infra.metric_math import check_metric_math
 from analytics_platform.infra.names import stack_id
+from analytics_platform.infra.reachability import stack_findings as reachability_findings
 
 #: checkov checks that contradict the specification, each with the requirement that rules it out.
 CHECKOV_SUPPRESSIONS: Mapping[str, str] = {
@@ -277,6 +279,7 @@ def run_checks(config: PlatformConfig, outdir: Path, *, with_checkov: bool = Tru
         findings += check_tags(name, stack, region)
         findings += check_names(name, stack, region, config.environment_suffix)
         findings += check_metric_math(name, stack)
+        findings += reachability_findings(name, stack)
         if with_checkov:
             findings += run_checkov(outdir / "stacks" / name, config.encryption)
     return findings

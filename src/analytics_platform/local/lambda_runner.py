@@ -10,6 +10,9 @@ enforces:
   part of the invocation's time: it has its own limit, ``max(10 s, timeout)``;
 * **memory**: the process tree's resident memory is watched; above ``MemorySize`` it is killed
   ("Runtime exited with error: signal: killed", as Lambda reports an out-of-memory kill);
+* **network**: a function in a VPC reaches only the services its applied stack routes to; its clients for the
+  others are pointed at an address where a connect times out (``routes``, from ``local.reachability``). The
+  routes are read before every invocation; when they changed, the environment starts afresh with the new ones;
 * **ephemeral storage**: the environment's /tmp (``TAP_WORK_DIR``, also ``TMPDIR``) is a tmpfs of
   ``EphemeralStorage.Size`` where the machine allows mounting one (root with CAP_SYS_ADMIN, as in this
   project's dev container), so writes past it fail with ENOSPC as on Lambda; elsewhere (no privilege to mount)
@@ -72,6 +75,9 @@ class FunctionSpec:
     ephemeral_storage_mb: int = 512
     role_arn: str = ""
     reserved_concurrency: int = 1
+    #: The function's ``VpcConfig`` (empty: not in a VPC, every service reachable).
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
 
 
 def verify_code(spec: FunctionSpec) -> None:
@@ -137,11 +143,15 @@ class FunctionRuntime:
         work_dir: Path,
         index: int | str = 0,
         credentials: Callable[[], dict[str, str]] | None = None,
+        routes: Callable[[], dict[str, str]] | None = None,
     ) -> None:
+        """``routes``: the environment variables that hold the function to its network's routes (by default none)."""
         verify_code(spec)
         self.spec = spec
         self._endpoint = endpoint
         self._credentials = credentials
+        self._routes = routes
+        self._started_routes: dict[str, str] = {}
         self._code_dir = work_dir / "code" / spec.code_sha256.replace("/", "_")
         self._tmp_dir = work_dir / "tmp" / f"{spec.name}-{index}"
         self._log_path = work_dir / "logs" / f"{spec.name}.log"
@@ -174,7 +184,7 @@ class FunctionRuntime:
         mounted = mount_tmpfs(self._tmp_dir, self.spec.ephemeral_storage_mb)
         self.storage_enforced_by = "tmpfs" if mounted else "watchdog"
 
-    def _start(self) -> None:
+    def _start(self, routes: dict[str, str]) -> None:
         self._extract()
         self._prepare_tmp()
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,6 +201,7 @@ class FunctionRuntime:
             "PYTHONNOUSERSITE": "1",
             "PYTHONUNBUFFERED": "1",
             "AWS_ENDPOINT_URL": self._endpoint,
+            **routes,  # per-service endpoints win over AWS_ENDPOINT_URL in boto3
             "AWS_REGION": self.spec.region,
             "AWS_DEFAULT_REGION": self.spec.region,
             "AWS_LAMBDA_FUNCTION_NAME": self.spec.name,
@@ -209,6 +220,7 @@ class FunctionRuntime:
         log.close()
         self._responses = os.fdopen(read_fd, "rb")
         self._started_at = time.monotonic()
+        self._started_routes = routes
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.write_text(str(self._process.pid))
         init_seconds = max(INIT_TIMEOUT_SECONDS, self.spec.timeout_seconds)
@@ -259,9 +271,15 @@ class FunctionRuntime:
         """Invoke synchronously; raises :class:`InvocationError` on a crash, error, timeout or limit."""
         with self._lock:
             stale = time.monotonic() - self._started_at > CREDENTIAL_LIFETIME_SECONDS
-            if self._process is None or self._process.poll() is not None or stale:
+            try:
+                routes = self._routes() if self._routes else {}
+            except Exception as error:  # the endpoint did not answer: this attempt fails like any invocation error
+                raise InvocationError(f"{self.spec.name}: could not read the function's network: {error}") from error
+            # On AWS a route removed (or added) takes effect at once; a warm environment's variables cannot change.
+            rerouted = routes != self._started_routes
+            if self._process is None or self._process.poll() is not None or stale or rerouted:
                 self.stop()
-                self._start()
+                self._start(routes)
             assert self._process is not None and self._process.stdin is not None
             request = {"event": event, "function_arn": self.spec.arn, "timeout_seconds": self.spec.timeout_seconds}
             try:

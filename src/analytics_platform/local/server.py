@@ -19,6 +19,7 @@ from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client
 from analytics_platform.local.endpoint import start_endpoint
 from analytics_platform.local.lambda_runner import FunctionRuntime, FunctionSpec
 from analytics_platform.local.pollers import QueuePoller, RuntimePool, SchedulePoller, rate_seconds
+from analytics_platform.local.reachability import Blackhole, FunctionRoutes
 
 ACCOUNT_ID = LOCAL_ACCOUNT_ID
 DISCOVERY_INTERVAL_SECONDS = 1.0
@@ -60,6 +61,8 @@ class LocalLambdaService:
         self._pools: dict[str, RuntimePool] = {}
         self._lock = threading.Lock()
         self._journal = (work_dir / "invocations.jsonl").open("a", buffering=1)
+        #: Where calls to a service without a route go (and time out), shared by every function.
+        self._blackhole = Blackhole()
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append one line to the invocation journal (used by ``tap demo``, the e2e tests and the soak)."""
@@ -69,6 +72,7 @@ class LocalLambdaService:
     def _spec(self, lam: Any, region: str, function_arn: str) -> FunctionSpec:
         config = lam.get_function_configuration(FunctionName=function_arn)
         concurrency = lam.get_function_concurrency(FunctionName=function_arn).get("ReservedConcurrentExecutions")
+        vpc = config.get("VpcConfig") or {}
         return FunctionSpec(
             name=config["FunctionName"], arn=config["FunctionArn"], region=region, handler=config["Handler"],
             timeout_seconds=int(config.get("Timeout", 3)), memory_mb=int(config.get("MemorySize", 128)),
@@ -76,6 +80,7 @@ class LocalLambdaService:
             code_sha256=config["CodeSha256"], code=deployed_code(region, config["FunctionName"]),
             ephemeral_storage_mb=int(config.get("EphemeralStorage", {}).get("Size", 512)),
             role_arn=config.get("Role", ""), reserved_concurrency=int(concurrency or 1),
+            subnet_ids=tuple(vpc.get("SubnetIds") or ()), security_group_ids=tuple(vpc.get("SecurityGroupIds") or ()),
         )  # fmt: skip
 
     def _pool(self, lam: Any, region: str, function_arn: str) -> RuntimePool:
@@ -83,12 +88,23 @@ class LocalLambdaService:
         if function_arn not in self._pools:
             spec = self._spec(lam, region, function_arn)
             credentials = role_credentials(self._endpoint, region, spec.role_arn, spec.name) if spec.role_arn else None
+            routes = self._routes(spec)
             self._pools[function_arn] = RuntimePool([
                 FunctionRuntime(spec, endpoint=self._endpoint, work_dir=self._work_dir, index=index,
-                                credentials=credentials)
+                                credentials=credentials, routes=routes.environment if routes else None)
                 for index in range(spec.reserved_concurrency)
             ])  # fmt: skip
         return self._pools[function_arn]
+
+    def _routes(self, spec: FunctionSpec) -> FunctionRoutes | None:
+        """What holds a VPC function to its routes (None outside a VPC: every public endpoint is reachable)."""
+        if not spec.subnet_ids:
+            return None
+        return FunctionRoutes(
+            ec2=lambda: local_client("ec2", spec.region, self._endpoint), function=spec.name, region=spec.region,
+            subnet_ids=spec.subnet_ids, security_group_ids=spec.security_group_ids,
+            blackhole_url=self._blackhole.url, record=self.record,
+        )  # fmt: skip
 
     def _queue_poller(self, lam: Any, region: str, mapping: dict[str, Any]) -> QueuePoller:
         queue_arn = mapping["EventSourceArn"]
@@ -155,6 +171,7 @@ class LocalLambdaService:
         for pool in self._pools.values():
             pool.stop()
         self._pools.clear()
+        self._blackhole.close()
 
 
 def serve(port: int, regions: list[str], work_dir: Path, fault_rate: float = 0.0) -> None:

@@ -174,6 +174,7 @@ class Network(Construct):
                 vpc_id=self.vpc.id,
                 service_name=f"com.amazonaws.{region}.{service}",
                 vpc_endpoint_type="Interface",
+                # The SDK's default hostname must resolve to the endpoint: the worker sets no endpoint URL.
                 private_dns_enabled=True,
                 subnet_ids=[s.id for s in self.subnets],
                 security_group_ids=[self.endpoint_security_group.id],
