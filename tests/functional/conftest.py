@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from analytics_platform.etl import handler as handler_module
 from analytics_platform.etl.events import ObjectRef, object_created_event
@@ -168,3 +169,12 @@ def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platfo
         table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE)
         yield Platform(s3, table, tmp_path, sqs, queue_url, dlq_url)
         handler_module.get_runtime.cache_clear()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    """A moto server on a free loopback port, for the local Lambda service's tests."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+    server.stop()

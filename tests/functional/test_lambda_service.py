@@ -5,11 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from moto.server import ThreadedMotoServer
 
 from analytics_platform.local.clients import local_client
 from analytics_platform.local.pollers import QueuePoller, SchedulePoller
@@ -18,14 +14,6 @@ from analytics_platform.local.server import LocalLambdaService
 REGION = "us-east-1"
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
          "Principal": {"Service": "lambda.amazonaws.com"}}]}  # fmt: skip
-
-
-@pytest.fixture
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{server.get_host_and_port()[1]}"
-    server.stop()
 
 
 def package() -> bytes:

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ConnectTimeoutError
-from moto.server import ThreadedMotoServer
 
 from analytics_platform.etl import handler as handler_module
 from analytics_platform.etl.clients import WORKER_SERVICES, EndpointType
@@ -115,14 +114,6 @@ def probe_package() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", PROBE)
     return buffer.getvalue()
-
-
-@pytest.fixture
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{server.get_host_and_port()[1]}"
-    server.stop()
 
 
 def stack_like_network(ec2: Any) -> dict[str, Any]:
