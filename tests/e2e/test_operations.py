@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from analytics_platform.etl.events import object_created_event
-from analytics_platform.infra.names import DRIFT_METRIC, DRIFT_NAMESPACE, ResourceNames
+from analytics_platform.infra.names import DRIFT_METRIC, DRIFT_NAMESPACE, LOCAL_ACCOUNT_ID, ResourceNames
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.platform import LocalPaths, leftovers, platform_down, platform_up
 from analytics_platform.ops.commands import bootstrap_command, drift_command, terraform_command
@@ -206,7 +206,7 @@ def test_drift_names_exactly_the_two_resources_changed_outside_terraform_in_thei
             Period=60, Statistics=["Maximum"],
         )["Datapoints"]  # fmt: skip
         assert [p["Maximum"] for p in points] == [expected], (region, points)
-        alarm = cloudwatch.describe_alarms(AlarmNames=[ResourceNames.build(region, "dev").alarm_drift])["MetricAlarms"]
+        alarm = cloudwatch.describe_alarms(AlarmNames=[ResourceNames.build(region, "dev", LOCAL_ACCOUNT_ID).alarm_drift])["MetricAlarms"]
         assert alarm and alarm[0]["Dimensions"] == [{"Name": "Stack", "Value": stack}]
 
 
@@ -242,7 +242,7 @@ def test_redrive_moves_a_dead_lettered_upload_back_and_its_job_is_processed(
     region = "ap-southeast-1"
     outputs = region_outputs(ops, region)
     events = client(ops, "events", region)
-    rule = ResourceNames.build(region, "dev").rule
+    rule = ResourceNames.build(region, "dev", LOCAL_ACCOUNT_ID).rule
     # GIVEN an upload whose event ended in the dead-letter queue (the rule is off while it lands, and its event
     # is put in the DLQ as SQS would after the last failed receive); the sweep marks its job DEAD_LETTERED
     events.disable_rule(Name=rule)
