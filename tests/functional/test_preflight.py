@@ -182,7 +182,9 @@ def test_vpc_quota_counts_the_vpcs_in_use(endpoint: tuple[str, Path]) -> None:
     assert "--quota-code L-F678F1CE --desired-value 6" in found["vpc-quota"].remedy
 
 
-def test_lake_formation_without_iam_defaults_fails_until_the_worker_role_is_granted(endpoint: tuple[str, Path]) -> None:
+def test_lake_formation_without_iam_defaults_fails_once_deployed_until_the_worker_role_is_granted(
+    endpoint: tuple[str, Path],
+) -> None:
     # GIVEN Lake Formation in sa-east-1 with no IAM_ALLOWED_PRINCIPALS defaults
     url, _ = endpoint
     target = deployment(url, "sa-east-1", suffix="governed")
@@ -190,13 +192,17 @@ def test_lake_formation_without_iam_defaults_fails_until_the_worker_role_is_gran
     lakeformation = local_client("lakeformation", "sa-east-1", url)
     lakeformation.put_data_lake_settings(DataLakeSettings={
         "DataLakeAdmins": [], "CreateDatabaseDefaultPermissions": [], "CreateTableDefaultPermissions": []})  # fmt: skip
-    # WHEN / THEN the check fails and says which role needs which grant
-    failed = by_check(run_preflight(target), "sa-east-1")["lake-formation"]
-    assert not failed.ok and "would be denied" in failed.detail
     role_arn = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{names.role}"
-    assert f"DataLakePrincipalIdentifier={role_arn} --permissions ALTER CREATE_TABLE DESCRIBE" in failed.remedy
-    # WHEN the role is granted those permissions on the stack's database, THEN it passes
+    grant = f"DataLakePrincipalIdentifier={role_arn} --permissions ALTER CREATE_TABLE DESCRIBE"
+    # WHEN the stack was never deployed THEN the first deploy is not blocked (nothing can be granted before the
+    # deploy creates the database and the role): the row passes and says what to run right after it
+    first = by_check(run_preflight(target), "sa-east-1")["lake-formation"]
+    assert first.ok and first.remedy.startswith("right after this deploy, grant") and grant in first.remedy
+    # WHEN the database exists and the role holds nothing THEN the check fails and says which role needs which grant
     local_client("glue", "sa-east-1", url).create_database(DatabaseInput={"Name": names.glue_database})
+    failed = by_check(run_preflight(target), "sa-east-1")["lake-formation"]
+    assert not failed.ok and "would be denied" in failed.detail and grant in failed.remedy
+    # WHEN the role is granted those permissions on the stack's database, THEN it passes
     lakeformation.grant_permissions(
         Principal={"DataLakePrincipalIdentifier": role_arn}, Resource={"Database": {"Name": names.glue_database}},
         Permissions=["CREATE_TABLE", "ALTER", "DESCRIBE"],

@@ -232,5 +232,6 @@ def test_deletion_protection_guards_table_bucket_and_keys_and_is_off_by_default(
         assert one(stack, "aws_dynamodb_table")["deletion_protection_enabled"] is protected
         bucket = one(stack, "aws_s3_bucket")
         assert ("force_destroy" not in bucket) if protected else bucket["force_destroy"] is True
+        assert one(stack, "aws_athena_workgroup")["force_destroy"] is not protected
         windows = {k["deletion_window_in_days"] for k in resources(stack, "aws_kms_key")}
         assert windows == ({30} if protected else {7})

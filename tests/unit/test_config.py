@@ -79,6 +79,8 @@ REJECTIONS = {
     "az_ids_twice": ({"regions": [{"region": "us-east-1", "vpc_cidr": "10.0.0.0/16",
                                    "az_ids": ["use1-az1", "use1-az1"]}]}, "regions[0].az_ids"),
     "noncurrent_days": ({"noncurrent_version_expiration_days": 0}, "noncurrent_version_expiration_days"),
+    "az_ids_of_another_region": ({"regions": [{"region": "us-east-1", "vpc_cidr": "10.0.0.0/16",
+                                               "az_ids": ["euw1-az1", "apse1-az2"]}]}, "regions[0].az_ids"),
     "deletion_protection": ({"deletion_protection": "yes"}, "deletion_protection"),
     # A trailing newline matched '$' and reached the bucket name, the e-mail endpoint and the zone id.
     "account_id_trailing_newline": ({"account_id": "111122223333\n"}, "account_id"),
@@ -296,3 +298,13 @@ def test_an_unknown_encryption_mode_is_rejected_naming_the_field(value: object) 
         load_config(None, environ={}, encryption=value)
     assert raised.value.field == "encryption"
     assert str(raised.value).startswith("invalid configuration: encryption: must be one of sse-s3, kms, got ")
+
+
+def test_zone_ids_of_each_region_are_accepted() -> None:
+    from analytics_platform.infra.validation import zone_id_prefix
+
+    assert [zone_id_prefix(r) for r in ("us-east-1", "eu-west-1", "ap-southeast-1", "ap-northeast-3", "ca-central-1",
+                                        "me-south-1", "us-west-2")] == [
+        "use1", "euw1", "apse1", "apne3", "cac1", "mes1", "usw2"]  # fmt: skip
+    regions = [{"region": "ap-southeast-1", "vpc_cidr": "10.2.0.0/16", "az_ids": ["apse1-az1", "apse1-az3"]}]
+    assert load_config(None, environ={}, regions=regions).regions[0].az_ids == ("apse1-az1", "apse1-az3")

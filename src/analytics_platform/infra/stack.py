@@ -107,7 +107,7 @@ class RegionalStack(TerraformStack):
         self.analytics = Analytics(
             self, "analytics", database_name=names.glue_database, workgroup_name=names.athena_workgroup,
             bucket_name=names.bucket, bytes_scanned_cutoff_mb=config.athena_bytes_scanned_cutoff_mb,
-            kms_key_arn=key_arn,
+            kms_key_arn=key_arn, force_destroy=not config.deletion_protection,
         )  # fmt: skip
         self.jobs = JobTable(
             self, "jobs", table_name=names.table, deletion_protection=config.deletion_protection, kms_key_arn=key_arn

@@ -39,6 +39,17 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
 ACCOUNT_ID_PATTERN = re.compile(r"^[0-9]{12}$")
 #: An availability zone id (``use1-az1``, ``euw1-az3``, ``apse1-az2``); Local Zone ids (``use1-bos1-az1``) do not match.
 AZ_ID_PATTERN = re.compile(r"^[a-z]{2,5}[0-9]-az[0-9]{1,2}$")
+#: How zone ids abbreviate a region's direction word (``ap-southeast-1`` zones are ``apse1-az1``, ...).
+_ZONE_ID_WORDS = {"southeast": "se", "northeast": "ne", "central": "c", "east": "e", "west": "w", "north": "n",
+                  "south": "s"}  # fmt: skip
+
+
+def zone_id_prefix(region: str) -> str:
+    """The prefix of ``region``'s zone ids: ``us-east-1`` -> ``use1``, ``ap-southeast-1`` -> ``apse1``."""
+    country, word, number = region.split("-")
+    return f"{country}{_ZONE_ID_WORDS.get(word, word)}{number}"
+
+
 #: A plain e-mail address as SNS's email protocol takes it.
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 #: AWS's advice for a queue that triggers a function: visibility timeout at least 6x the function timeout.
@@ -111,6 +122,13 @@ def _validate_regions(regions: tuple[RegionConfig, ...]) -> None:
                     f"{az_id!r} is not an availability zone id such as 'use1-az1' (Local Zones cannot host this stack)",
                 )
             _require(len(set(region.az_ids)) == len(region.az_ids), f"{where}.az_ids", "lists a zone twice")
+            prefix = zone_id_prefix(region.region)
+            for az_id in region.az_ids:
+                _require(
+                    az_id.startswith(f"{prefix}-az"),
+                    f"{where}.az_ids",
+                    f"{az_id!r} is not a zone of {region.region} (its zone ids start with {prefix}-az)",
+                )
             _require(
                 len(region.az_ids) == region.az_count,
                 f"{where}.az_ids",

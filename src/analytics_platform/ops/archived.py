@@ -121,8 +121,9 @@ def archived_in_queue(sqs: Any, s3: Any, queue_url: str, *, limit: int = 100_000
     handles: list[str] = []
     try:
         while len(seen) < limit:
+            # Long polling asks every SQS server: an empty answer means none is left (a short poll may miss some).
             messages = sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=SCAN_VISIBILITY_SECONDS
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=SCAN_VISIBILITY_SECONDS
             ).get("Messages", [])
             fresh = [m for m in messages if m["MessageId"] not in seen]
             if not fresh:

@@ -140,7 +140,7 @@ def report_table(results: Sequence[CheckResult]) -> str:
     lines = [line(header), line((*("-" * w for w in widths), "-" * 6))]
     for result, row in zip(results, rows, strict=True):
         lines.append(line(row))
-        if not result.ok and result.remedy:
+        if result.remedy:
             lines.append(f"{'':{widths[0]}}  to do: {result.remedy}")
     failed = [r for r in results if not r.ok]
     regions = len({r.region for r in results})
@@ -180,6 +180,9 @@ def preflight_passes(deployment: Deployment) -> bool:
     failed = [r for r in results if not r.ok]
     if not failed:
         print(f"preflight: {len(results)} check(s) passed in {', '.join(deployment.regions)}")
+        for result in results:
+            if result.remedy:  # a passing check that leaves something to do after the deploy
+                print(f"  [{result.region}] {result.check}: to do: {result.remedy}")
         return True
     print(report_table(results))
     print("error: preflight failed: nothing was applied (fix the above, or deploy with --skip-preflight)",

@@ -26,7 +26,16 @@ VPC_QUOTA = ("vpc", "L-F678F1CE")
 INTERFACE_ENDPOINT_QUOTA = ("vpc", "L-29B6F2EB")
 #: What an endpoint answers credentials it does not accept (invalid ones, or a region not enabled for the account).
 REFUSED_CREDENTIALS = frozenset(
-    {"AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException", "OptInRequired", "SignatureDoesNotMatch"}
+    {
+        "AuthFailure",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "OptInRequired",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+    }
 )
 ENABLED = frozenset({"opt-in-not-required", "opted-in"})
 IAM_ALLOWED_PRINCIPALS = "IAM_ALLOWED_PRINCIPALS"
@@ -36,7 +45,8 @@ WORKER_CATALOG_PERMISSIONS = frozenset({"CREATE_TABLE", "ALTER", "DESCRIBE"})
 
 @dataclass(frozen=True)
 class Outcome:
-    """A check's answer: passed or not, what was found, and (failed) what to do."""
+    """A check's answer: passed or not, what was found, and what to do (when it failed, or what a passing check
+    leaves to do after the deploy)."""
 
     ok: bool
     detail: str
@@ -274,12 +284,33 @@ def lake_formation(probe: RegionProbe) -> Outcome:
         " ".join(sorted(WORKER_CATALOG_PERMISSIONS)),
         {"Database": {"Name": probe.names.glue_database}},
     )
+    grant = (
+        f"grant the worker's role: aws lakeformation grant-permissions --region {probe.region} "
+        f"--principal DataLakePrincipalIdentifier={role_arn} --permissions {permissions} --resource "
+        f"'{json.dumps(resource)}' (and Athena's users SELECT), or give IAM_ALLOWED_PRINCIPALS ALL back to both "
+        "defaults (aws lakeformation put-data-lake-settings)"
+    )
+    if not _database_exists(probe):
+        # A first deploy: the database and the role are what the deploy creates, so nothing can be granted yet.
+        # Refusing would block the deploy forever; the row passes and says what to run right after it.
+        return Outcome(
+            True,
+            "Lake Formation governs new databases and tables: the stack's database and role do not exist yet",
+            f"right after this deploy, {grant}",
+        )
     return Outcome(
         False,
         "Lake Formation governs new databases and tables (no IAM_ALLOWED_PRINCIPALS ALL default): the worker's Glue "
         "calls would be denied",
-        f"after deploy, grant the worker's role: aws lakeformation grant-permissions --region {probe.region} "
-        f"--principal DataLakePrincipalIdentifier={role_arn} --permissions {permissions} --resource "
-        f"'{json.dumps(resource)}' (and Athena's users SELECT), or give IAM_ALLOWED_PRINCIPALS ALL back to both "
-        "defaults (aws lakeformation put-data-lake-settings)",
+        grant,
     )
+
+
+def _database_exists(probe: RegionProbe) -> bool:
+    try:
+        probe.client("glue").get_database(Name=probe.names.glue_database)
+    except ClientError as error:
+        if _code(error) == "EntityNotFoundException":
+            return False
+        raise
+    return True

@@ -230,22 +230,33 @@ def _hold_archived(s3: Any, messages: list[dict[str, Any]]) -> tuple[list[dict[s
     return [m for m, a in checked if a is None], [(m, a) for m, a in checked if a is not None]
 
 
+#: Receives in a row that bring only messages handled already before the copy stops.
+STALE_ROUNDS = 3
+
+
 def _move_by_copy(sqs: Any, queue_url: str, dlq_url: str, s3: Any = None) -> RedriveReport:
     method = RedriveMethod.COPY
     moved = failed = 0
     seen: set[str] = set()
     held: list[Any] = []
     detail = ""
+    stale_rounds = 0
     while moved + failed < MAX_COPY_MESSAGES:
+        # Long polling (WaitTimeSeconds >= 1) asks every SQS server: an empty answer means an empty queue. A short
+        # poll samples some servers only and may answer nothing while messages remain.
         received = sqs.receive_message(
-            QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=COPY_VISIBILITY_SECONDS,
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=COPY_VISIBILITY_SECONDS,
             MessageAttributeNames=["All"],
         ).get("Messages", [])  # fmt: skip
-        # A message seen before came back (its delete failed): it was sent already, leave it for the next run.
+        # A message seen before came back (its delete failed, or a held one outlived its hiding): it was handled
+        # already, leave it for the next run; others may still follow it, so stop only when nothing else comes.
         fresh = [m for m in received if m["MessageId"] not in seen]
         seen.update(m["MessageId"] for m in received)
-        if not fresh:
+        stale_rounds = stale_rounds + 1 if received and not fresh else 0
+        if not received or stale_rounds >= STALE_ROUNDS:
             break
+        if not fresh:
+            continue
         messages, archived = _hold_archived(s3, fresh)
         held += archived  # hidden until the end of the run, then shown again: they stay in the DLQ
         if not messages:

@@ -43,8 +43,11 @@ class Analytics(Construct):
         bucket_name: str,
         bytes_scanned_cutoff_mb: int,
         kms_key_arn: str | None = None,
+        force_destroy: bool = True,
     ) -> None:
-        """``kms_key_arn``: query results SSE-KMS with this key, like the rest of the bucket (by default SSE-S3)."""
+        """``kms_key_arn``: query results SSE-KMS with this key, like the rest of the bucket (by default SSE-S3);
+        ``force_destroy``: a destroy also deletes the workgroup's saved queries (by default; off with deletion
+        protection, where a workgroup holding saved queries refuses to go)."""
         super().__init__(scope, construct_id)
         self.database = GlueCatalogDatabase(
             self,
@@ -68,7 +71,7 @@ class Analytics(Construct):
             "workgroup",
             name=workgroup_name,
             description="Queries over this region's processed datasets; results stay in the region's bucket",
-            force_destroy=True,
+            force_destroy=force_destroy,
             configuration=AthenaWorkgroupConfiguration(
                 enforce_workgroup_configuration=True,
                 publish_cloudwatch_metrics_enabled=True,
