@@ -166,8 +166,9 @@ def platform_up(
         runner = TerraformRunner.create(paths.root / "terraform")
         stacks = _stack_dirs(paths, config)
         progress(f"applying {len(regions)} stack(s) with terraform, {'in parallel' if parallel else 'in sequence'}")
-        run_per_region(lambda r: _apply(runner, stacks[r], f"apply-{r}"), regions, parallel=parallel,
-                       progress=progress)  # fmt: skip
+        timings = run_per_region(lambda r: _apply(runner, stacks[r], f"apply-{r}"), regions, parallel=parallel,
+                                 progress=progress)  # fmt: skip
+        progress(f"applied: {_per_region(timings)}")
         outputs = LocalOutputs(endpoint, {region: _region_outputs(runner, stacks[region]) for region in regions})
         write_outputs(paths, outputs)
         progress("waiting for the local Lambda runtime to attach to every queue")
@@ -199,6 +200,11 @@ def leftovers(endpoint: str, regions: list[str], suffix: str) -> list[str]:
     return found
 
 
+def _per_region(timings: dict[str, float]) -> str:
+    """``us-east-1 84.2 s, eu-west-1 83.9 s``: each region's Terraform time (init, apply and settle, or destroy)."""
+    return ", ".join(f"{region} {seconds:.1f} s" for region, seconds in timings.items())
+
+
 def _apply(runner: TerraformRunner, stack_dir: Path, log_name: str) -> None:
     """``apply``, then the settled state recorded (``tap drift`` compares against it)."""
     runner.apply(stack_dir, log_name)
@@ -226,8 +232,9 @@ def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], 
         runner = TerraformRunner.create(paths.root / "terraform")
         stacks = _stack_dirs(paths, config)
         progress(f"destroying {len(stacks)} stack(s)")
-        run_per_region(lambda r: _destroy(runner, stacks[r], f"destroy-{r}"), list(stacks), progress=progress,
-                       verb="destroying")  # fmt: skip
+        timings = run_per_region(lambda r: _destroy(runner, stacks[r], f"destroy-{r}"), list(stacks),
+                                 progress=progress, verb="destroying")  # fmt: skip
+        progress(f"destroyed: {_per_region(timings)}")
         remaining = leftovers(state.endpoint, state.regions, state.environment_suffix)
         (paths.root / "leftovers.json").write_text(json.dumps(remaining))
         if remaining:

@@ -98,10 +98,13 @@ class TerraformRunner:
         with log.open("a") as handle:
             handle.write(f"\n$ terraform {' '.join(args)}\n")
             handle.flush()
+            started = time.monotonic()
             result = subprocess.run(
                 ["terraform", *args], cwd=stack_dir, env=self.environment(), stdout=handle,
                 stderr=subprocess.STDOUT, check=False,
             )  # fmt: skip
+            # where a region's time goes, command by command, next to the provider's "complete after" lines
+            handle.write(f"$ terraform {args[0]}: exit {result.returncode} after {time.monotonic() - started:.1f} s\n")
         if result.returncode not in ok_codes:
             tail = "\n".join(log.read_text().splitlines()[-25:])
             raise TerraformError(f"terraform {args[0]} failed in {stack_dir.name} (log: {log}):\n{tail}")
