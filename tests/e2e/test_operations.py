@@ -206,7 +206,8 @@ def test_drift_names_exactly_the_two_resources_changed_outside_terraform_in_thei
             Period=60, Statistics=["Maximum"],
         )["Datapoints"]  # fmt: skip
         assert [p["Maximum"] for p in points] == [expected], (region, points)
-        alarm = cloudwatch.describe_alarms(AlarmNames=[ResourceNames.build(region, "dev", LOCAL_ACCOUNT_ID).alarm_drift])["MetricAlarms"]
+        alarm_name = ResourceNames.build(region, "dev", LOCAL_ACCOUNT_ID).alarm_drift
+        alarm = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
         assert alarm and alarm[0]["Dimensions"] == [{"Name": "Stack", "Value": stack}]
 
 
