@@ -107,6 +107,32 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_FAILED if total else EXIT_OK
 
 
+def _port(text: str) -> int:
+    """A TCP port (argparse type): anything else is a usage error before anything starts."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (1 to 65535)")
+    return port
+
+
+def _reject_ratio(text: str) -> float:
+    """``--max-reject-ratio`` within the worker setting's own range (argparse type)."""
+    from analytics_platform.etl.settings import tunable_fields
+
+    (definition,) = [f for f in tunable_fields() if f.name == "max_reject_ratio"]
+    low, high = definition.metadata["minimum"], definition.metadata["maximum"]
+    try:
+        ratio = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not low <= ratio <= high:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is outside {low} to {high} (a share of the rows, not a percentage)")
+    return ratio
+
+
 def _cmd_etl_convert(args: argparse.Namespace) -> int:
     from analytics_platform.etl.convert_cli import convert_command
 
@@ -302,14 +328,16 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(handler=_cmd_etl_convert)
     convert.add_argument("input", help="CSV / JSON Lines / JSON array file, optionally gzip")
     convert.add_argument("output", nargs="?", help="Parquet output (default: INPUT stem + .parquet)")
-    convert.add_argument("--max-reject-ratio", type=float, default=0.1, help="default 0.1")
+    convert.add_argument(
+        "--max-reject-ratio", type=_reject_ratio, default=0.1, help="0.0 to 0.99, as the worker setting (default 0.1)"
+    )
     convert.add_argument("--json", action="store_true", help="print the job summary as JSON")
 
     local = add("local", None, "Embedded local AWS.")
     local_sub = local.add_subparsers(dest="local_command", required=True)
     up = local_sub.add_parser("up", help="Start local AWS and apply every regional stack to it.")
     up.set_defaults(handler=_cmd_local_up)
-    up.add_argument("--port", type=int, default=None, help="endpoint port (default: a free port)")
+    up.add_argument("--port", type=_port, default=None, help="endpoint port, 1 to 65535 (default: a free port)")
     up.add_argument(
         "--fault-rate", type=float, default=0.0,
         help="share (0 to <1) of the worker's S3/DynamoDB/SQS requests answered with a transient error (default 0)",
@@ -336,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = add("demo", _cmd_demo, "Run the platform locally end to end with sample data.")
     demo.add_argument("--keep", action="store_true", help="leave the local platform up afterwards")
-    demo.add_argument("--port", type=int, default=None, help="endpoint port (default: a free port)")
+    demo.add_argument("--port", type=_port, default=None, help="endpoint port, 1 to 65535 (default: a free port)")
     config_option(demo)
 
     jobs = add("jobs", _cmd_jobs, "List jobs of one region through the job table's indexes (or retry some).")

@@ -28,6 +28,13 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
         print(f"error: {source} does not exist or is not a file", file=sys.stderr)
         return 2
     target = Path(output_path) if output_path else default_output(source)
+    if target.resolve() == source.resolve():
+        # The transform writes its output in place: the input would be gone, and the worker never does that.
+        print(f"error: the output {target} is the input file; name another output", file=sys.stderr)
+        return 2
+    if not target.parent.is_dir():
+        print(f"error: the output's folder {target.parent} does not exist", file=sys.stderr)
+        return 2
     # The worker's own memory cap, for the default function size.
     limits = Limits(
         memory_mb=Settings(region="", bucket="", table="").duckdb_memory_mb, max_reject_ratio=max_reject_ratio
