@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,15 @@ from analytics_platform.local.endpoint.moto_patches import encode_keys_in_versio
 encode_keys_in_version_listings()
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+#: S3's per-key event order, as the upload helper hands it out (increasing, like S3's sequencers).
+_SEQUENCE = itertools.count(0x617F08299329D189)
+
+
+def next_sequencer() -> str:
+    """The next sequencer, as S3 writes them (upper-case hexadecimal)."""
+    return f"{next(_SEQUENCE):018X}"
+
+
 REGION = "us-east-1"
 BUCKET = "analytics-bucket-us-east-1-test"
 TABLE = "analytics-jobs-us-east-1-test"
@@ -82,17 +92,22 @@ class Platform:
     sqs: Any
     queue_url: str
     dlq_url: str
+    #: The sequencer S3 gave each (key, version) at upload; what its event carries.
+    sequencers: dict[tuple[str, str | None], str] = field(default_factory=dict)
 
     def upload(self, key: str, data: bytes) -> tuple[str, str]:
         """Put an object; returns (key, version id)."""
         response = self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+        self.sequencers[(key, response.get("VersionId"))] = next_sequencer()
         return key, response["VersionId"]
 
     def body_for(self, key: str, version: str | None, size: int | None = None) -> str:
         """The EventBridge event body SQS would carry for that object."""
         if size is None:
             size = self.s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
-        return json.dumps(object_created_event(BUCKET, key, version_id=version, size=size, region=REGION))
+        sequencer = self.sequencers.get((key, version)) or next_sequencer()
+        event = object_created_event(BUCKET, key, version_id=version, size=size, region=REGION, sequencer=sequencer)
+        return json.dumps(event)
 
     def sqs_event(self, *bodies: str, receive_count: int = 1, message_id: str | None = None) -> dict[str, Any]:
         """An SQS event of several records, shaped like the fixture (received from the real queue)."""

@@ -38,5 +38,5 @@ def test_the_sweep_records_no_job_for_a_folder_marker_in_the_dlq(platform: Platf
     platform.sqs.send_message(QueueUrl=platform.dlq_url, MessageBody=platform.body_for(key, version))
     sweep = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {"task": "dead-letter-sweep"}}
     report = handler_module.lambda_handler(sweep, FakeContext())
-    assert report == {"messages": 1, "marked": 0, "malformed": 0}
+    assert report == {"messages": 1, "marked": 0, "malformed": 0, "promoted": 0, "retired": 0, "orphans": 0}
     assert platform.job(key, version) == {}

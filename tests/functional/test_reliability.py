@@ -209,7 +209,7 @@ def test_the_sweep_marks_every_dead_lettered_message_and_leaves_the_dlq_as_it_wa
     # WHEN the scheduled sweep runs
     report = handler_module.lambda_handler(sweep_event(), FakeContext())
     # THEN the two unfinished jobs are DEAD_LETTERED, the finished one is untouched
-    assert report == {"messages": 4, "marked": 2, "malformed": 1}
+    assert report == {"messages": 4, "marked": 2, "malformed": 1, "promoted": 0, "retired": 0, "orphans": 0}
     assert platform.job(killed, killed_version)["job_status"] == "DEAD_LETTERED"
     assert platform.job(never, never_version)["job_status"] == "DEAD_LETTERED"
     assert platform.job(done, done_version)["job_status"] == "SUCCEEDED"
@@ -354,8 +354,7 @@ def test_a_lost_final_write_is_retried_never_acknowledged(platform: Platform, mo
                                 ExpressionAttributeValues={":p": "PENDING"})  # fmt: skip
         return False
 
-    monkeypatch.setattr(jobs, "succeed", handed_back_meanwhile)
-    # (a versioned key's success is a transaction with its latest-version check: same loss, same answer)
+    # (a job's success is a transaction with its key's latest-version check)
     monkeypatch.setattr(jobs, "succeed_current", lambda *args: "lost" if not handed_back_meanwhile(*args[:2]) else "ok")
     event = platform.sqs_event(platform.body_for(key, version))
     # WHEN processed THEN the record fails (SQS keeps the message) since the job is not terminal

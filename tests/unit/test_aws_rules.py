@@ -168,8 +168,8 @@ def test_lifecycle_expires_old_versions_and_delete_markers_but_never_a_current_u
         for rule in rules.values():
             for expiration in rule.get("expiration", []):
                 assert not ({"days", "date"} & set(expiration) and "expired_object_delete_marker" in expiration)
-                if "days" in expiration:  # only Athena's query results expire while current
-                    assert rule["filter"] == [{"prefix": "athena-results/"}]
+                if "days" in expiration:  # only Athena's query results and staged Parquet expire while current
+                    assert rule["filter"] in ([{"prefix": "athena-results/"}], [{"prefix": "staging/"}])
 
 
 # --- 5. smaller ones --------------------------------------------------------------------------------------------

@@ -60,7 +60,8 @@ def test_isolated_vpc(stacks: dict[str, Any], region: str, cidr: str) -> None:
     endpoints = {e["service_name"]: e["vpc_endpoint_type"] for e in stack["resource"]["aws_vpc_endpoint"].values()}
     assert endpoints == {f"com.amazonaws.{region}.s3": "Gateway", f"com.amazonaws.{region}.dynamodb": "Gateway",
                          f"com.amazonaws.{region}.xray": "Interface", f"com.amazonaws.{region}.sqs": "Interface",
-                         f"com.amazonaws.{region}.glue": "Interface"}  # fmt: skip
+                         f"com.amazonaws.{region}.glue": "Interface",
+                         f"com.amazonaws.{region}.events": "Interface"}  # fmt: skip
     assert one(stack, "aws_flow_log")["traffic_type"] == "ALL"
 
 
@@ -93,7 +94,7 @@ def test_rule_matches_raw_uploads_of_this_bucket_and_targets_the_queue(stacks: d
     stack = stacks["ap-southeast-1"]
     rules = stack["resource"]["aws_cloudwatch_event_rule"].values()
     pattern = json.loads(next(r["event_pattern"] for r in rules if "event_pattern" in r))
-    assert pattern == {"source": ["aws.s3"], "detail-type": ["Object Created"],
+    assert pattern == {"source": ["aws.s3"], "detail-type": ["Object Created", "Object Deleted"],
                        "detail": {"bucket": {"name": ["analytics-bucket-111122223333-ap-southeast-1-unit"]},
                                   "object": {"key": [{"prefix": "raw/"}]}}}  # fmt: skip
     targets = stack["resource"]["aws_cloudwatch_event_target"].values()
@@ -188,7 +189,18 @@ def test_iam_is_least_privilege(stacks: dict[str, Any]) -> None:
     ]  # fmt: skip
     write = worker["WriteResultObjects"]
     assert write["Action"] == ["s3:AbortMultipartUpload", "s3:PutObject"]
-    assert [r.rsplit("/", 2)[-2] for r in write["Resource"]] == ["processed", "quarantine"]
+    assert [r.rsplit("/", 2)[-2] for r in write["Resource"]] == ["staging", "processed", "quarantine"]
+    # Outputs are staged, then promoted (a copy: read the staged one) and reconciled (a head of the promoted one).
+    assert [r.rsplit("/", 2)[-2] for r in worker["ReadOwnOutputs"]["Resource"]] == ["staging", "processed"]
+    assert [r.rsplit("/", 2)[-2] for r in worker["RetireSupersededOutputs"]["Resource"]] == ["staging", "processed"]
+    # Job state events: only this region's default bus, only the platform's own source.
+    events = worker["PutJobStateEvents"]
+    assert events["Action"] == ["events:PutEvents"]
+    assert events["Resource"] == [
+        "arn:${data.aws_partition.partition.partition}:events:us-east-1:${data.aws_caller_identity.account.account_id}"
+        ":event-bus/default"
+    ]
+    assert events["Condition"] == {"StringEquals": {"events:source": ["tap.etl"]}}
     # ListBucket on exactly this bucket: without it S3 answers 403 for a deleted upload, which looks transient.
     assert worker["ListOwnBucket"]["Action"] == ["s3:ListBucket"]
     assert re.fullmatch(r"\$\{aws_s3_bucket\.data_bucket_\w+\.arn\}", worker["ListOwnBucket"]["Resource"][0])
@@ -197,7 +209,7 @@ def test_iam_is_least_privilege(stacks: dict[str, Any]) -> None:
         "StringLike": {"s3:prefix": ["raw/*"]}
     }
     retire = worker["RetireSupersededOutputs"]
-    assert retire["Action"] == ["s3:DeleteObject"] and retire["Resource"][0].endswith("/processed/*")
+    assert retire["Action"] == ["s3:DeleteObject"] and retire["Resource"][1].endswith("/processed/*")
     dead = worker["InspectDeadLetters"]
     assert "sqs:DeleteMessage" not in dead["Action"] and "aws_sqs_queue.queues_dlq" in dead["Resource"][0]
     star = [sid for sid, s in worker.items() if "*" in s["Resource"]]

@@ -44,6 +44,7 @@ WORKER_SERVICES: tuple[WorkerService, ...] = (
     WorkerService("dynamodb", EndpointType.GATEWAY, "job records and dataset schemas"),
     WorkerService("sqs", EndpointType.INTERFACE, "message visibility changes and the dead-letter sweep"),
     WorkerService("glue", EndpointType.INTERFACE, "the dataset catalog"),
+    WorkerService("events", EndpointType.INTERFACE, "job state events on the region's default bus"),
     # Not a boto3 client: active tracing uploads the function's trace segments from the execution environment.
     WorkerService("xray", EndpointType.INTERFACE, "active tracing's trace segments"),
 )

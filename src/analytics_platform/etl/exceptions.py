@@ -51,6 +51,11 @@ class MissingObjectError(PermanentError):
     """The object version named in the event no longer exists."""
 
 
+class OverwrittenError(PermanentError):
+    """Versioning suspended: the key now holds another upload than the event's (its ETag differs); that newer
+    upload's own event processes it, and this job ends SUPERSEDED."""
+
+
 class TransientError(EtlError):
     """Throttling, 5xx or a timeout: fail only this record so SQS redelivers it.
 
@@ -89,7 +94,11 @@ class MalformedMessageError(EtlError):
 
 
 class JobAlreadyFinishedError(EtlError):
-    """A redelivered event for a job that already SUCCEEDED or FAILED (a no-op)."""
+    """A redelivered event for a job that already ended for good (a no-op but for finishing a promotion)."""
+
+    def __init__(self, message: str, status: str = "") -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class JobInProgressError(TransientError):

@@ -28,6 +28,7 @@ from analytics_platform.etl.exceptions import (
 )
 from analytics_platform.etl.jobs import delivery_owner
 from analytics_platform.etl.keys import dataset_of
+from analytics_platform.etl.reconcile import reconcile
 from analytics_platform.etl.settings import Settings
 from analytics_platform.etl.storage import classify_aws_error
 from analytics_platform.etl.sweeper import sweep_dead_letters
@@ -48,6 +49,8 @@ class Runtime:
 
     worker: Worker
     sqs: Any
+    s3: Any = None
+    table: Any = None
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +61,9 @@ def get_runtime() -> Runtime:
     s3 = worker_client(session, "s3")
     table = worker_resource(session, "dynamodb").Table(settings.table)
     glue = worker_client(session, "glue") if settings.glue_database else None
-    return Runtime(Worker(settings, s3=s3, table=table, glue=glue), worker_client(session, "sqs"))
+    events = worker_client(session, "events") if settings.event_bus else None
+    worker = Worker(settings, s3=s3, table=table, glue=glue, events=events)
+    return Runtime(worker, worker_client(session, "sqs"), s3, table)
 
 
 def get_worker() -> Worker:
@@ -129,7 +134,11 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> dict[str, A
         logger.info("job succeeded", rows_out=result.rows_out, rows_rejected=result.rows_rejected,
                     output_uri=result.output_uri)  # fmt: skip
     elif outcome.status is OutcomeStatus.SUPERSEDED:
-        logger.info("converted, but a newer version of the key succeeded first; output retired", reason=outcome.error)
+        logger.info("converted, but a newer version of the key is current; nothing of it is visible",
+                    reason=outcome.error)  # fmt: skip
+    elif outcome.status is OutcomeStatus.DELETED:
+        names.count(metrics, names.KEYS_DELETED)
+        logger.info("deletion applied: the key's rows left the query results", reason=outcome.error)
     elif outcome.status is OutcomeStatus.FAILED:
         names.count(metrics, names.JOBS_FAILED)
         logger.error("job failed permanently; input left untouched", reason=outcome.error)
@@ -163,7 +172,17 @@ def sweep_handler() -> dict[str, Any]:
     if report.marked:
         names.count(metrics, names.JOBS_DEAD_LETTERED, report.marked)
     logger.info("dead-letter sweep", messages=report.messages, marked=report.marked, malformed=report.malformed)
-    return {"messages": report.messages, "marked": report.marked, "malformed": report.malformed}
+    worker.notify(*report.marked_jobs)
+    repaired = reconcile(
+        s3=runtime.s3, table=runtime.table, outputs=worker.outputs, bucket=worker.settings.bucket,
+        processed_prefix=worker.settings.processed_prefix, clock=lambda: datetime.now(UTC),
+    )  # fmt: skip
+    for name, value in ((names.OUTPUTS_PROMOTED_LATE, repaired.promoted), (names.JOBS_RETIRED_LATE, repaired.retired),
+                        (names.ORPHAN_OUTPUTS_RETIRED, repaired.orphans)):  # fmt: skip
+        names.count(metrics, name, value)
+    logger.info("reconciliation", promoted=repaired.promoted, retired=repaired.retired, orphans=repaired.orphans)
+    return {"messages": report.messages, "marked": report.marked, "malformed": report.malformed,
+            "promoted": repaired.promoted, "retired": repaired.retired, "orphans": repaired.orphans}  # fmt: skip
 
 
 def is_sweep(event: dict[str, Any]) -> bool:

@@ -23,13 +23,17 @@ class JobStatus(StrEnum):
     FAILED = "FAILED"
     DEAD_LETTERED = "DEAD_LETTERED"
     SUPERSEDED = "SUPERSEDED"
+    #: The version was deleted from raw/ (a delete marker, or deleted for good): its rows left the query results.
+    DELETED = "DELETED"
 
 
-PENDING, RUNNING, SUCCEEDED, FAILED, DEAD_LETTERED, SUPERSEDED = (s.value for s in JobStatus)
+PENDING, RUNNING, SUCCEEDED, FAILED, DEAD_LETTERED, SUPERSEDED, DELETED = (s.value for s in JobStatus)
 #: States a job ends in; a record in any other state still has a message that will come back.
-TERMINAL = frozenset({SUCCEEDED, FAILED, DEAD_LETTERED, SUPERSEDED})
+TERMINAL = frozenset({SUCCEEDED, FAILED, DEAD_LETTERED, SUPERSEDED, DELETED})
 #: States a redelivery never reprocesses.
-FINISHED = frozenset({SUCCEEDED, FAILED, SUPERSEDED})
+FINISHED = frozenset({SUCCEEDED, FAILED, SUPERSEDED, DELETED})
+#: States whose output was retired: no rows of theirs are visible.
+RETIRED = frozenset({SUPERSEDED, DELETED})
 
 
 def iso(moment: datetime) -> str:
@@ -61,7 +65,9 @@ class JobResult:
     rows_rejected: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    #: Where the Parquet is visible once promoted (under the table's location) and where it waits until then.
     output_uri: str | None = None
+    staging_uri: str | None = None
     quarantine_uri: str | None = None
     schema: list[str] = field(default_factory=list)
 
@@ -94,6 +100,8 @@ def result_values(result: JobResult, started: datetime, now: datetime) -> dict[s
     }
     if result.output_uri:
         values["output_uri"] = result.output_uri
+    if result.staging_uri:
+        values["staging_uri"] = result.staging_uri
     if result.quarantine_uri:
         values["quarantine_uri"] = result.quarantine_uri
     return values

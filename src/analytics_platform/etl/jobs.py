@@ -1,8 +1,10 @@
 """Job records in DynamoDB: one per object version, moved between states with conditional writes only.
 
-States: ``PENDING -> RUNNING -> SUCCEEDED | FAILED | DEAD_LETTERED | SUPERSEDED`` (and ``SUCCEEDED ->
-SUPERSEDED`` when a newer version of the key succeeds, see :mod:`.latest`); ``RUNNING -> PENDING`` after a transient
-error (the message is redelivered). Rules the conditions enforce:
+States: ``PENDING -> RUNNING -> SUCCEEDED | FAILED | DEAD_LETTERED | SUPERSEDED | DELETED`` (and
+``SUCCEEDED -> SUPERSEDED | DELETED`` when a newer version of the key becomes current or the key is deleted, see
+:mod:`.latest` and :mod:`.outputs`); ``RUNNING -> PENDING`` after a transient error (the message is redelivered);
+``SUPERSEDED | DELETED -> PENDING`` when deleting the version above it makes the version current again
+(:mod:`.outputs`). Rules the conditions enforce:
 
 * A job is created once (``attribute_not_exists``). A redelivered event for a SUCCEEDED or FAILED job is a no-op.
 * Claiming sets RUNNING with an owner (the SQS message id) and a lease that ends :data:`LEASE_MARGIN_SECONDS`
@@ -28,6 +30,7 @@ from analytics_platform.etl.events import ObjectRef
 from analytics_platform.etl.exceptions import JobAlreadyFinishedError, JobInProgressError
 from analytics_platform.etl.job_values import (
     DEAD_LETTERED,
+    DELETED,
     FAILED,
     FINISHED,
     MAX_ERROR_MESSAGE,
@@ -47,7 +50,7 @@ from analytics_platform.etl.job_values import (
 )
 
 __all__ = [
-    "DAY_INDEX", "DEAD_LETTERED", "FAILED", "FINISHED", "PENDING", "RUNNING", "STATUS_INDEX", "SUCCEEDED",
+    "DAY_INDEX", "DEAD_LETTERED", "DELETED", "FAILED", "FINISHED", "PENDING", "RUNNING", "STATUS_INDEX", "SUCCEEDED",
     "SUPERSEDED", "TERMINAL", "JobResult", "JobStatus", "JobTracker", "delivery_owner", "iso", "lease_expiry",
 ]  # fmt: skip
 
@@ -140,7 +143,7 @@ class JobTracker:
             current = self.get(job_id) or {}
             status = current.get("job_status")
             if status in FINISHED:
-                raise JobAlreadyFinishedError(f"job {job_id} already {status}") from None
+                raise JobAlreadyFinishedError(f"job {job_id} already {status}", str(status)) from None
             lease = int(current.get("lease_expires_at", epoch))
             raise JobInProgressError(
                 f"job {job_id} is {status} under another delivery ({current.get('job_owner')}) until its lease "
@@ -176,11 +179,6 @@ class JobTracker:
             raise
         return True
 
-    def succeed(self, job_id: str, owner: str, result: JobResult, started: datetime, now: datetime) -> bool:
-        """RUNNING -> SUCCEEDED with the transform's figures."""
-        values = {**result_values(result, started, now), "job_status": SUCCEEDED}
-        return self._finish(job_id, owner, values, remove="lease_expires_at, error_type, error_message")
-
     def succeed_current(
         self, job_id: str, owner: str, result: JobResult, started: datetime, now: datetime, pointer: dict[str, str]
     ) -> str:
@@ -212,33 +210,14 @@ class JobTracker:
         return "ok"
 
     def supersede_claimed(
-        self, job_id: str, owner: str, by: str, result: JobResult, started: datetime, now: datetime
-    ) -> bool:
-        """RUNNING -> SUPERSEDED: a newer version of the key succeeded first; this one's Parquet was removed."""
-        values = {**result_values(result, started, now), "job_status": SUPERSEDED, "superseded_by": by,
+        self, job_id: str, owner: str, by: str, result: JobResult, started: datetime, now: datetime,
+        status: str = SUPERSEDED,
+    ) -> bool:  # fmt: skip
+        """RUNNING -> SUPERSEDED (a newer version of the key is current) or DELETED (the key was deleted meanwhile);
+        ``by`` names what is current instead. Nothing of this job was ever visible."""
+        values = {**result_values(result, started, now), "job_status": status, "superseded_by": by,
                   "superseded_at": iso(now)}  # fmt: skip
         return self._finish(job_id, owner, values, remove="lease_expires_at, error_type, error_message")
-
-    def supersede_finished(self, job_id: str, by: str, now: datetime) -> bool:
-        """SUCCEEDED -> SUPERSEDED (``by``: the newer version's job); False if it was not SUCCEEDED."""
-        try:
-            self._table.update_item(
-                Key={"job_id": job_id},
-                UpdateExpression="SET job_status = :superseded, superseded_by = :by, superseded_at = :now, "
-                "updated_at = :now",
-                ConditionExpression="job_status = :succeeded",
-                ExpressionAttributeValues={
-                    ":superseded": SUPERSEDED,
-                    ":by": by,
-                    ":now": iso(now),
-                    ":succeeded": SUCCEEDED,
-                },
-            )
-        except ClientError as error:
-            if _is_condition_failure(error):
-                return False
-            raise
-        return True
 
     def fail(
         self, job_id: str, owner: str, error: BaseException, result: JobResult, started: datetime, now: datetime

@@ -19,6 +19,11 @@ JOBS_DEAD_LETTERED = "JobsDeadLettered"
 JOBS_RETRIED = "JobsRetried"
 DUPLICATE_DELIVERIES = "DuplicateDeliveries"
 MALFORMED_MESSAGES = "MalformedMessages"
+KEYS_DELETED = "KeysDeleted"
+#: Reconciliation's repairs: late promotions, late retirements, and files under processed/ no job stands behind.
+OUTPUTS_PROMOTED_LATE = "OutputsPromotedLate"
+JOBS_RETIRED_LATE = "JobsRetiredLate"
+ORPHAN_OUTPUTS_RETIRED = "OrphanOutputsRetired"
 #: Metrics whose sum is the "failed jobs" alarm: every job that ended without its Parquet.
 FAILED_JOB_METRICS = (JOBS_FAILED, JOBS_DEAD_LETTERED)
 

@@ -1,11 +1,14 @@
-"""After a file converted: agree with the dataset's table, then make the result visible exactly once.
+"""After a file converted: agree with the dataset's table, then make the result visible exactly when it is true.
 
 * :meth:`Publisher.prepare` (before any upload) merges the file's columns into the dataset's schema under the
   evolution policy of :mod:`.catalog` and casts the file to the table's wider types; an incompatible change
   fails the job before anything is written.
-* :meth:`Publisher.finish` (after the Parquet upload) publishes the schema to the Glue table and applies
-  "latest version wins" (:mod:`.latest`): the job ends SUCCEEDED only while it is its key's newest converted
-  version; older versions are retired, or this one is when a newer version won first.
+* :meth:`Publisher.finish` (after the Parquet is staged) publishes the schema to the Glue table, moves the key's
+  pointer (:mod:`.latest`) to this version if S3 ordered it last, retires the job it replaces, ends the job
+  SUCCEEDED only while it is still current, then promotes its Parquet (:mod:`.outputs`). A version that lost to a
+  later one, or to a deletion, ends SUPERSEDED / DELETED with nothing ever visible.
+* :meth:`Publisher.delete` applies an ``Object Deleted`` event: the key's rows leave the results, and if the
+  deleted version was current and S3 now lists an older version as latest, that version is reinstated.
 
 Every step is idempotent, so a delivery that crashes anywhere in between is simply run again.
 """
@@ -17,38 +20,57 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from analytics_platform.etl import latest
 from analytics_platform.etl.catalog import DatasetCatalog
-from analytics_platform.etl.events import ObjectRef
+from analytics_platform.etl.events import DELETE_MARKER_CREATED, ObjectRef
 from analytics_platform.etl.exceptions import SchemaConflictError
-from analytics_platform.etl.job_values import SUCCEEDED, JobResult
+from analytics_platform.etl.job_values import DELETED, SUCCEEDED, SUPERSEDED, JobResult
 from analytics_platform.etl.jobs import JobTracker
+from analytics_platform.etl.outputs import Outputs, split_uri
 from analytics_platform.etl.transform import ConversionResult, Limits, conform_file
 
 
 @dataclass(frozen=True)
 class Finished:
-    """How the job ended: ``written`` False when another delivery holds it now; ``superseded_by`` the newer job."""
+    """How the job ended: ``written`` False when another delivery holds it now; ``superseded_by``: what is current
+    instead (then ``status`` is SUPERSEDED or DELETED)."""
 
     written: bool
     superseded_by: str | None = None
+    status: str = SUCCEEDED
+    retired: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What an ``Object Deleted`` event changed: ``applied`` (rows left the results), ``reason``, and the version
+    made current again (to process now), if any."""
+
+    applied: bool
+    reason: str
+    reinstated: ObjectRef | None = None
+    retired: tuple[str, ...] = ()
 
 
 class Publisher:
     """The catalog and latest-version steps of one region's worker (clients injected)."""
 
     def __init__(
-        self, *, s3: Any, table: Any, jobs: JobTracker, catalog: DatasetCatalog | None, processed_prefix: str,
+        self, *, s3: Any, table: Any, jobs: JobTracker, catalog: DatasetCatalog | None, outputs: Outputs,
         clock: Callable[[], datetime],
     ) -> None:  # fmt: skip
         self._s3 = s3
         self._table = table
         self._jobs = jobs
         self._catalog = catalog
-        self._processed_prefix = processed_prefix
+        self._outputs = outputs
         self._clock = clock
+
+    @property
+    def outputs(self) -> Outputs:
+        """The region's output promotion and retirement."""
+        return self._outputs
 
     def prepare(
         self, dataset: str, converted: ConversionResult, limits: Limits, work: Path
@@ -66,39 +88,70 @@ class Publisher:
         return None
 
     def finish(self, ref: ObjectRef, owner: str, result: JobResult, started: datetime) -> Finished:
-        """Publish the table, retire what this version replaces, and end the job SUCCEEDED (or SUPERSEDED)."""
+        """Publish the table, take the key's pointer, retire what this version replaces, end the job SUCCEEDED and
+        promote its output (or end it SUPERSEDED / DELETED when a later state of the key won)."""
         if self._catalog is not None:
             self._catalog.publish(result.dataset)
-        position = latest.position(self._s3, ref)
-        if position is None:  # unversioned, or the version vanished meanwhile: nothing to order against
-            return Finished(self._jobs.succeed(ref.job_id, owner, result, started, self._clock()))
-        newer = latest.take_current(self._table, ref, position.order)
-        if newer is not None:
-            return self._retire_self(ref, owner, result, started, newer)
-        for version in position.older:
-            self._retire(latest.version_ref(ref, version).job_id, by=ref.job_id)
+        order = ref.order if ref.order else latest.listing_order(self._s3, self._table, ref)
+        if order is None:
+            holder = latest.Pointer(state="object", current_job="a newer version S3 lists as the key's latest")
+            return self._retire_self(ref, owner, result, started, holder)
+        moved = latest.move(self._table, ref, order=order, job_id=ref.job_id, at_least=not ref.order)
+        if not moved.won:
+            return self._retire_self(ref, owner, result, started, moved.holder or latest.Pointer())
+        retired = self._retire_replaced(ref, moved.replaced, by=ref.job_id, status=SUPERSEDED)
         outcome = self._jobs.succeed_current(ref.job_id, owner, result, started, self._clock(), latest.pointer_key(ref))
         if outcome == "superseded":
-            current = self._table.get_item(Key=latest.pointer_key(ref), ConsistentRead=True).get("Item") or {}
-            return self._retire_self(ref, owner, result, started, str(current.get("current_job", "unknown")))
-        return Finished(outcome == "ok")
+            return self._retire_self(ref, owner, result, started, latest.read(self._table, ref) or latest.Pointer())
+        if outcome == "lost":
+            return Finished(False)
+        self._outputs.promote(ref.job_id)
+        return Finished(True, retired=retired)
 
-    def _delete_output(self, uri: str | None) -> None:
-        if not uri:
-            return
-        parts = urlsplit(uri)
-        key = parts.path.lstrip("/")
-        if key.startswith(self._processed_prefix):  # never anything but a Parquet output
-            self._s3.delete_object(Bucket=parts.netloc, Key=key)
+    def _retire_replaced(self, ref: ObjectRef, replaced: str, *, by: str, status: str) -> tuple[str, ...]:
+        if not replaced:
+            return ()
+        retired = self._outputs.retire(replaced, by=by, status=status)
+        latest.clear_previous(self._table, ref, replaced)
+        return (replaced,) if retired else ()
 
-    def _retire_self(self, ref: ObjectRef, owner: str, result: JobResult, started: datetime, by: str) -> Finished:
-        self._delete_output(result.output_uri)
-        written = self._jobs.supersede_claimed(ref.job_id, owner, by, result, started, self._clock())
-        return Finished(written, superseded_by=by)
+    def _retire_self(
+        self, ref: ObjectRef, owner: str, result: JobResult, started: datetime, holder: latest.Pointer
+    ) -> Finished:
+        status = DELETED if holder.state == latest.DELETED else SUPERSEDED
+        written = self._jobs.supersede_claimed(ref.job_id, owner, holder.describe(), result, started, self._clock(),
+                                               status=status)  # fmt: skip
+        if result.staging_uri:
+            bucket, key = split_uri(result.staging_uri)
+            self._s3.delete_object(Bucket=bucket, Key=key)
+        return Finished(written, superseded_by=holder.describe(), status=status)
 
-    def _retire(self, job_id: str, by: str) -> None:
-        record = self._jobs.get(job_id)
-        if record is None or record.get("job_status") != SUCCEEDED:
-            return  # never converted, failed, already retired; or still running: it retires itself
-        self._delete_output(record.get("output_uri"))
-        self._jobs.supersede_finished(job_id, by, self._clock())
+    def delete(self, ref: ObjectRef) -> Deletion:
+        """Apply an ``Object Deleted`` event to the key's pointer and outputs."""
+        by = f"{ref.deletion_type.lower()} (version {ref.version_id})"
+        pointer = latest.read(self._table, ref)
+        order = ref.order or (pointer.order if pointer else "")
+        if ref.deletion_type == DELETE_MARKER_CREATED:
+            moved = latest.move(self._table, ref, order=order, job_id="", state=latest.DELETED, at_least=not ref.order)
+            if not moved.won:
+                holder = moved.holder.describe() if moved.holder else "unknown"
+                return Deletion(False, f"a later change of the key is current: {holder}")
+            retired = self._retire_replaced(ref, moved.replaced, by=by, status=DELETED)
+            return Deletion(True, f"key deleted: {by}", retired=retired)
+        # Permanently deleted: only the deletion of what is current (a version, or the delete marker on top)
+        # changes what is visible; S3's listing says what is current now.
+        current = pointer is not None and pointer.current_version == ref.version_id
+        repeated = pointer is not None and pointer.order.startswith(order) and bool(order)
+        if not (current or repeated):
+            return Deletion(False, f"version {ref.version_id} was not the key's current one; nothing visible changed")
+        now = latest.latest_in_s3(self._s3, ref)
+        reinstated = latest.version_ref(ref, now.version_id, size=now.size, reinstated=True) if now.exists else None
+        moved = latest.move(self._table, ref, order=order, job_id="", state=latest.DELETED,
+                            version=now.version_id if now.is_delete_marker else "", at_least=True)  # fmt: skip
+        if not moved.won and not (reinstated and moved.holder and moved.holder.order == reinstated.order):
+            return Deletion(False, "a later change of the key is current")
+        retired = self._retire_replaced(ref, moved.replaced, by=by, status=DELETED)
+        if reinstated is None:
+            return Deletion(True, f"key deleted: {by}", retired=retired)
+        self._outputs.reopen(reinstated.job_id, f"current again: {by}")
+        return Deletion(True, f"{by}; version {now.version_id} is current again", reinstated, retired)

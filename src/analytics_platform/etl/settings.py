@@ -25,6 +25,8 @@ from analytics_platform.etl.contracts import ContractError, DatasetContract, con
 RAW_PREFIX = "raw/"
 PROCESSED_PREFIX = "processed/"
 QUARANTINE_PREFIX = "quarantine/"
+#: Where a job's Parquet waits until its job is SUCCEEDED (outside every table's location; see etl.outputs).
+STAGING_PREFIX = "staging/"
 #: Disk needed on the function's /tmp per input byte: the input, the Parquet output and DuckDB spill files
 #: (a gzip JSON Lines input also needs its decompressed copy, checked after the download).
 DISK_FACTOR = 2.5
@@ -39,6 +41,7 @@ LEASE_MARGIN_SECONDS = 10
 DATA_REGION, BUCKET_NAME, TABLE_NAME = "DATA_REGION", "BUCKET_NAME", "TABLE_NAME"
 QUEUE_URL, DLQ_URL = "QUEUE_URL", "DLQ_URL"
 GLUE_DATABASE, DATASET_CONTRACTS = "GLUE_DATABASE", "DATASET_CONTRACTS"
+EVENT_BUS_NAME = "EVENT_BUS_NAME"
 WORK_DIR = "TAP_WORK_DIR"
 MEMORY_SIZE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"  # set by Lambda itself
 
@@ -110,6 +113,8 @@ class Settings:
     dlq_url: str = ""
     glue_database: str = ""
     contracts_json: str = ""
+    #: The region's bus for job state events ("" : none are sent).
+    event_bus: str = ""
     tunables: Tunables = Tunables()
     memory_mb: int = 1024
     work_dir: str = "/tmp"
@@ -117,6 +122,7 @@ class Settings:
     raw_prefix: str = RAW_PREFIX
     processed_prefix: str = PROCESSED_PREFIX
     quarantine_prefix: str = QUARANTINE_PREFIX
+    staging_prefix: str = STAGING_PREFIX
 
     @property
     def max_object_bytes(self) -> int:
@@ -152,6 +158,8 @@ class Settings:
         env.update({QUEUE_URL: self.queue_url, DLQ_URL: self.dlq_url, GLUE_DATABASE: self.glue_database})
         if self.contracts_json:
             env[DATASET_CONTRACTS] = self.contracts_json
+        if self.event_bus:
+            env[EVENT_BUS_NAME] = self.event_bus
         for definition in tunable_fields():
             env[definition.metadata["env"]] = str(getattr(self.tunables, definition.name))
         return env
@@ -172,6 +180,7 @@ class Settings:
             dlq_url=env.get(DLQ_URL, ""),
             glue_database=env.get(GLUE_DATABASE, ""),
             contracts_json=env.get(DATASET_CONTRACTS, ""),
+            event_bus=env.get(EVENT_BUS_NAME, ""),
             tunables=replace(Tunables(), **values),
             memory_mb=int(env.get(MEMORY_SIZE, "1024")),
             work_dir=env.get(WORK_DIR, "/tmp"),

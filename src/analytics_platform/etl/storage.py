@@ -12,7 +12,13 @@ from urllib.parse import quote
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
 from analytics_platform.etl.events import UNVERSIONED, ObjectRef
-from analytics_platform.etl.exceptions import DiskFullError, MissingObjectError, TimeBudgetExceededError, TransientError
+from analytics_platform.etl.exceptions import (
+    DiskFullError,
+    MissingObjectError,
+    OverwrittenError,
+    TimeBudgetExceededError,
+    TransientError,
+)
 
 TRANSIENT_CODES = frozenset(
     {
@@ -35,6 +41,8 @@ def classify_aws_error(error: Exception) -> Exception:
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in MISSING_CODES:
             return MissingObjectError(f"object version no longer exists ({code})")
+        if code in {"PreconditionFailed", "412"}:
+            return OverwrittenError("the object was overwritten since the event (its ETag changed)")
         if code in TRANSIENT_CODES or status >= 500 or status == 429:
             return TransientError(f"{code or status}: {error}")
         return TransientError(f"unexpected AWS error {code}: {error}")
@@ -90,8 +98,21 @@ class ObjectStore:
         return f"s3://{self.bucket}/{key}"
 
     def download(self, ref: ObjectRef, target: Path, deadline: float | None) -> None:
-        """The exact object version to ``target``; stops at ``deadline`` (``time.monotonic()``)."""
-        extra = {} if ref.version_id == UNVERSIONED else {"VersionId": ref.version_id}
+        """The exact object version to ``target``; stops at ``deadline`` (``time.monotonic()``).
+
+        Version ``null`` (versioning suspended) is whatever the key holds now: the event's ETag makes sure it is
+        still the event's upload (S3 answers 412 otherwise, see :class:`OverwrittenError`). An overwrite in the
+        instant between that check and the download converts the newer content under the older job; ordering by
+        sequencer then retires the older job's output in favour of the newer one's, which is the same content.
+        """
+        extra: dict[str, str] = {"VersionId": ref.version_id}
+        if ref.version_id == UNVERSIONED:
+            extra = {}
+            if ref.etag:
+                try:
+                    self._s3.head_object(Bucket=ref.bucket, Key=ref.key, IfMatch=f'"{ref.etag}"')
+                except (ClientError, BotoCoreError) as error:
+                    raise classify_aws_error(error) from error
         progress = _Progress("download", ref.size, deadline, time.monotonic())
         try:
             self._s3.download_file(ref.bucket, ref.key, str(target), ExtraArgs=extra, Callback=progress)

@@ -10,7 +10,7 @@ alarm, ``tap jobs`` and a later redrive see them all.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ class SweepReport:
     messages: int = 0
     marked: int = 0
     malformed: int = 0
+    marked_jobs: list[str] = field(default_factory=list)
 
 
 def sweep_dead_letters(
@@ -70,8 +71,11 @@ def sweep_dead_letters(
                 if ref.is_folder_marker:  # the worker records no job for a folder; neither does the sweep
                     continue
                 reason = "retries exhausted: the message is in the dead-letter queue"
+                if ref.is_deletion:  # no job: the deletion is applied again when the message is redriven
+                    continue
                 if jobs.dead_letter(ref, dataset_of(ref.key), reason, clock(), _sent_at(message)):
                     report.marked += 1
+                    report.marked_jobs.append(ref.job_id)
     finally:
         _make_visible(sqs, dlq_url, handles)
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -15,18 +16,21 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from analytics_platform.etl.catalog import DatasetCatalog
-from analytics_platform.etl.events import ObjectRef, parse_object_created
+from analytics_platform.etl.events import ObjectRef, parse_object_event
 from analytics_platform.etl.exceptions import (
     JobAlreadyFinishedError,
     MalformedMessageError,
     NotStartedError,
+    OverwrittenError,
     PermanentError,
     TimeBudgetExceededError,
     TooLargeError,
     TransientError,
 )
-from analytics_platform.etl.jobs import TERMINAL, JobResult, JobTracker, lease_expiry
+from analytics_platform.etl.jobs import DELETED, SUCCEEDED, TERMINAL, JobResult, JobTracker, lease_expiry
 from analytics_platform.etl.keys import dataset_of, output_keys
+from analytics_platform.etl.notify import JobEvents
+from analytics_platform.etl.outputs import Outputs
 from analytics_platform.etl.publish import Publisher
 from analytics_platform.etl.settings import DISK_FACTOR, Settings
 from analytics_platform.etl.storage import ObjectStore, classify_aws_error
@@ -44,6 +48,8 @@ class OutcomeStatus(StrEnum):
 
     SUCCEEDED = "succeeded"
     SUPERSEDED = "superseded"
+    #: An ``Object Deleted`` event applied (the key's rows left the results), or a job that lost to one.
+    DELETED = "deleted"
     FAILED = "failed"
     DUPLICATE = "duplicate"
     #: Nothing to do and no job recorded: a folder marker (key ending in ``/``).
@@ -58,6 +64,8 @@ class Outcome:
     job_id: str
     result: JobResult | None = None
     error: str | None = None
+    #: Jobs this one's success retired (their state events are published too).
+    retired: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,10 +107,11 @@ class Worker:
     """Processes upload events for one region; AWS clients are injected."""
 
     def __init__(
-        self, settings: Settings, *, s3: Any, table: Any, glue: Any = None,
+        self, settings: Settings, *, s3: Any, table: Any, glue: Any = None, events: Any = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:  # fmt: skip
-        """``glue`` None (or no ``GLUE_DATABASE``): no catalog; the rest works as before."""
+        """``glue`` None (or no ``GLUE_DATABASE``): no catalog; ``events`` None (or no ``EVENT_BUS_NAME``): no job
+        state events; the rest works as before."""
         self.settings = settings
         self._store = ObjectStore(s3, settings.bucket)
         self._jobs = JobTracker(table, region=settings.region)
@@ -112,10 +121,20 @@ class Worker:
             catalog = DatasetCatalog(
                 table, glue, database=settings.glue_database, bucket=settings.bucket, prefix=settings.processed_prefix
             )
-        self._publisher = Publisher(
-            s3=s3, table=table, jobs=self._jobs, catalog=catalog, processed_prefix=settings.processed_prefix,
-            clock=clock,
-        )  # fmt: skip
+        self.outputs = Outputs(s3=s3, table=table, processed_prefix=settings.processed_prefix, clock=clock,
+                               staging_prefix=settings.staging_prefix)  # fmt: skip
+        self._publisher = Publisher(s3=s3, table=table, jobs=self._jobs, catalog=catalog, outputs=self.outputs,
+                                    clock=clock)  # fmt: skip
+        self._events = JobEvents(events, bus=settings.event_bus) if events is not None and settings.event_bus else None
+
+    def notify(self, *job_ids: str) -> None:
+        """Publish the state event of each terminal job (raises TransientError if EventBridge refuses)."""
+        if self._events is None:
+            return
+        for job_id in job_ids:
+            record = self._jobs.get(job_id)
+            if record is not None:
+                self._events.publish(record)
 
     @property
     def jobs(self) -> JobTracker:
@@ -124,7 +143,7 @@ class Worker:
 
     def parse(self, body: str) -> ObjectRef:
         """Parse and residency-check a message; raises :class:`MalformedMessageError`."""
-        ref = parse_object_created(body)
+        ref = parse_object_event(body)
         if ref.bucket != self.settings.bucket:
             raise MalformedMessageError(
                 f"event for bucket {ref.bucket!r}, but this worker serves only {self.settings.bucket!r} "
@@ -145,6 +164,25 @@ class Worker:
         if ref.is_folder_marker:
             # No job: a folder is not an upload, and a FAILED record for it would only be noise in tap jobs.
             return Outcome(OutcomeStatus.IGNORED, ref.job_id, error=f"folder marker {ref.key!r} ({ref.size} bytes)")
+        if ref.is_deletion:
+            return self._delete(ref, owner=owner, receive_count=receive_count, budget=budget)
+        outcome = self._process_upload(ref, owner=owner, receive_count=receive_count, budget=budget)
+        self._record(lambda: self.notify(outcome.job_id, *outcome.retired))
+        return outcome
+
+    def _delete(self, ref: ObjectRef, *, owner: str, receive_count: int, budget: Budget) -> Outcome:
+        """An ``Object Deleted`` event: the key's rows leave the results; a version made current again is
+        processed now, in this delivery (a failure there retries the deletion, which picks it up again)."""
+        deletion = self._record(lambda: self._publisher.delete(ref))
+        self._record(lambda: self.notify(*deletion.retired))
+        if deletion.reinstated is not None:
+            again = self.process(deletion.reinstated, owner=owner, receive_count=receive_count, budget=budget)
+            reason = f"{deletion.reason}; {again.status.value} as job {again.job_id}"
+            return Outcome(OutcomeStatus.DELETED, again.job_id, again.result, error=reason)
+        status = OutcomeStatus.DELETED if deletion.applied else OutcomeStatus.IGNORED
+        return Outcome(status, ref.job_id, error=deletion.reason)
+
+    def _process_upload(self, ref: ObjectRef, *, owner: str, receive_count: int, budget: Budget) -> Outcome:
         working_time = budget.work_deadline() - time.monotonic()
         if working_time < MIN_START_SECONDS:
             # Claiming now would only spend one of the job's deliveries on a transfer stopped at once.
@@ -158,6 +196,8 @@ class Worker:
             lease = lease_expiry(budget.wall_deadline(started))
             self._jobs.claim(ref.job_id, owner, started, lease_expires_at=lease, receive_count=receive_count)
         except JobAlreadyFinishedError as done:
+            if done.status == SUCCEEDED:  # an earlier delivery may have crashed before the promotion
+                self._record(lambda: self.outputs.promote(ref.job_id))
             return Outcome(OutcomeStatus.DUPLICATE, ref.job_id, error=str(done))
         except (ClientError, BotoCoreError) as error:
             raise classify_aws_error(error) from error
@@ -179,6 +219,9 @@ class Worker:
         now = self._clock()
         if final:
             error.dead_lettered = self._record(lambda: self._jobs.dead_letter_claimed(job_id, owner, error, now))
+            # The message goes to the DLQ either way; the dead-letter sweep publishes the event again.
+            with contextlib.suppress(TransientError, ClientError, BotoCoreError):
+                self.notify(job_id)
         else:
             self._record(lambda: self._jobs.release(job_id, owner, error, now))
         return error
@@ -197,6 +240,12 @@ class Worker:
     def _run_claimed(self, ref: ObjectRef, dataset: str, owner: str, started: datetime, budget: Budget) -> Outcome:
         result, failure = self._convert(ref, dataset, budget)
         finished = self._clock()
+        if isinstance(failure, OverwrittenError):  # versioning suspended: a newer upload replaced this one
+            by = "a newer upload of the key (versioning suspended: the object was overwritten)"
+            jobs = self._jobs
+            written = self._record(lambda: jobs.supersede_claimed(ref.job_id, owner, by, result, started, finished))
+            self._recorded_or_retry(ref.job_id, written)
+            return Outcome(OutcomeStatus.SUPERSEDED, ref.job_id, result, error=f"superseded by {by}")
         if failure is not None:
             written = self._record(lambda: self._jobs.fail(ref.job_id, owner, failure, result, started, finished))
             self._recorded_or_retry(ref.job_id, written)
@@ -204,10 +253,9 @@ class Worker:
         done = self._record(lambda: self._publisher.finish(ref, owner, result, started))
         self._recorded_or_retry(ref.job_id, done.written)
         if done.superseded_by:
-            return Outcome(
-                OutcomeStatus.SUPERSEDED, ref.job_id, result, error=f"superseded by job {done.superseded_by}"
-            )
-        return Outcome(OutcomeStatus.SUCCEEDED, ref.job_id, result)
+            status = OutcomeStatus.DELETED if done.status == DELETED else OutcomeStatus.SUPERSEDED
+            return Outcome(status, ref.job_id, result, error=f"superseded by {done.superseded_by}")
+        return Outcome(OutcomeStatus.SUCCEEDED, ref.job_id, result, retired=done.retired)
 
     @staticmethod
     def _record(write: Callable[[], T]) -> T:
@@ -271,8 +319,10 @@ class Worker:
             result.quarantine_uri = self._store.uri(quarantine_key)
         if converted.failure is None:
             parquet = "application/vnd.apache.parquet"
-            self._store.upload(converted.output_path, output_key, ref, parquet, deadline)
+            staging_key = self.outputs.staging_key(output_key)
+            self._store.upload(converted.output_path, staging_key, ref, parquet, deadline)
             result.rows_out = converted.rows_out
             result.bytes_out = converted.bytes_out
             result.output_uri = self._store.uri(output_key)
+            result.staging_uri = self._store.uri(staging_key)
         return result

@@ -58,7 +58,7 @@ def checkov_suppressions(encryption: str = "sse-s3") -> Mapping[str, str]:
 
 NAMED_ATTRIBUTES = ("bucket", "name", "function_name", "dashboard_name", "alarm_name")
 UNNAMED_TYPES = {"aws_iam_role_policy"}  # inline policies are named within their role
-ALLOWED_KEY_PREFIXES = ("raw/", "processed/", "quarantine/")
+ALLOWED_KEY_PREFIXES = ("raw/", "processed/", "quarantine/", "staging/")
 
 
 def _stack_files(outdir: Path) -> Iterator[tuple[str, dict[str, Any]]]:

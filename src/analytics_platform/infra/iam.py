@@ -20,8 +20,11 @@ S3_WRITE_OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 S3_LIST_BUCKET_ACTIONS = ("s3:ListBucket",)
 #: The worker orders a key's versions (latest version wins) by listing them.
 S3_LIST_VERSIONS_ACTIONS = ("s3:ListBucketVersions",)
-#: The worker retires the Parquet of a superseded version (bucket versioning keeps it recoverable).
+#: The worker retires the Parquet of a superseded or deleted version (bucket versioning keeps it recoverable) and
+#: removes a staged Parquet once promoted.
 S3_DELETE_OBJECT_ACTIONS = ("s3:DeleteObject",)
+#: Job state events on the region's default bus.
+EVENTS_PUT_ACTIONS = ("events:PutEvents",)
 #: Create and evolve tables in one Glue database (Glue checks the catalog, the database and the table).
 GLUE_TABLE_WRITE_ACTIONS = ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable")
 SQS_INSPECT_DLQ_ACTIONS = ("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
@@ -120,6 +123,19 @@ def read_objects(bucket_arn: str, prefix: str) -> Statement:
     return Statement("ReadRawObjects", S3_READ_OBJECT_ACTIONS, [f"{bucket_arn}/{prefix}*"])
 
 
+def read_outputs(bucket_arn: str, prefixes: Sequence[str]) -> Statement:
+    """Read the worker's own outputs: a staged Parquet to promote (copy), a promoted one to reconcile (head)."""
+    return Statement("ReadOwnOutputs", S3_READ_OBJECT_ACTIONS, [f"{bucket_arn}/{p}*" for p in prefixes])
+
+
+def put_job_events(*, partition: str, region: str, account_id: str, source: str) -> Statement:
+    """Put events of one ``source`` on this region's default bus, and nowhere else."""
+    return Statement(
+        "PutJobStateEvents", EVENTS_PUT_ACTIONS, [f"arn:{partition}:events:{region}:{account_id}:event-bus/default"],
+        condition={"StringEquals": {"events:source": [source]}},
+    )  # fmt: skip
+
+
 def write_objects(bucket_arn: str, prefixes: Sequence[str]) -> Statement:
     """Write objects (and abort the worker's own multipart uploads) under the given key prefixes of one bucket."""
     return Statement("WriteResultObjects", S3_WRITE_OBJECT_ACTIONS, [f"{bucket_arn}/{p}*" for p in prefixes])
@@ -144,9 +160,9 @@ def list_versions(bucket_arn: str, prefix: str) -> Statement:
     )
 
 
-def retire_objects(bucket_arn: str, prefix: str) -> Statement:
-    """Delete (with versioning: hide behind a delete marker) objects under one prefix."""
-    return Statement("RetireSupersededOutputs", S3_DELETE_OBJECT_ACTIONS, [f"{bucket_arn}/{prefix}*"])
+def retire_objects(bucket_arn: str, prefixes: Sequence[str]) -> Statement:
+    """Delete (with versioning: hide behind a delete marker) objects under the given prefixes."""
+    return Statement("RetireSupersededOutputs", S3_DELETE_OBJECT_ACTIONS, [f"{bucket_arn}/{p}*" for p in prefixes])
 
 
 def write_catalog_tables(*, partition: str, region: str, account_id: str, database: str) -> Statement:

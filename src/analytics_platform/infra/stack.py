@@ -9,7 +9,8 @@ from constructs import Construct
 
 from analytics_platform.etl import metrics as worker_metrics
 from analytics_platform.etl.contracts import contracts_to_json
-from analytics_platform.etl.settings import PROCESSED_PREFIX, QUARANTINE_PREFIX, RAW_PREFIX, Settings
+from analytics_platform.etl.notify import SOURCE as JOB_EVENT_SOURCE
+from analytics_platform.etl.settings import PROCESSED_PREFIX, QUARANTINE_PREFIX, RAW_PREFIX, STAGING_PREFIX, Settings
 from analytics_platform.infra import iam
 from analytics_platform.infra.config import PlatformConfig, RegionConfig
 from analytics_platform.infra.constructs.analytics import ATHENA_RESULTS_PREFIX, Analytics
@@ -26,6 +27,11 @@ from analytics_platform.infra.constructs.queues import WorkQueues
 from analytics_platform.infra.constructs.sweep import DeadLetterSweep
 from analytics_platform.packaging import LambdaPackage
 
+#: Job state events go to the region's default bus, where users' own rules can match them.
+DEFAULT_EVENT_BUS = "default"
+#: Days a staged Parquet may wait (a job SUCCEEDED before its promotion is promoted within minutes).
+STAGING_RETENTION_DAYS = 7
+
 
 def worker_environment(config: PlatformConfig, region: str, *, queue_url: str, dlq_url: str) -> dict[str, str]:
     """The function's environment: the worker's :class:`Settings` plus Powertools' names.
@@ -37,6 +43,7 @@ def worker_environment(config: PlatformConfig, region: str, *, queue_url: str, d
     settings = Settings(
         region=region, bucket=names.bucket, table=names.table, queue_url=queue_url, dlq_url=dlq_url,
         glue_database=names.glue_database, contracts_json=contracts_to_json(config.datasets), tunables=config.worker,
+        event_bus=DEFAULT_EVENT_BUS,
     )  # fmt: skip
     return {
         **settings.to_environment(),
@@ -101,7 +108,8 @@ class RegionalStack(TerraformStack):
         self.data = DataBucket(
             self, "data", bucket_name=names.bucket, glacier_transition_days=config.glacier_transition_days,
             noncurrent_version_expiration_days=config.noncurrent_version_expiration_days,
-            expiring_prefixes={ATHENA_RESULTS_PREFIX: config.athena_result_retention_days},
+            expiring_prefixes={ATHENA_RESULTS_PREFIX: config.athena_result_retention_days,
+                               STAGING_PREFIX: STAGING_RETENTION_DAYS},
             force_destroy=not config.deletion_protection, kms_key_arn=key_arn,
         )  # fmt: skip
         self.analytics = Analytics(
@@ -133,10 +141,12 @@ class RegionalStack(TerraformStack):
         bucket_arn = self.data.bucket.arn
         statements = [
             iam.read_objects(bucket_arn, RAW_PREFIX),
-            iam.write_objects(bucket_arn, [PROCESSED_PREFIX, QUARANTINE_PREFIX]),
+            iam.read_outputs(bucket_arn, [STAGING_PREFIX, PROCESSED_PREFIX]),
+            iam.write_objects(bucket_arn, [STAGING_PREFIX, PROCESSED_PREFIX, QUARANTINE_PREFIX]),
             iam.list_bucket(bucket_arn),
             iam.list_versions(bucket_arn, RAW_PREFIX),
-            iam.retire_objects(bucket_arn, PROCESSED_PREFIX),
+            iam.retire_objects(bucket_arn, [STAGING_PREFIX, PROCESSED_PREFIX]),
+            iam.put_job_events(partition=partition, region=name, account_id=account_id, source=JOB_EVENT_SOURCE),
             iam.write_catalog_tables(
                 partition=partition, region=name, account_id=account_id, database=names.glue_database
             ),

@@ -1,4 +1,5 @@
-"""EventBridge rule: S3 ``Object Created`` events under ``raw/`` of this region's bucket go to the queue."""
+"""EventBridge rule: S3 ``Object Created`` and ``Object Deleted`` events under ``raw/`` of this region's bucket go
+to the queue (a deletion takes the key's rows out of the query results)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ MAXIMUM_RETRY_ATTEMPTS = 185
 
 
 def upload_event_pattern(bucket_name: str, raw_prefix: str) -> dict[str, object]:
-    """Match new objects under ``raw_prefix`` only, so outputs never retrigger processing."""
+    """Match new and deleted objects under ``raw_prefix`` only, so outputs never retrigger processing."""
     return {
         "source": ["aws.s3"],
-        "detail-type": ["Object Created"],
+        "detail-type": ["Object Created", "Object Deleted"],
         "detail": {
             "bucket": {"name": [bucket_name]},
             "object": {"key": [{"prefix": raw_prefix}]},
@@ -53,7 +54,7 @@ class UploadEvents(Construct):
             self,
             "rule",
             name=rule_name,
-            description=f"New uploads under s3://{bucket_name}/{raw_prefix} to the ETL queue",
+            description=f"Uploads and deletions under s3://{bucket_name}/{raw_prefix} to the ETL queue",
             event_pattern=json.dumps(upload_event_pattern(bucket_name, raw_prefix)),
         )
         CloudwatchEventTarget(

@@ -102,21 +102,6 @@ def encode_event_key(key: str) -> str:
     return quote_plus(key, safe="/")
 
 
-def encode_keys_in_eventbridge_events() -> None:
-    """Send S3's EventBridge events with the key encoded as AWS does."""
-    from moto.s3 import notifications
-
-    original = notifications._send_event_bridge_message
-    if getattr(original, "_tap_patched", False):
-        return
-
-    def send(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
-        original(account_id, bucket, event_name, _EncodedKey(key))
-
-    send._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
-    notifications._send_event_bridge_message = send
-
-
 def encode_keys_in_version_listings() -> None:
     """ListObjectVersions with ``encoding-type=url`` returns URL-encoded keys (and prefix, markers), as S3 does.
 
@@ -286,11 +271,13 @@ def delete_markers_can_be_disposed() -> None:
 
 
 def apply_all() -> None:
-    """Every adjustment above."""
+    """Every adjustment above, and S3's EventBridge events (:mod:`.s3_events`)."""
+    from analytics_platform.local.endpoint.s3_events import patch_s3_events
+
     athena_tags_by_workgroup_arn()
     disable_moto_event_source_invocation()
     honour_secure_transport_condition()
-    encode_keys_in_eventbridge_events()
+    patch_s3_events()
     encode_keys_in_version_listings()
     schedule_rules_match_no_events()
     queue_attributes_keep_the_policy()

@@ -1,0 +1,169 @@
+"""Where a job's Parquet lives and when its rows are visible: staged, promoted, retired, reinstated.
+
+The worker uploads a job's Parquet to ``staging/`` (outside every table's location: nothing reads it). Only once
+the job's record says SUCCEEDED, in the same transaction that checks the job is its key's current version, is the
+file *promoted*: copied to its place under ``processed/`` (the table's location), ``promoted_at`` recorded, the
+staged copy removed. So no row is ever visible for a job that is not SUCCEEDED; a crash before the promotion
+leaves a SUCCEEDED job whose rows are not visible yet, which the next delivery of its message (or the
+reconciliation, :mod:`.reconcile`) promotes.
+
+Retiring a job (a newer version became current, or the key was deleted) first moves its record from SUCCEEDED to
+SUPERSEDED / DELETED, then deletes its Parquet (bucket versioning keeps it recoverable). Record first, file second:
+a promotion racing with the retirement either finds the record no longer SUCCEEDED and removes its own copy, or
+copied before the retirement's delete, which then removes it. Every step is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.exceptions import ClientError
+
+from analytics_platform.etl.exceptions import TransientError
+from analytics_platform.etl.job_values import PENDING, RETIRED, SUCCEEDED, _is_condition_failure, iso
+from analytics_platform.etl.settings import STAGING_PREFIX
+
+MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key) of ``s3://bucket/key``."""
+    parts = urlsplit(uri)
+    return parts.netloc, parts.path.lstrip("/")
+
+
+class Outputs:
+    """The outputs of one region's jobs (an S3 client and the job table, injected)."""
+
+    def __init__(
+        self, *, s3: Any, table: Any, processed_prefix: str, clock: Callable[[], datetime],
+        staging_prefix: str = STAGING_PREFIX,
+    ) -> None:  # fmt: skip
+        self._s3 = s3
+        self._table = table
+        self._processed = processed_prefix
+        self._staging = staging_prefix
+        self._clock = clock
+
+    def staging_key(self, output_key: str) -> str:
+        """Where the Parquet of ``output_key`` (under ``processed/``) waits until its job is SUCCEEDED."""
+        return self._staging + output_key.removeprefix(self._processed)
+
+    def _get(self, job_id: str) -> dict[str, Any]:
+        return self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item") or {}
+
+    def _delete(self, uri: str | None, prefix: str) -> None:
+        if not uri:
+            return
+        bucket, key = split_uri(uri)
+        if key.startswith(prefix):  # never anything but an output or a staged output
+            self._s3.delete_object(Bucket=bucket, Key=key)
+
+    def promote(self, job_id: str) -> bool:
+        """Make a SUCCEEDED job's rows visible (False: nothing to do: not SUCCEEDED, or promoted already)."""
+        record = self._get(job_id)
+        output, staging = record.get("output_uri"), record.get("staging_uri")
+        if record.get("job_status") != SUCCEEDED or record.get("promoted_at") or not output or not staging:
+            return False
+        bucket, key = split_uri(str(output))
+        staging_bucket, staging_key = split_uri(str(staging))
+        try:
+            self._s3.copy_object(
+                Bucket=bucket, Key=key, CopySource={"Bucket": staging_bucket, "Key": staging_key},
+                MetadataDirective="COPY",
+            )  # fmt: skip
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) not in MISSING or not self._exists(bucket, key):
+                raise TransientError(f"promoting job {job_id}'s output failed: {error}") from error
+            # the staged copy is gone because an earlier promotion already copied it and crashed before recording
+        if not self._mark_promoted(job_id):
+            self._delete(str(output), self._processed)  # retired meanwhile: its rows must not show
+            return True
+        self._delete(str(staging), self._staging)
+        if self._get(job_id).get("job_status") != SUCCEEDED:  # retired between the mark and now
+            self._delete(str(output), self._processed)
+        return True
+
+    def _exists(self, bucket: str, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=bucket, Key=key)
+        except ClientError:
+            return False
+        return True
+
+    def _mark_promoted(self, job_id: str) -> bool:
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id}, UpdateExpression="SET promoted_at = :now",
+                ConditionExpression="job_status = :succeeded",
+                ExpressionAttributeValues={":now": iso(self._clock()), ":succeeded": SUCCEEDED},
+            )  # fmt: skip
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def retire(self, job_id: str, *, by: str, status: str) -> bool:
+        """SUCCEEDED -> ``status`` (SUPERSEDED / DELETED, ``by`` naming why), then delete its output and staged
+        copy. A job retired already has its files deleted again (a crash may have come between); any other state
+        is left alone (a running job retires itself). True if the job is retired now."""
+        record = self._get(job_id)
+        state = record.get("job_status")
+        if state == SUCCEEDED:
+            now = iso(self._clock())
+            try:
+                self._table.update_item(
+                    Key={"job_id": job_id},
+                    UpdateExpression="SET job_status = :status, superseded_by = :by, superseded_at = :now, "
+                    "updated_at = :now",
+                    ConditionExpression="job_status = :succeeded",
+                    ExpressionAttributeValues={":status": status, ":by": by, ":now": now, ":succeeded": SUCCEEDED},
+                )
+                state = status
+            except ClientError as error:
+                if not _is_condition_failure(error):
+                    raise
+                record = self._get(job_id)
+                state = record.get("job_status")
+        if state not in RETIRED:
+            return False
+        self._delete(record.get("output_uri"), self._processed)
+        self._delete(record.get("staging_uri"), self._staging)
+        return True
+
+    def reopen(self, job_id: str, reason: str) -> bool:
+        """SUPERSEDED / DELETED -> PENDING: the version is current again (the one above it was deleted for good).
+        The previous ending goes into ``history``; the next claim processes the version as new."""
+        record = self._get(job_id)
+        status = record.get("job_status")
+        if status not in RETIRED:
+            return False
+        now = iso(self._clock())
+        entry = {"status": status, "reopened_at": now, "reason": reason,
+                 "superseded_by": str(record.get("superseded_by", "")),
+                 "ended_at": str(record.get("finished_at", ""))}  # fmt: skip
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET job_status = :pending, updated_at = :now, #history = "
+                "list_append(if_not_exists(#history, :empty), :entry) REMOVE superseded_by, superseded_at, "
+                "promoted_at",
+                ConditionExpression="job_status = :was",
+                ExpressionAttributeNames={"#history": "history"},
+                ExpressionAttributeValues={
+                    ":pending": PENDING,
+                    ":now": now,
+                    ":empty": [],
+                    ":entry": [entry],
+                    ":was": status,
+                },
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
