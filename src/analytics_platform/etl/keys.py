@@ -7,7 +7,7 @@ import re
 from datetime import UTC
 from pathlib import PurePosixPath
 
-from analytics_platform.etl.events import ObjectRef
+from analytics_platform.etl.events import UNVERSIONED, ObjectRef
 from analytics_platform.etl.settings import Settings
 
 DEFAULT_DATASET = "default"
@@ -44,6 +44,8 @@ def base_name(key: str) -> str:
 def output_keys(settings: Settings, ref: ObjectRef, dataset: str) -> tuple[str, str]:
     """``processed/<dataset>/ingest_date=YYYY-MM-DD/<name>-<version>.parquet`` and its quarantine twin."""
     day = ref.event_time.astimezone(UTC).strftime("%Y-%m-%d")
-    version = re.sub(r"[^0-9A-Za-z._-]+", "_", ref.version_id)[:128]
+    # Version "null" (versioning suspended) names every upload of the key alike; its job id tells them apart.
+    version_id = f"null-{ref.job_id[:16]}" if ref.version_id == UNVERSIONED else ref.version_id
+    version = re.sub(r"[^0-9A-Za-z._-]+", "_", version_id)[:128]
     stem = f"{dataset}/ingest_date={day}/{base_name(ref.key)}-{version}"
     return f"{settings.processed_prefix}{stem}.parquet", f"{settings.quarantine_prefix}{stem}.rejects.jsonl"

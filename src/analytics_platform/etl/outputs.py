@@ -7,10 +7,11 @@ staged copy removed. So no row is ever visible for a job that is not SUCCEEDED; 
 leaves a SUCCEEDED job whose rows are not visible yet, which the next delivery of its message (or the
 reconciliation, :mod:`.reconcile`) promotes.
 
-Retiring a job (a newer version became current, or the key was deleted) first moves its record from SUCCEEDED to
-SUPERSEDED / DELETED, then deletes its Parquet (bucket versioning keeps it recoverable). Record first, file second:
-a promotion racing with the retirement either finds the record no longer SUCCEEDED and removes its own copy, or
-copied before the retirement's delete, which then removes it. Every step is idempotent.
+Retiring a job (a newer version became current, or the key was deleted) deletes its Parquet, moves its record from
+SUCCEEDED to SUPERSEDED / DELETED, and deletes the Parquet once more (bucket versioning keeps it recoverable). A
+crash after the first delete leaves rows missing, never rows too many; a promotion racing with the retirement
+either finds the record no longer SUCCEEDED and removes its own copy, or copied before the second delete, which
+removes it. Every step is idempotent.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class Outputs:
         record = self._get(job_id)
         state = record.get("job_status")
         if state == SUCCEEDED:
+            self._delete(record.get("output_uri"), self._processed)
             now = iso(self._clock())
             try:
                 self._table.update_item(

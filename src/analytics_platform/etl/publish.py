@@ -108,6 +108,15 @@ class Publisher:
         self._outputs.promote(ref.job_id)
         return Finished(True, retired=retired)
 
+    def take_for_failure(self, ref: ObjectRef) -> tuple[str, ...]:
+        """A version that failed for good is still the key's current content: if S3 ordered it last, the key's
+        older rows leave the results (the failed job says why). Returns the jobs retired."""
+        order = ref.order if ref.order else latest.listing_order(self._s3, self._table, ref)
+        if order is None:
+            return ()
+        moved = latest.move(self._table, ref, order=order, job_id=ref.job_id, at_least=not ref.order)
+        return self._retire_replaced(ref, moved.replaced, by=ref.job_id, status=SUPERSEDED) if moved.won else ()
+
     def _retire_replaced(self, ref: ObjectRef, replaced: str, *, by: str, status: str) -> tuple[str, ...]:
         if not replaced:
             return ()

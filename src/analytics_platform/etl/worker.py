@@ -20,6 +20,7 @@ from analytics_platform.etl.events import ObjectRef, parse_object_event
 from analytics_platform.etl.exceptions import (
     JobAlreadyFinishedError,
     MalformedMessageError,
+    MissingObjectError,
     NotStartedError,
     OverwrittenError,
     PermanentError,
@@ -247,9 +248,16 @@ class Worker:
             self._recorded_or_retry(ref.job_id, written)
             return Outcome(OutcomeStatus.SUPERSEDED, ref.job_id, result, error=f"superseded by {by}")
         if failure is not None:
+            # A version gone from S3 is not the key's content; any other failed version is (its job says why).
+            retired = (
+                ()
+                if isinstance(failure, MissingObjectError)
+                else self._record(lambda: self._publisher.take_for_failure(ref))
+            )
             written = self._record(lambda: self._jobs.fail(ref.job_id, owner, failure, result, started, finished))
             self._recorded_or_retry(ref.job_id, written)
-            return Outcome(OutcomeStatus.FAILED, ref.job_id, result, error=f"{type(failure).__name__}: {failure}")
+            reason = f"{type(failure).__name__}: {failure}"
+            return Outcome(OutcomeStatus.FAILED, ref.job_id, result, error=reason, retired=retired)
         done = self._record(lambda: self._publisher.finish(ref, owner, result, started))
         self._recorded_or_retry(ref.job_id, done.written)
         if done.superseded_by:
