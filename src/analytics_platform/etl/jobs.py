@@ -88,6 +88,9 @@ class JobTracker:
             "updated_at": created,
             "job_day": created[:10],
             "event_time": iso(ref.event_time),
+            # What a retry's event carries again: S3's order of the upload, and (versioning suspended) its ETag.
+            **({"input_sequencer": ref.sequencer} if ref.sequencer else {}),
+            **({"input_etag": ref.etag} if ref.etag else {}),
         }
 
     def ensure(self, ref: ObjectRef, dataset: str, now: datetime) -> None:

@@ -95,7 +95,9 @@ def format_rows(items: list[dict[str, Any]]) -> list[str]:
         elif item.get("job_status") == "DEAD_LETTERED":
             detail += f"  (retries exhausted: {str(item.get('error_message', ''))[:60]})"
         elif item.get("job_status") == "SUPERSEDED":
-            detail += f"  (superseded by job {item.get('superseded_by')})"
+            detail += f"  (superseded by {item.get('superseded_by')})"
+        elif item.get("job_status") == "DELETED":
+            detail += f"  (deleted from raw/: {item.get('superseded_by')})"
         lines.append(
             f"{item['created_at']:<25} {item['job_status']:<10} {item.get('dataset', '')!s:<12} "
             f"{int(item.get('rows_out', 0)):>7} {int(item.get('rows_rejected', 0)):>7} "

@@ -34,6 +34,7 @@ from analytics_platform.analytics.target import RegionTarget, TargetError, resol
 from analytics_platform.etl.events import UNVERSIONED, object_created_event, parse_object_created
 from analytics_platform.etl.job_values import (
     DEAD_LETTERED,
+    DELETED,
     FAILED,
     PENDING,
     RUNNING,
@@ -324,7 +325,8 @@ _REFUSALS = {
     RUNNING: "RUNNING: a delivery is processing it (a later delivery takes it over if that one died)",
     PENDING: "PENDING: its message is in the work queue and will be processed",
     SUCCEEDED: "SUCCEEDED: already done",
-    SUPERSEDED: "SUPERSEDED: a newer version of the key succeeded; this version is done",
+    SUPERSEDED: "SUPERSEDED: a newer version of the key is current; this version is done",
+    DELETED: "DELETED: the version was deleted from raw/ (upload it again to process it)",
 }
 
 
@@ -567,7 +569,8 @@ def retry_event_body(item: dict[str, Any], *, size: int, region: str, now: datet
     uploaded = _parse_iso(str(item["event_time"])) if item.get("event_time") else now
     event = object_created_event(
         str(item["input_bucket"]), str(item["input_key"]), version_id=None if version == UNVERSIONED else version,
-        size=size, region=region, time=uploaded,
+        size=size, region=region, time=uploaded, sequencer=str(item.get("input_sequencer", "")),
+        etag=str(item.get("input_etag", "")),
     )  # fmt: skip
     event["id"] = str(uuid.uuid4())  # each retry is its own event
     detail = event["detail"]

@@ -42,8 +42,9 @@ def _send(account_id: str, bucket: Any, detail_type: str, obj: dict[str, Any], e
     from moto.events.utils import _BASE_EVENT_MESSAGE
 
     event = copy.deepcopy(_BASE_EVENT_MESSAGE)
-    event.update({"id": str(uuid.uuid4()), "detail-type": detail_type, "source": "aws.s3", "account": account_id, "region": bucket.region_name,
-                  "resources": [bucket.arn], "time": time.time()})  # fmt: skip  # moto formats it when it delivers
+    event.update({"id": str(uuid.uuid4()), "detail-type": detail_type, "source": "aws.s3", "account": account_id,
+                  "region": bucket.region_name, "resources": [bucket.arn]})  # fmt: skip
+    event["time"] = time.time()  # moto formats it when it delivers
     event["detail"] = {
         "version": "0", "bucket": {"name": bucket.name}, "object": obj, "request-id": f"{next(_COUNTER):016X}",
         "requester": account_id, "source-ip-address": "127.0.0.1", **extra,
