@@ -1,11 +1,15 @@
-"""Soak: many uploads across the regions, with faults and killed runtimes; every upload must end exactly once.
+"""Soak: many uploads across the regions, with faults and killed runtimes; every upload must end exactly once,
+and what ``tap query`` returns must be exactly what raw/ holds.
 
-Uploads good and bad files, the odd-key set, a CSV whose column type drifts after 30,000 rows and one version
-deleted right after upload, to every region of a local platform started with ``--fault-rate``; kills the
-execution environment of running invocations mid-job; then waits for every upload to end and prints:
-objects, terminal records by status, records not terminal, objects with 0 or 2+ records, Parquet files whose
-row count differs from the source, DLQ messages whose record is not DEAD_LETTERED, and p50 / p95
-upload-to-terminal latency. Exit code 1 if any of the "must be 0" figures is not 0.
+Uploads good and bad files, the odd-key set, a CSV whose column type drifts after 30,000 rows, re-uploads of
+some keys (corrected files), deletes (delete markers, and a current version deleted for good, which brings the one
+below back) and one version deleted right after upload, to every region of a local platform started with
+``--fault-rate``; kills the execution environment of running invocations mid-job; then waits for every upload to
+end and prints: objects, terminal records by status, records not terminal, objects with 0 or 2+ records, Parquet
+files whose row count differs from the source, DLQ messages whose record is not DEAD_LETTERED, p50 / p95
+upload-to-terminal latency, and per region the query's ``count(*)`` and ``sum(id)`` next to the ground truth
+computed from the uploads themselves (each key's current version in S3's own listing) and the SUCCEEDED jobs' row
+counts. Exit code 1 if any of the "must be 0" figures is not 0 or a region's figures disagree.
 
 Usage: python benchmarks/soak.py [--objects 1000] [--fault-rate 0.05] [--kills 2]
 """
@@ -30,14 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from analytics_platform.etl.events import ObjectRef, parse_object_created
+from analytics_platform.etl.events import ObjectRef, parse_object_event
 from analytics_platform.etl.exceptions import MalformedMessageError
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.demo import parquet_rows
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
 from analytics_platform.local.state import LocalOutputs
 
-TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED"}
+TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED", "DELETED"}
 #: Short timings so retries, the DLQ and the sweep all happen within minutes.
 SOAK_OVERRIDES = {
     "environment_suffix": "soak", "lambda_timeout_seconds": 10, "queue_visibility_timeout_seconds": 60,
@@ -55,6 +59,25 @@ class Upload:
     ref: ObjectRef
     sent: float
     expected_rows: int | None
+    #: sum of the ``id`` column its Parquet holds (0 for files without one)
+    expected_ids: int = 0
+
+
+@dataclass(frozen=True)
+class RegionTruth:
+    """One region's query results next to the ground truth."""
+
+    region: str
+    query_rows: int
+    query_ids: int
+    truth_rows: int
+    truth_ids: int
+    succeeded_rows: int
+
+    @property
+    def agrees(self) -> bool:
+        """The query equals the truth and the SUCCEEDED jobs' rows."""
+        return self.query_rows == self.truth_rows == self.succeeded_rows and self.query_ids == self.truth_ids
 
 
 @dataclass
@@ -70,10 +93,18 @@ class SoakReport:
     latencies: list[float] = field(default_factory=list)
     kills: int = 0
     faults: int = 0
+    truths: list[RegionTruth] = field(default_factory=list)
 
     def violations(self) -> int:
-        """Sum of the figures that must be 0."""
-        return self.not_terminal + self.zero_or_many_records + self.wrong_row_counts + self.dlq_not_dead_lettered
+        """Sum of the figures that must be 0 (a region whose query disagrees with the truth counts one)."""
+        disagreeing = sum(not truth.agrees for truth in self.truths)
+        return (
+            self.not_terminal
+            + self.zero_or_many_records
+            + self.wrong_row_counts
+            + self.dlq_not_dead_lettered
+            + (disagreeing)
+        )
 
     def lines(self) -> list[str]:
         """The report as printed."""
@@ -88,6 +119,11 @@ class SoakReport:
             f"DLQ messages not DEAD_LETTERED (must be 0): {self.dlq_not_dead_lettered}",
             f"upload -> terminal latency:                p50 {p50:.2f} s, p95 {p95:.2f} s",
             f"runtimes killed mid-job: {self.kills}; faults injected: {self.faults}",
+            *(
+                f"{t.region}: query count(*) {t.query_rows}, sum(id) {t.query_ids} | ground truth {t.truth_rows}, "
+                f"{t.truth_ids} | SUCCEEDED jobs' rows {t.succeeded_rows} -> {'agree' if t.agrees else 'DISAGREE'}"
+                for t in self.truths
+            ),
         ]
 
 
@@ -100,6 +136,11 @@ def csv_rows(rows: int, seed: int) -> bytes:
 def late_drift() -> bytes:
     """30,000 integer codes, then an alphanumeric one: every row is valid."""
     return ("code,value\n" + "".join(f"{i},{i % 7}\n" for i in range(30_000)) + "A1B2,7\n").encode()
+
+
+def ids(rows: int) -> int:
+    """Sum of the ids 0 .. rows - 1 that :func:`csv_rows` writes."""
+    return rows * (rows - 1) // 2
 
 
 def catalogue(index: int) -> tuple[str, bytes, int | None]:
@@ -145,7 +186,8 @@ def upload_all(outputs: LocalOutputs, regions: list[str], count: int) -> list[Up
         sent = time.monotonic()
         version = s3[region].put_object(Bucket=bucket, Key=key, Body=body)["VersionId"]
         ref = ObjectRef(bucket, key, version, len(body), datetime.now(UTC), region)
-        uploads.append(Upload(region, ref, sent, rows))
+        has_ids = rows is not None and "/drift/" not in key
+        uploads.append(Upload(region, ref, sent, rows, ids(rows) if has_ids and rows else 0))
         return ref
 
     put(regions[0], "raw/drift/late-type-change.csv", late_drift(), 30_001)
@@ -154,7 +196,16 @@ def upload_all(outputs: LocalOutputs, regions: list[str], count: int) -> list[Up
     uploads[-1].expected_rows = -1  # either outcome is truthful: processed before, or FAILED after deletion
     for index in range(count - 2):
         name, body, rows = catalogue(index)
-        put(regions[index % len(regions)], f"raw/{name}", body, rows)
+        region = regions[index % len(regions)]
+        ref = put(region, f"raw/{name}", body, rows)
+        if index % 10 == 1 and index % 20 == 1:  # a corrected re-upload of the same key
+            put(region, ref.key, csv_rows(2 + index % 5, index + 1), 2 + index % 5)
+        elif index % 10 == 2 and index % 30 == 2:  # deleted: a delete marker takes the key's rows out
+            s3[region].delete_object(Bucket=ref.bucket, Key=ref.key)
+        elif index % 10 == 3 and index % 30 == 3:  # re-uploaded, then that upload deleted for good
+            newer = put(region, ref.key, csv_rows(4, index + 2), 4)
+            s3[region].delete_object(Bucket=ref.bucket, Key=ref.key, VersionId=newer.version_id)
+            uploads[-1].expected_rows = -1  # gone before or after it was processed: the older one is current again
     return uploads
 
 
@@ -255,12 +306,54 @@ def settle(outputs: LocalOutputs, regions: list[str], uploads: list[Upload], tim
         sqs = _client("sqs", region, endpoint)
         for body in _dlq_bodies(sqs, _region_names(outputs, region)["dlq_url"]):
             try:
-                job_id = parse_object_created(body).job_id
+                ref = parse_object_event(body)
             except MalformedMessageError:
-                job_id = ""
+                ref = None
+            if ref is not None and ref.is_deletion:
+                continue  # no job: a redrive applies the deletion again
+            job_id = ref.job_id if ref is not None else ""
             if records.get(job_id, {}).get("job_status") != "DEAD_LETTERED":
                 report.dlq_not_dead_lettered += 1
+    report.truths = [region_truth(outputs, region, uploads, records) for region in regions]
     return report
+
+
+def _current_versions(s3: Any, bucket: str) -> dict[str, tuple[str, bool]]:
+    """Each key under raw/ and its current entry as S3 lists it: (version id, whether it is a delete marker)."""
+    current: dict[str, tuple[str, bool]] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="raw/"):
+        current |= {v["Key"]: (v["VersionId"], False) for v in page.get("Versions", []) if v.get("IsLatest")}
+        current |= {m["Key"]: (m["VersionId"], True) for m in page.get("DeleteMarkers", []) if m.get("IsLatest")}
+    return current
+
+
+def region_truth(outputs: LocalOutputs, region: str, uploads: list[Upload], records: dict[str, Any]) -> RegionTruth:
+    """The query's figures, the truth from the uploads and S3's listing, and the SUCCEEDED jobs' rows."""
+    from analytics_platform.analytics.local_engine import run_local
+    from analytics_platform.analytics.tables import catalog_tables
+    from analytics_platform.analytics.target import target_from_outputs
+
+    target = target_from_outputs(outputs, region)
+    s3 = _client("s3", region, _endpoint(outputs))
+    by_version = {(u.ref.key, u.ref.version_id): u for u in uploads if u.region == region}
+    truth_rows = truth_ids = 0
+    for key, (version, is_marker) in _current_versions(s3, target.bucket).items():
+        upload = by_version.get((key, version))
+        job = records.get(upload.ref.job_id, {}) if upload else {}
+        if is_marker or upload is None or job.get("job_status") != "SUCCEEDED":
+            continue  # deleted, failed (its job says why), or dead-lettered by the injected faults
+        truth_rows += max(0, upload.expected_rows or 0)
+        truth_ids += upload.expected_ids
+    query_rows = query_ids = 0
+    for table in catalog_tables(target.client("glue"), target.database):
+        names = {name for name, _ in table.columns}
+        select = "count(*), " + ("coalesce(sum(id), 0)" if "id" in names else "0")
+        (row,) = run_local(target, f'SELECT {select} FROM "{table.name}"').rows
+        query_rows, query_ids = query_rows + int(row[0]), query_ids + int(row[1])
+    bucket = target.bucket
+    succeeded = sum(int(r.get("rows_out", 0)) for r in records.values()
+                    if r.get("job_status") == "SUCCEEDED" and r.get("input_bucket") == bucket)  # fmt: skip
+    return RegionTruth(region, query_rows, query_ids, truth_rows, truth_ids, succeeded)
 
 
 def run_soak(

@@ -24,7 +24,10 @@ CORRECTED = b"id,total\n1,11\n2,21\n"
 
 
 def totals(dataset: str = "sales") -> tuple[int, int | None]:
-    """``count(*)`` and ``sum(total)`` as the user's query sees them."""
+    """``count(*)`` and ``sum(total)`` as the user's query sees them (no table yet: no rows)."""
+    tables = {row[0] for row in run_local(TARGET, "SHOW TABLES").rows}
+    if dataset not in tables:
+        return 0, None
     (row,) = run_local(TARGET, f"SELECT count(*), sum(total) FROM {dataset}").rows
     return int(row[0]), row[1]
 
@@ -293,3 +296,48 @@ def test_job_state_events_are_published_on_the_regions_default_bus(
     statuses = sorted((e["detail"]["status"], e["detail"]["rows_out"]) for e in received)
     assert statuses == [("SUCCEEDED", 2), ("SUCCEEDED", 3), ("SUPERSEDED", 3)]
     assert all(e["region"] == REGION and e["detail"]["input_key"] == key for e in received)
+
+
+# --- schemas that heal ---------------------------------------------------------------------------------------
+def glue_types(dataset: str) -> dict[str, str]:
+    import boto3
+
+    table = boto3.client("glue", region_name=REGION).get_table(DatabaseName=DATABASE, Name=dataset)["Table"]
+    return {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+
+
+def test_a_stray_text_value_fails_its_file_and_the_corrected_reupload_fits(platform: Platform) -> None:
+    platform.upload_and_process("raw/stock/a.csv", b"sku,qty\nA,1\nB,2\n")
+    _, bad = platform.upload_and_process("raw/stock/b.csv", b"sku,qty\nC,3\nD,lots\n")
+    # THEN the stray file fails naming the column; the table and the other files are unchanged
+    assert bad["job_status"] == "FAILED" and "'qty'" in bad["error_message"]
+    assert glue_types("stock") == {"sku": "string", "qty": "bigint"}
+    _, fixed = platform.upload_and_process("raw/stock/b.csv", b"sku,qty\nC,3\nD,4\n")
+    assert fixed["job_status"] == "SUCCEEDED"
+    assert run_local(TARGET, "SELECT sum(qty) FROM stock").rows == [(10,)]
+
+
+def test_a_text_column_narrows_back_once_its_file_is_corrected(platform: Platform) -> None:
+    # GIVEN the dataset's first file holds text in qty, so a numeric file cannot join it
+    platform.upload_and_process("raw/stock/a.csv", b"sku,qty\nA,n/a\nB,2\n")
+    assert glue_types("stock")["qty"] == "string"
+    _, numeric = platform.upload_and_process("raw/stock/b.csv", b"sku,qty\nC,3\n")
+    assert numeric["job_status"] == "FAILED"
+    # WHEN the first file is corrected THEN the column narrows to a number and numeric files fit again
+    _, corrected = platform.upload_and_process("raw/stock/a.csv", b"sku,qty\nA,1\nB,2\n")
+    assert corrected["job_status"] == "SUCCEEDED" and glue_types("stock")["qty"] == "bigint"
+    _, again = platform.upload_and_process("raw/stock/b.csv", b"sku,qty\nC,3\n")
+    assert again["job_status"] == "SUCCEEDED"
+    assert run_local(TARGET, "SELECT sum(qty) FROM stock").rows == [(6,)]
+
+
+def test_deleting_the_file_that_widened_a_column_narrows_it_back(platform: Platform) -> None:
+    platform.upload_and_process("raw/stock/a.csv", b"sku,qty\nA,1\n")
+    key, version = platform.upload("raw/stock/b.csv", b"sku,qty,note\nB,2.5,x\n")
+    platform.invoke(platform.sqs_event(platform.body_for(key, version)))
+    assert glue_types("stock") == {"sku": "string", "qty": "double", "note": "string"}
+    marker = platform.s3.delete_object(Bucket=BUCKET, Key=key)["VersionId"]
+    platform.invoke(platform.sqs_event(deleted_body(platform, key, marker, DELETE_MARKER_CREATED)))
+    # THEN the table declares what the remaining file holds: qty a whole number again, no note column
+    assert glue_types("stock") == {"sku": "string", "qty": "bigint"}
+    assert run_local(TARGET, "SELECT sku, qty FROM stock").rows == [("A", 1)]

@@ -201,6 +201,9 @@ def test_iam_is_least_privilege(stacks: dict[str, Any]) -> None:
         ":event-bus/default"
     ]
     assert events["Condition"] == {"StringEquals": {"events:source": ["tap.etl"]}}
+    # The reconciliation queries the by-status index (never scans the table).
+    assert worker["QueryJobStatusIndex"]["Action"] == ["dynamodb:Query"]
+    assert worker["QueryJobStatusIndex"]["Resource"][0].endswith("/index/by-status")
     # ListBucket on exactly this bucket: without it S3 answers 403 for a deleted upload, which looks transient.
     assert worker["ListOwnBucket"]["Action"] == ["s3:ListBucket"]
     assert re.fullmatch(r"\$\{aws_s3_bucket\.data_bucket_\w+\.arn\}", worker["ListOwnBucket"]["Resource"][0])

@@ -1,26 +1,31 @@
-"""The region's data catalog: one Glue table per dataset, evolved by the files that succeed.
+"""The region's data catalog: one Glue table per dataset, whose schema follows the dataset's current files.
 
-The schema of each dataset lives in the job table too (item ``dataset#<name>``, with a version number), so
-concurrent jobs of one dataset serialize their changes with conditional writes and none is lost; the Glue
-table is then brought up to that schema (:meth:`DatasetCatalog.publish`), re-reading until it is the newest.
+Each dataset's schema item in the job table (``dataset#<name>``) counts, per column and type, the current
+SUCCEEDED files that hold that column with that type (``type_counts``), with a version number. A job's success
+adds its columns, in the same transaction that records it SUCCEEDED; retiring a job (superseded, deleted)
+subtracts them, in the same transaction that records that. So the counts are exact whatever crashes, and the
+Glue table, brought up to them after every change (:meth:`DatasetCatalog.publish`), declares each column with the
+widest type its current files hold: a column widens when a file needs it and narrows back when the file that
+widened it is replaced or deleted; a column no current file holds leaves the table.
 
-Evolution policy (:func:`evolve`): new columns are added; a column widens integer -> double, date ->
-timestamp, and anything -> string; a file whose column is narrower than the table's (an integer into a double
-column) is cast up. A file with a *typed* column where the table holds text (text to integer) is refused: its
-values were typed on reading and have lost their text form (leading zeros, formatting), so the job fails naming
-the column and both types. Boolean against number or date is refused alike.
+Policy (:func:`evolve`, checked again at commit): a column widens integer -> double and date -> timestamp (a file
+narrower than the table is cast up before it is written); any other mix of types in one column (text and a
+number, a boolean and a date) is refused: the file fails naming the column and both types, the table and the
+other files unchanged. The key's own current version does not count against its replacement, so a corrected
+re-upload always fits. A dataset contract's ``type`` pins a column (the transform casts it; values that do not
+cast are rejected rows).
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from analytics_platform.etl.exceptions import SchemaConflictError, TransientError
+from analytics_platform.etl.exceptions import SchemaConflictError
 
 PARTITION_KEY = "ingest_date"
 #: Catalog types (the contract's names) and their Glue / Athena spelling.
@@ -49,7 +54,15 @@ def catalog_type(duckdb_type: str) -> str:
 
 
 def _wider(old: str, new: str) -> bool:
-    return (old, new) in WIDENINGS or (new == "string" and old != "string")
+    return (old, new) in WIDENINGS
+
+
+def widest(kinds: set[str]) -> str | None:
+    """The type that holds every one of ``kinds`` (None: no such type, the mix is refused)."""
+    for candidate in kinds:
+        if all(kind == candidate or (kind, candidate) in WIDENINGS for kind in kinds):
+            return candidate
+    return None
 
 
 @dataclass
@@ -94,7 +107,11 @@ def evolve(table: list[tuple[str, str]], file_columns: list[tuple[str, str]]) ->
         else:
             reason = (
                 "its values were typed on reading and lost their text form; keep the column text in the file"
-                if old == "string" else "no type holds both without changing the values already in the table"
+                if old == "string"
+                else "the dataset's current files hold it typed: correct the file, or pin the column's type with a "
+                "dataset contract so stray values become rejected rows"
+                if kind == "string"
+                else "no type holds both without changing the values already in the table"
             )  # fmt: skip
             raise SchemaConflictError(
                 f"column {name!r} is {old} in the dataset's table but {kind} in this file: {reason}"
@@ -145,8 +162,61 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def count_key(name: str, kind: str) -> str:
+    """Key of one (column, type) in a schema item's ``type_counts``."""
+    return f"{kind}:{name}"
+
+
+def derive(counts: dict[str, Any], first_seen: dict[str, Any]) -> list[tuple[str, str]]:
+    """The table's columns from the counts: each column with a current file, at the widest type they hold, in the
+    order the columns were first seen."""
+    kinds: dict[str, set[str]] = {}
+    for key, number in counts.items():
+        if int(number) > 0:
+            kind, name = key.split(":", 1)
+            kinds.setdefault(name, set()).add(kind)
+    order = sorted(kinds, key=lambda name: (int(first_seen.get(name, 1 << 40)), name))
+    return [(name, widest(kinds[name]) or "string") for name in order]
+
+
+@dataclass
+class SchemaItem:
+    """A dataset's schema item as read: the counts, the first-seen order and the version."""
+
+    counts: dict[str, int]
+    first_seen: dict[str, int]
+    version: int
+
+    def columns(self, exclude: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+        """The derived columns, without the contribution of ``exclude`` (a file about to be replaced)."""
+        counts = dict(self.counts)
+        for name, kind in exclude:
+            counts[count_key(name, kind)] = counts.get(count_key(name, kind), 0) - 1
+        return derive(counts, self.first_seen)
+
+    def counted(self, columns: list[tuple[str, str]], delta: int) -> SchemaItem:
+        """The item after adding ``delta`` for each of ``columns``; SchemaConflictError if a column would then hold
+        types no one type holds."""
+        counts = dict(self.counts)
+        first_seen = dict(self.first_seen)
+        for name, kind in columns:
+            counts[count_key(name, kind)] = counts.get(count_key(name, kind), 0) + delta
+            if delta > 0 and name not in first_seen:
+                first_seen[name] = len(first_seen)
+        counts = {key: number for key, number in counts.items() if number > 0}
+        if delta > 0:
+            for name, _ in columns:
+                held = {key.split(":", 1)[0] for key in counts if key.split(":", 1)[1] == name}
+                if widest(held) is None:
+                    raise SchemaConflictError(
+                        f"column {name!r} would hold {' and '.join(sorted(held))} in the dataset's current files; "
+                        "no type holds both (another file of the dataset committed its type first)"
+                    )
+        return SchemaItem(counts, first_seen, self.version + 1)
+
+
 class DatasetCatalog:
-    """Dataset schemas of one region: versioned in the job table, published to the region's Glue database."""
+    """Dataset schemas of one region: counted in the job table, published to the region's Glue database."""
 
     def __init__(self, table: Any, glue: Any, *, database: str, bucket: str, prefix: str) -> None:
         self._table = table
@@ -160,61 +230,54 @@ class DatasetCatalog:
         """Key of the dataset's schema item in the job table."""
         return {"job_id": f"dataset#{dataset}"}
 
+    def read(self, dataset: str) -> SchemaItem:
+        """The dataset's schema item (empty before its first file)."""
+        item = self._table.get_item(Key=self.item_key(dataset), ConsistentRead=True).get("Item") or {}
+        counts = {str(k): int(v) for k, v in (item.get("type_counts") or {}).items()}
+        first_seen = {str(k): int(v) for k, v in (item.get("first_seen") or {}).items()}
+        return SchemaItem(counts, first_seen, int(item.get("schema_version", 0)))
+
     def schema(self, dataset: str) -> tuple[list[tuple[str, str]], int]:
         """(columns, version) of a dataset; ([], 0) before its first file."""
-        item = self._table.get_item(Key=self.item_key(dataset), ConsistentRead=True).get("Item") or {}
-        columns = [(str(c["name"]), str(c["type"])) for c in item.get("columns", [])]
-        return columns, int(item.get("schema_version", 0))
+        item = self.read(dataset)
+        return item.columns(), item.version
 
-    def evolve(self, dataset: str, file_columns: list[tuple[str, str]]) -> Evolution:
-        """Merge a file into the dataset's schema and commit it; concurrent commits retry, none is lost."""
-        for _ in range(MAX_ATTEMPTS):
-            columns, version = self.schema(dataset)
-            evolution = evolve(columns, file_columns)
-            if not evolution.changed and version:
-                return evolution
-            if self._commit(dataset, evolution.columns, version):
-                return evolution
-            time.sleep(0.05)
-        raise TransientError(f"the {dataset!r} schema kept changing under concurrent jobs; retrying")
+    def evolve(
+        self, dataset: str, file_columns: list[tuple[str, str]], exclude: Sequence[tuple[str, str]] = ()
+    ) -> Evolution:
+        """Check a file against the dataset's current files (without ``exclude``, the file it replaces) and say
+        which of its columns to cast up; raises SchemaConflictError. Nothing is written: the job's success counts
+        its columns (:meth:`counting_update`)."""
+        return evolve(self.read(dataset).columns(exclude), file_columns)
 
-    def _commit(self, dataset: str, columns: list[tuple[str, str]], version: int) -> bool:
-        condition = "attribute_not_exists(job_id)" if version == 0 else "schema_version = :version"
-        values: dict[str, Any] = {
-            ":columns": [{"name": n, "type": t} for n, t in columns],
-            ":next": version + 1,
-            ":dataset": dataset,
-            ":kind": "dataset",
-            ":now": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        }
-        if version:
-            values[":version"] = version
-        try:
-            self._table.update_item(
-                Key=self.item_key(dataset),
-                UpdateExpression=(
-                    "SET #columns = :columns, schema_version = :next, dataset = :dataset, record_type = :kind, "
-                    "updated_at = :now"
-                ),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#columns": "columns"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+    def counting_update(self, dataset: str, columns: list[tuple[str, str]], delta: int) -> dict[str, Any]:
+        """The TransactWriteItems ``Update`` that adds ``delta`` to the counts of ``columns`` (catalog types), on
+        the condition that nobody changed the item since it was read here (the caller retries then)."""
+        seen = self.read(dataset)
+        after = seen.counted(columns, delta)
+        condition = "attribute_not_exists(schema_version)" if seen.version == 0 else "schema_version = :seen"
+        values: dict[str, Any] = {":counts": after.counts, ":first": after.first_seen, ":next": after.version,
+                                  ":dataset": dataset, ":kind": "dataset",
+                                  ":now": datetime.now(UTC).isoformat(timespec="milliseconds")}  # fmt: skip
+        if seen.version:
+            values[":seen"] = seen.version
+        return {"Update": {
+            "TableName": self._table.name, "Key": self.item_key(dataset),
+            "UpdateExpression": "SET type_counts = :counts, first_seen = :first, schema_version = :next, "
+            "dataset = :dataset, record_type = :kind, updated_at = :now",
+            "ConditionExpression": condition, "ExpressionAttributeValues": values,
+        }}  # fmt: skip
 
     def publish(self, dataset: str) -> int:
-        """Bring the Glue table up to the newest committed schema; returns the version published."""
+        """Bring the Glue table up to the newest counts; returns the version published."""
         published = -1
         for _ in range(MAX_ATTEMPTS):
-            columns, version = self.schema(dataset)
-            if version == published or not columns:
-                return version
-            self._put_table(dataset, columns, version)
-            published = version
+            item = self.read(dataset)
+            columns = item.columns()
+            if item.version == published or not columns:
+                return item.version
+            self._put_table(dataset, columns, item.version)
+            published = item.version
         return published
 
     def _put_table(self, dataset: str, columns: list[tuple[str, str]], version: int) -> None:
@@ -234,3 +297,12 @@ class DatasetCatalog:
         if int(current.get("Parameters", {}).get("tap.schema_version", "0")) >= version:
             return  # as new or newer already
         self._glue.update_table(DatabaseName=self.database, TableInput=body)
+
+
+def written_columns(output_schema: list[str]) -> list[tuple[str, str]]:
+    """(name, catalog type) of a job record's ``output_schema`` (``name:DUCKDB TYPE`` entries)."""
+    columns = []
+    for entry in output_schema:
+        name, _, duckdb_type = str(entry).rpartition(":")
+        columns.append((name, catalog_type(duckdb_type)))
+    return columns

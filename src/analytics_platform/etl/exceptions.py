@@ -51,6 +51,10 @@ class MissingObjectError(PermanentError):
     """The object version named in the event no longer exists."""
 
 
+class ItemTooLargeError(PermanentError):
+    """A job record or dataset schema would exceed DynamoDB's 400 KB item limit (a file with thousands of columns)."""
+
+
 class OverwrittenError(PermanentError):
     """Versioning suspended: the key now holds another upload than the event's (its ETag differs); that newer
     upload's own event processes it, and this job ends SUPERSEDED."""

@@ -183,12 +183,14 @@ class JobTracker:
         return True
 
     def succeed_current(
-        self, job_id: str, owner: str, result: JobResult, started: datetime, now: datetime, pointer: dict[str, str]
-    ) -> str:
-        """RUNNING -> SUCCEEDED, in one transaction with a check that the job is still its key's current version.
+        self, job_id: str, owner: str, result: JobResult, started: datetime, now: datetime, pointer: dict[str, str],
+        extra: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    ) -> str:  # fmt: skip
+        """RUNNING -> SUCCEEDED, in one transaction with a check that the job is still its key's current version
+        (and the ``extra`` writes: the dataset's schema counts).
 
-        Returns ``"ok"``, ``"superseded"`` (a newer version took over: nothing written) or ``"lost"`` (another
-        delivery holds the job now).
+        Returns ``"ok"``, ``"superseded"`` (a newer version took over: nothing written), ``"lost"`` (another
+        delivery holds the job now) or ``"retry"`` (an ``extra`` write's condition failed: read and try again).
         """
         values = {**result_values(result, started, now), "job_status": SUCCEEDED}
         update = self._finish_update(job_id, owner, values, remove="lease_expires_at, error_type, error_message")
@@ -199,16 +201,23 @@ class JobTracker:
         }
         # The resource's client takes plain Python values, as the Table does (boto3 serializes them).
         update["TableName"] = check["TableName"] = self._table.name
+        return self._transact(self._table, [{"Update": update}, {"ConditionCheck": check}, *extra])
+
+    @staticmethod
+    def _transact(table: Any, items: list[dict[str, Any]]) -> str:
+        """Run a transaction whose first item is the job's, second the pointer check; see :meth:`succeed_current`."""
         try:
-            self._table.meta.client.transact_write_items(TransactItems=[{"Update": update}, {"ConditionCheck": check}])
+            table.meta.client.transact_write_items(TransactItems=items)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
             reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if len(reasons) == 2 and reasons[1] == "ConditionalCheckFailed" and reasons[0] != "ConditionalCheckFailed":
-                return "superseded"
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return "lost"
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return "superseded"
+            if any(code == "ConditionalCheckFailed" for code in reasons[2:]):
+                return "retry"
             raise
         return "ok"
 

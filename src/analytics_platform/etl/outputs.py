@@ -23,11 +23,13 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
+from analytics_platform.etl.catalog import DatasetCatalog, written_columns
 from analytics_platform.etl.exceptions import TransientError
 from analytics_platform.etl.job_values import PENDING, RETIRED, SUCCEEDED, _is_condition_failure, iso
 from analytics_platform.etl.settings import STAGING_PREFIX
 
 MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+MAX_ATTEMPTS = 20
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -41,8 +43,10 @@ class Outputs:
 
     def __init__(
         self, *, s3: Any, table: Any, processed_prefix: str, clock: Callable[[], datetime],
-        staging_prefix: str = STAGING_PREFIX,
+        staging_prefix: str = STAGING_PREFIX, catalog: DatasetCatalog | None = None,
     ) -> None:  # fmt: skip
+        """``catalog``: the datasets' schemas, whose counts a retirement updates (None: no catalog)."""
+        self._catalog = catalog
         self._s3 = s3
         self._table = table
         self._processed = processed_prefix
@@ -116,19 +120,9 @@ class Outputs:
         state = record.get("job_status")
         if state == SUCCEEDED:
             self._delete(record.get("output_uri"), self._processed)
-            now = iso(self._clock())
-            try:
-                self._table.update_item(
-                    Key={"job_id": job_id},
-                    UpdateExpression="SET job_status = :status, superseded_by = :by, superseded_at = :now, "
-                    "updated_at = :now",
-                    ConditionExpression="job_status = :succeeded",
-                    ExpressionAttributeValues={":status": status, ":by": by, ":now": now, ":succeeded": SUCCEEDED},
-                )
+            if self._mark_retired(record, by=by, status=status):
                 state = status
-            except ClientError as error:
-                if not _is_condition_failure(error):
-                    raise
+            else:
                 record = self._get(job_id)
                 state = record.get("job_status")
         if state not in RETIRED:
@@ -136,6 +130,37 @@ class Outputs:
         self._delete(record.get("output_uri"), self._processed)
         self._delete(record.get("staging_uri"), self._staging)
         return True
+
+    def _mark_retired(self, record: dict[str, Any], *, by: str, status: str) -> bool:
+        """SUCCEEDED -> ``status``, with the job's columns taken out of its dataset's schema counts in the same
+        transaction (so exactly once); then the dataset's table follows. False: the job was no longer SUCCEEDED."""
+        job_id, dataset = str(record["job_id"]), str(record.get("dataset", ""))
+        update = {
+            "TableName": self._table.name, "Key": {"job_id": job_id},
+            "UpdateExpression": "SET job_status = :status, superseded_by = :by, superseded_at = :now, "
+            "updated_at = :now",
+            "ConditionExpression": "job_status = :succeeded",
+            "ExpressionAttributeValues": {":status": status, ":by": by, ":now": iso(self._clock()),
+                                          ":succeeded": SUCCEEDED},
+        }  # fmt: skip
+        columns = written_columns(record.get("output_schema", []))
+        for _ in range(MAX_ATTEMPTS):
+            extra = [self._catalog.counting_update(dataset, columns, -1)] if self._catalog and columns else []
+            try:
+                self._table.meta.client.transact_write_items(TransactItems=[{"Update": update}, *extra])
+            except ClientError as error:
+                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", []) or []]
+                if not reasons:
+                    raise
+                if reasons[0] == "ConditionalCheckFailed":
+                    return False
+                if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                    continue  # the schema changed meanwhile: read it again
+                raise
+            if self._catalog is not None and columns:
+                self._catalog.publish(dataset)
+            return True
+        raise TransientError(f"the {dataset!r} schema kept changing under concurrent jobs; retrying")
 
     def reopen(self, job_id: str, reason: str) -> bool:
         """SUPERSEDED / DELETED -> PENDING: the version is current again (the one above it was deleted for good).

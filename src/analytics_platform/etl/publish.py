@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from analytics_platform.etl import latest
-from analytics_platform.etl.catalog import DatasetCatalog
+from analytics_platform.etl.catalog import DatasetCatalog, written_columns
 from analytics_platform.etl.events import DELETE_MARKER_CREATED, ObjectRef
-from analytics_platform.etl.exceptions import SchemaConflictError
+from analytics_platform.etl.exceptions import SchemaConflictError, TransientError
 from analytics_platform.etl.job_values import DELETED, SUCCEEDED, SUPERSEDED, JobResult
 from analytics_platform.etl.jobs import JobTracker
 from analytics_platform.etl.outputs import Outputs, split_uri
@@ -73,13 +73,14 @@ class Publisher:
         return self._outputs
 
     def prepare(
-        self, dataset: str, converted: ConversionResult, limits: Limits, work: Path
+        self, ref: ObjectRef, dataset: str, converted: ConversionResult, limits: Limits, work: Path
     ) -> SchemaConflictError | None:
-        """Evolve the dataset's schema with the file, and cast the file to the table's types where they are wider."""
+        """Check the file against the dataset's current files (not counting the key's current version, which it
+        replaces), and cast the file to the table's types where they are wider."""
         if self._catalog is None:
             return None
         try:
-            evolution = self._catalog.evolve(dataset, converted.schema)
+            evolution = self._catalog.evolve(dataset, converted.schema, self._replaced_columns(ref))
         except SchemaConflictError as conflict:
             return conflict
         if evolution.casts:
@@ -87,11 +88,30 @@ class Publisher:
             converted.bytes_out = converted.output_path.stat().st_size
         return None
 
+    def _replaced_columns(self, ref: ObjectRef) -> list[tuple[str, str]]:
+        pointer = latest.read(self._table, ref)
+        if pointer is None or not pointer.current_job or pointer.current_job == ref.job_id:
+            return []
+        record = self._jobs.get(pointer.current_job) or {}
+        return written_columns(record.get("output_schema", [])) if record.get("job_status") == SUCCEEDED else []
+
+    def _succeed(self, ref: ObjectRef, owner: str, result: JobResult, started: datetime) -> str:
+        """The SUCCEEDED transaction, with the dataset's schema counts (re-read and retried when they changed)."""
+        for _ in range(latest.MAX_ATTEMPTS):
+            extra = []
+            if self._catalog is not None:
+                extra = [self._catalog.counting_update(result.dataset, written_columns(result.schema), +1)]
+            outcome = self._jobs.succeed_current(ref.job_id, owner, result, started, self._clock(),
+                                                 latest.pointer_key(ref), extra)  # fmt: skip
+            if outcome != "retry":
+                return outcome
+        raise TransientError(f"the {result.dataset!r} schema kept changing under concurrent jobs; retrying")
+
     def finish(self, ref: ObjectRef, owner: str, result: JobResult, started: datetime) -> Finished:
-        """Publish the table, take the key's pointer, retire what this version replaces, end the job SUCCEEDED and
-        promote its output (or end it SUPERSEDED / DELETED when a later state of the key won)."""
-        if self._catalog is not None:
-            self._catalog.publish(result.dataset)
+        """Take the key's pointer, retire what this version replaces, end the job SUCCEEDED with its columns
+        counted, publish the table and promote the output (or end it SUPERSEDED / DELETED when a later state of
+        the key won). Raises SchemaConflictError when a concurrent job of the dataset committed a type this file's
+        cannot share a column with."""
         order = ref.order if ref.order else latest.listing_order(self._s3, self._table, ref)
         if order is None:
             holder = latest.Pointer(state="object", current_job="a newer version S3 lists as the key's latest")
@@ -100,11 +120,13 @@ class Publisher:
         if not moved.won:
             return self._retire_self(ref, owner, result, started, moved.holder or latest.Pointer())
         retired = self._retire_replaced(ref, moved.replaced, by=ref.job_id, status=SUPERSEDED)
-        outcome = self._jobs.succeed_current(ref.job_id, owner, result, started, self._clock(), latest.pointer_key(ref))
+        outcome = self._succeed(ref, owner, result, started)
         if outcome == "superseded":
             return self._retire_self(ref, owner, result, started, latest.read(self._table, ref) or latest.Pointer())
         if outcome == "lost":
             return Finished(False)
+        if self._catalog is not None:
+            self._catalog.publish(result.dataset)
         self._outputs.promote(ref.job_id)
         return Finished(True, retired=retired)
 

@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, Rea
 from analytics_platform.etl.events import UNVERSIONED, ObjectRef
 from analytics_platform.etl.exceptions import (
     DiskFullError,
+    ItemTooLargeError,
     MissingObjectError,
     OverwrittenError,
     TimeBudgetExceededError,
@@ -41,6 +42,11 @@ def classify_aws_error(error: Exception) -> Exception:
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in MISSING_CODES:
             return MissingObjectError(f"object version no longer exists ({code})")
+        if _item_too_large(error):
+            return ItemTooLargeError(
+                f"a DynamoDB item would exceed its 400 KB limit ({code}: {error}): the file's schema (its columns) is "
+                "too large to record; split the file's columns into several datasets"
+            )
         if code in {"PreconditionFailed", "412"}:
             return OverwrittenError("the object was overwritten since the event (its ETag changed)")
         if code in TRANSIENT_CODES or status >= 500 or status == 429:
@@ -51,6 +57,13 @@ def classify_aws_error(error: Exception) -> Exception:
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return DiskFullError(f"the function's ephemeral storage is full: {error}; raise ephemeral_storage_mb")
     return error
+
+
+def _item_too_large(error: ClientError) -> bool:
+    """DynamoDB's answer to a write over 400 KB: ValidationException, or a transaction cancelled for it."""
+    messages = [str(error.response.get("Error", {}).get("Message", ""))]
+    messages += [str(r.get("Message", "")) for r in error.response.get("CancellationReasons", []) or []]
+    return any("item size" in message.lower() for message in messages)
 
 
 def object_metadata(ref: ObjectRef) -> dict[str, str]:
@@ -118,6 +131,12 @@ class ObjectStore:
             self._s3.download_file(ref.bucket, ref.key, str(target), ExtraArgs=extra, Callback=progress)
         except (ClientError, BotoCoreError, OSError) as error:
             raise classify_aws_error(error) from error
+
+    def delete_uri(self, uri: str) -> None:
+        """Delete ``s3://bucket/key`` (this bucket's only)."""
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if bucket == self.bucket:
+            self._s3.delete_object(Bucket=bucket, Key=key)
 
     def upload(self, path: Path, key: str, ref: ObjectRef, content_type: str, deadline: float | None) -> None:
         """Upload one result file with its source metadata; stops at ``deadline``."""

@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from analytics_platform.etl.catalog import DatasetCatalog
 from analytics_platform.etl.events import ObjectRef, parse_object_event
 from analytics_platform.etl.exceptions import (
+    ItemTooLargeError,
     JobAlreadyFinishedError,
     MalformedMessageError,
     MissingObjectError,
@@ -41,6 +42,8 @@ from analytics_platform.etl.transform import ConversionResult, Limits, convert_f
 RESERVE_SHARE, MIN_RESERVE_SECONDS = 0.1, 3.0
 #: A record is not started with less time than this left; it goes back to the queue at once.
 MIN_START_SECONDS = 5.0
+#: Columns a FAILED record keeps of a file whose schema was too large to record.
+MAX_SCHEMA_IN_FAILED_RECORD = 100
 T = TypeVar("T")
 
 
@@ -123,7 +126,7 @@ class Worker:
                 table, glue, database=settings.glue_database, bucket=settings.bucket, prefix=settings.processed_prefix
             )
         self.outputs = Outputs(s3=s3, table=table, processed_prefix=settings.processed_prefix, clock=clock,
-                               staging_prefix=settings.staging_prefix)  # fmt: skip
+                               staging_prefix=settings.staging_prefix, catalog=catalog)  # fmt: skip
         self._publisher = Publisher(s3=s3, table=table, jobs=self._jobs, catalog=catalog, outputs=self.outputs,
                                     clock=clock)  # fmt: skip
         self._events = JobEvents(events, bus=settings.event_bus) if events is not None and settings.event_bus else None
@@ -247,23 +250,34 @@ class Worker:
             written = self._record(lambda: jobs.supersede_claimed(ref.job_id, owner, by, result, started, finished))
             self._recorded_or_retry(ref.job_id, written)
             return Outcome(OutcomeStatus.SUPERSEDED, ref.job_id, result, error=f"superseded by {by}")
-        if failure is not None:
-            # A version gone from S3 is not the key's content; any other failed version is (its job says why).
-            retired = (
-                ()
-                if isinstance(failure, MissingObjectError)
-                else self._record(lambda: self._publisher.take_for_failure(ref))
-            )
-            written = self._record(lambda: self._jobs.fail(ref.job_id, owner, failure, result, started, finished))
-            self._recorded_or_retry(ref.job_id, written)
-            reason = f"{type(failure).__name__}: {failure}"
-            return Outcome(OutcomeStatus.FAILED, ref.job_id, result, error=reason, retired=retired)
-        done = self._record(lambda: self._publisher.finish(ref, owner, result, started))
-        self._recorded_or_retry(ref.job_id, done.written)
-        if done.superseded_by:
-            status = OutcomeStatus.DELETED if done.status == DELETED else OutcomeStatus.SUPERSEDED
-            return Outcome(status, ref.job_id, result, error=f"superseded by {done.superseded_by}")
-        return Outcome(OutcomeStatus.SUCCEEDED, ref.job_id, result, retired=done.retired)
+        if failure is None:
+            try:
+                done = self._record(lambda: self._publisher.finish(ref, owner, result, started))
+            except PermanentError as refused:  # a schema conflict at commit, a schema too large for its item
+                failure = refused
+                self._discard_staged(result)
+            else:
+                self._recorded_or_retry(ref.job_id, done.written)
+                if done.superseded_by:
+                    status = OutcomeStatus.DELETED if done.status == DELETED else OutcomeStatus.SUPERSEDED
+                    return Outcome(status, ref.job_id, result, error=f"superseded by {done.superseded_by}")
+                return Outcome(OutcomeStatus.SUCCEEDED, ref.job_id, result, retired=done.retired)
+        # A version gone from S3 is not the key's content; any other failed version is (its job says why).
+        retired: tuple[str, ...] = ()
+        if not isinstance(failure, MissingObjectError):
+            retired = self._record(lambda: self._publisher.take_for_failure(ref))
+        if isinstance(failure, ItemTooLargeError):
+            result.schema = result.schema[:MAX_SCHEMA_IN_FAILED_RECORD]  # the record itself must fit
+        written = self._record(lambda: self._jobs.fail(ref.job_id, owner, failure, result, started, finished))
+        self._recorded_or_retry(ref.job_id, written)
+        reason = f"{type(failure).__name__}: {failure}"
+        return Outcome(OutcomeStatus.FAILED, ref.job_id, result, error=reason, retired=retired)
+
+    def _discard_staged(self, result: JobResult) -> None:
+        """A job that will not succeed: its staged Parquet is never promoted (and its record names no output)."""
+        if result.staging_uri:
+            self._record(lambda: self._store.delete_uri(str(result.staging_uri)))
+        result.output_uri = result.staging_uri = None
 
     @staticmethod
     def _record(write: Callable[[], T]) -> T:
@@ -307,7 +321,7 @@ class Worker:
             )
             if converted.failure is None:
                 converted.failure = self._record(
-                    lambda: self._publisher.prepare(dataset, converted, limits, Path(work) / "conform")
+                    lambda: self._publisher.prepare(ref, dataset, converted, limits, Path(work) / "conform")
                 )
                 if converted.failure is not None:
                     converted.output_path.unlink(missing_ok=True)

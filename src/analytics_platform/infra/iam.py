@@ -185,6 +185,11 @@ def write_jobs(table_arn: str) -> Statement:
     return Statement("WriteJobRecords", DYNAMODB_JOB_WRITE_ACTIONS, [table_arn])
 
 
+def query_job_index(table_arn: str, index: str) -> Statement:
+    """Query one index of the job table (the reconciliation reads the SUCCEEDED jobs; never a scan)."""
+    return Statement("QueryJobStatusIndex", ("dynamodb:Query",), [f"{table_arn}/index/{index}"])
+
+
 def consume_queue(queue_arn: str) -> Statement:
     """What the Lambda event source mapping needs to consume one queue."""
     return Statement("ConsumeQueue", SQS_CONSUME_ACTIONS, [queue_arn])

@@ -19,7 +19,7 @@ from analytics_platform.infra.constructs.drift import DriftAlarm
 from analytics_platform.infra.constructs.encryption import RegionKey, key_deletion_window_days
 from analytics_platform.infra.constructs.etl_function import EtlFunction
 from analytics_platform.infra.constructs.events import UploadEvents
-from analytics_platform.infra.constructs.job_table import JobTable
+from analytics_platform.infra.constructs.job_table import STATUS_INDEX, JobTable
 from analytics_platform.infra.constructs.monitoring import AlarmSettings, Monitoring
 from analytics_platform.infra.constructs.network import Network
 from analytics_platform.infra.constructs.provider import regional_provider
@@ -151,6 +151,7 @@ class RegionalStack(TerraformStack):
                 partition=partition, region=name, account_id=account_id, database=names.glue_database
             ),
             iam.write_jobs(self.jobs.table.arn),
+            iam.query_job_index(self.jobs.table.arn, STATUS_INDEX),
             iam.consume_queue(self.queues.queue.arn),
             iam.inspect_dead_letters(self.queues.dlq.arn),
             iam.describe_network_interfaces(),

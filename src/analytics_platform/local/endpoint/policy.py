@@ -12,7 +12,8 @@ What AWS does, and this module with it:
   (for ``Not`` operators: none of them). A key absent from the request fails a positive operator and
   satisfies a ``Not`` operator (``...IfExists``: satisfied either way), as on AWS.
 
-The request keys known locally are :data:`KNOWN_KEYS` (region, principal, S3 listing parameters and version).
+The request keys known locally are :data:`KNOWN_KEYS` (region, principal, S3 listing parameters and version,
+the source of the events a PutEvents request puts).
 A condition the endpoint cannot evaluate (another key, ``ForAnyValue:`` / ``ForAllValues:``, numeric or date
 operators) is treated conservatively, so that a local run fails where AWS might: an ``Allow`` carrying it
 does not apply, and a ``Deny`` carrying it does.
@@ -38,6 +39,7 @@ KNOWN_KEYS = frozenset(
         "s3:delimiter",
         "s3:max-keys",
         "s3:versionid",
+        "events:source",
     }
 )
 _OPERATORS = {

@@ -172,6 +172,16 @@ def events_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
     return [(f"events:{operation}", f"{prefix}:rule/{rule}" if rule else "*")]
 
 
+def events_context(environ: dict[str, Any]) -> dict[str, str]:
+    """``events:source`` of a PutEvents request whose entries share one source (entries of several sources get a
+    value no policy names, so a condition on the source denies them, as IAM would for one of them)."""
+    body = read_body(environ)
+    if _operation(environ, body) != "PutEvents":
+        return {}
+    sources = {str(entry.get("Source", "")) for entry in json.loads(body or b"{}").get("Entries", [])}
+    return {"events:source": sources.pop() if len(sources) == 1 else "\u0000several sources"}
+
+
 def glue_pairs(environ: dict[str, Any], region: str) -> list[tuple[str, str]]:
     """IAM pairs of a Glue table request: the catalog, the database and the table, as Glue checks all three."""
     body = read_body(environ)
@@ -213,6 +223,7 @@ def describe_request(environ: dict[str, Any]) -> AwsRequest:
         request.pairs = [(f"cloudwatch:{operation}", "*")] if operation == "PutMetricData" else []
     elif service == "events":
         request.pairs = events_pairs(environ, region)
+        request.context.update(events_context(environ))
     elif service == "glue":
         request.pairs = glue_pairs(environ, region)
     return request
