@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from analytics_platform.analytics.guard import ResidencyError, check_query
+from analytics_platform.analytics.guard import QueryRefusedError, check_query
 from analytics_platform.analytics.result import QueryResult
 from analytics_platform.analytics.tables import (
     CatalogLocationError,
@@ -22,8 +22,9 @@ EXIT_REFUSED = 2
 
 
 def run_query(target: RegionTarget, sql: str) -> QueryResult:
-    """Check residency, then run ``sql`` locally (DuckDB) or on Athena."""
-    check_query(sql, region=target.region, bucket=target.bucket)
+    """Check the query (one read statement over the region's own database), then run ``sql`` locally (DuckDB) or on
+    Athena."""
+    check_query(sql, region=target.region, bucket=target.bucket, database=target.database)
     if target.local:
         from analytics_platform.analytics.local_engine import run_local
 
@@ -41,7 +42,7 @@ def query_command(
     try:
         target = resolve_target(region, local=local, config_path=config_path, env=env)
         result = run_query(target, sql)
-    except (ResidencyError, CatalogLocationError) as error:
+    except (QueryRefusedError, CatalogLocationError) as error:
         print(f"error: refused: {error}", file=sys.stderr)
         return EXIT_REFUSED
     except TargetError as error:
