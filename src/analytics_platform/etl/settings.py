@@ -25,6 +25,8 @@ from analytics_platform.etl.contracts import ContractError, DatasetContract, con
 RAW_PREFIX = "raw/"
 PROCESSED_PREFIX = "processed/"
 QUARANTINE_PREFIX = "quarantine/"
+#: Athena's query results (the workgroup's output location; the bucket's lifecycle expires them).
+ATHENA_RESULTS_PREFIX = "athena-results/"
 #: Disk needed on the function's /tmp per input byte: the input, the Parquet output and DuckDB spill files
 #: (a gzip JSON Lines input also needs its decompressed copy, checked after the download).
 DISK_FACTOR = 2.5
