@@ -6,6 +6,7 @@ import json
 import sys
 
 from analytics_platform.analytics.guard import QueryRefusedError, check_query
+from analytics_platform.analytics.query_role import assume_role, chosen_role
 from analytics_platform.analytics.result import QueryResult
 from analytics_platform.analytics.tables import (
     CatalogLocationError,
@@ -36,11 +37,24 @@ def run_query(target: RegionTarget, sql: str) -> QueryResult:
 
 
 def query_command(
-    *, region: str, sql: str, local: bool, as_json: bool, config_path: str | None, env: str | None = None
+    *,
+    region: str,
+    sql: str,
+    local: bool,
+    as_json: bool,
+    config_path: str | None,
+    env: str | None = None,
+    role_arn: str | None = None,
+    as_query_role: bool = False,
 ) -> int:
-    """``tap query``: print the result table (or JSON rows); exit 2 when the query is refused."""
+    """``tap query``: print the result table (or JSON rows); exit 2 when the query is refused. With
+    ``as_query_role`` (or ``role_arn``) the query runs on a session of the region's query role (or that role)."""
     try:
         target = resolve_target(region, local=local, config_path=config_path, env=env)
+        check_query(sql, region=target.region, bucket=target.bucket, database=target.database)  # before any session
+        role = chosen_role(target, role_arn=role_arn, as_query_role=as_query_role)
+        if role is not None:
+            target = assume_role(target, role)
         result = run_query(target, sql)
     except (QueryRefusedError, CatalogLocationError) as error:
         print(f"error: refused: {error}", file=sys.stderr)
