@@ -119,6 +119,7 @@ def test_a_second_statement_or_a_write_is_refused_however_it_hides(sql: str, rea
         ("USING EXTERNAL FUNCTION f(x INT) RETURNS INT LAMBDA 'fn' SELECT f(1)", "USING at line 1, column 1 is not "
          "a read statement"),
         ("FROM orders", "FROM at line 1, column 1 is not a read statement"),
+        ("(SHOW TABLES)", "SHOW at line 1, column 2 may not stand here (only a query may)"),
         ("SELECT `id` FROM orders", "a backquoted name at line 1, column 8"),
         ("SELECT * FROM orders jo\u0131n x", "(U+0131) outside a string"),  # Java upper-cases it to I: JOIN
         ("SELECT\u00a01", "U+00A0"),

@@ -113,6 +113,11 @@ def statement_references(sql: str, tokens: Sequence[Token]) -> list[Reference]:
     return found + _scan(sql, tokens)
 
 
+def _is_distinct_from(tokens: Sequence[Token], index: int) -> bool:
+    """Whether the FROM at ``index`` ends ``IS [NOT] DISTINCT FROM`` (a comparison, not a table position)."""
+    return index >= 2 and tokens[index - 1].keyword == "DISTINCT" and tokens[index - 2].keyword in ("IS", "NOT")
+
+
 def _scan(sql: str, tokens: Sequence[Token]) -> list[Reference]:
     found: list[Reference] = []
     levels = [_Level()]
@@ -146,7 +151,7 @@ def _scan(sql: str, tokens: Sequence[Token]) -> list[Reference]:
         elif token.keyword == "FROM":
             previous = tokens[index - 1] if index else None
             table_from = level.select_seen or previous is None or previous.is_symbol("(")
-            if table_from and not (previous is not None and previous.keyword == "DISTINCT"):
+            if table_from and not _is_distinct_from(tokens, index):
                 level.in_from = expect_table = True
         elif token.keyword == "JOIN" or (token.is_symbol(",") and level.in_from):
             expect_table = True

@@ -84,13 +84,14 @@ def _start(sql: str, tokens: Sequence[Token], index: int, allowed: frozenset[str
 
 def _not_read(sql: str, token: Token, context: str, *, explained: bool) -> StatementError:
     word = token.keyword or token.text
-    why = WHY_NOT.get(token.keyword, "is not a read statement")
+    default = "may not stand here (only a query may)" if token.keyword in READ_STATEMENTS else "is not a read statement"
+    why = WHY_NOT.get(token.keyword, default)
     where = location(sql, token.start)
     if explained:
         runs = " (EXPLAIN ANALYZE runs the statement it explains)" if "ANALYZE" in context else ""
+        because = f"{word} {why}; " if token.keyword in WHY_NOT else ""
         return StatementError(
-            f"{context} {word} at {where}: {word} {why}; only a query (SELECT, WITH, VALUES, TABLE) may be "
-            f"explained{runs}"
+            f"{context} {word} at {where}: {because}only a query (SELECT, WITH, VALUES, TABLE) may be explained{runs}"
         )
     placed = f" {context}" if context else ""
     return StatementError(f"{word}{placed} at {where} {why}: tap query runs exactly one read statement ({ALLOWED})")
