@@ -142,6 +142,7 @@ def principals_config(principals: Any, **overrides: Any) -> Any:
         (["arn:aws:iam::111122223333:role/a"], {"account_id": None}, "query_principals", "needs account_id"),
         ("arn:aws:iam::111122223333:role/a", {}, "query_principals", "must be a list of IAM role or user ARNs"),
         (["analysts"], {}, "query_principals[0]", "'analysts' is not the ARN of an IAM role or user"),
+        ([{"role": "analysts"}], {}, "query_principals[0]", "is not the ARN of an IAM role or user"),
         (["arn:aws:iam::111122223333:group/analysts"], {}, "query_principals[0]", "is not the ARN"),
         (["arn:aws:sts::111122223333:assumed-role/a/s"], {}, "query_principals[0]", "is not the ARN"),
         (["arn:aws:iam::444455556666:role/a"], {}, "query_principals[0]", "is of account 444455556666, not the "

@@ -137,8 +137,10 @@ def principal_problems(
     principals: Sequence[str], *, account_id: str | None, regions: Sequence[str], known_regions: Iterable[str]
 ) -> list[tuple[str, str]]:
     """``(field, message)`` for each way ``query_principals`` is invalid (see the README's configuration table)."""
+    if not principals:
+        return []
     problems: list[tuple[str, str]] = []
-    if principals and account_id is None:
+    if account_id is None:
         problems.append(("query_principals", "needs account_id: each principal must be of the environment's account"))
     partitions = {partition_of(region) for region in regions}
     for index, arn in enumerate(principals):
@@ -161,6 +163,7 @@ def principal_problems(
                  "rule; grant sts:AssumeRole on the query roles in that principal's own policy instead (an IAM "
                  "Identity Center permission set, say)")
             )  # fmt: skip
-    if len(set(principals)) != len(principals):
+    named_twice = [arn for arn in principals if isinstance(arn, str) and principals.count(arn) > 1]
+    if named_twice:
         problems.append(("query_principals", "lists a principal twice"))
     return problems
