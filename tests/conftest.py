@@ -21,7 +21,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 #: The production-like settings of ``synthesized_kms`` (the defaults leave them off): zones pinned by id, alarm
 #: e-mails, deletion protection, a queue concurrency cap below the reserved concurrency, old versions kept past
-#: their Glacier transition.
+#: their Glacier transition, principals the query roles trust.
 PROTECTED_SETTINGS: dict[str, Any] = {
     "regions": [
         {"region": "us-east-1", "vpc_cidr": "10.0.0.0/16", "az_ids": ["use1-az4", "use1-az6"]},
@@ -32,6 +32,7 @@ PROTECTED_SETTINGS: dict[str, Any] = {
     "deletion_protection": True,
     "queue_maximum_concurrency": 4,
     "noncurrent_version_expiration_days": 365,
+    "query_principals": ["arn:aws:iam::111122223333:role/analysts", "arn:aws:iam::111122223333:user/auditors/ana"],
 }
 
 

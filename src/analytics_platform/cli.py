@@ -193,8 +193,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
     from analytics_platform.analytics.commands import query_command
 
     return query_command(
-        region=args.region, sql=args.sql, local=args.local, as_json=args.json, config_path=args.config, env=args.env
-    )
+        region=args.region, sql=args.sql, local=args.local, as_json=args.json, config_path=args.config, env=args.env,
+        role_arn=args.role_arn, as_query_role=args.as_query_role,
+    )  # fmt: skip
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
@@ -411,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Run SQL over one region's datasets: its Athena workgroup on AWS, DuckDB over its Parquet with --local.",
     )  # fmt: skip
     query.add_argument("sql", help='the query; table names are dataset names, e.g. "SELECT count(*) FROM orders"')
+    role = query.add_mutually_exclusive_group()
+    role.add_argument("--as-query-role", action="store_true", help="run as the region's query role (README: Query "
+                      "boundary): its stack's output query_role_arn")  # fmt: skip
+    role.add_argument("--role-arn", metavar="ARN", help="run as this IAM role of the environment's account")
     datasets = add("datasets", _cmd_datasets, "List one region's datasets: columns, types, files, rows, last update.")
     for command in (query, datasets):
         command.add_argument("--region", required=True)

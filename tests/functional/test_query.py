@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 
 from analytics_platform.analytics.athena_engine import AthenaQueryError, run_athena
 from analytics_platform.analytics.commands import run_query
-from analytics_platform.analytics.guard import ResidencyError, check_query
+from analytics_platform.analytics.guard import QueryRefusedError, check_query
 from analytics_platform.analytics.local_engine import run_local
 from analytics_platform.analytics.result import QueryResult
 from analytics_platform.analytics.tables import CatalogLocationError, catalog_tables, dataset_stats
@@ -99,6 +99,16 @@ def test_the_query_cannot_read_or_write_anything_but_the_regions_data(platform: 
     assert not (tmp_path / "x.db").exists() and not (tmp_path / "export").exists()
 
 
+def test_the_regions_database_reads_under_each_name_athena_accepts(platform: Platform) -> None:
+    # GIVEN one dataset in the region's catalog
+    platform.upload_and_process("raw/sales/day.csv", b"id,total\n1,10\n2,20\n")
+    # WHEN it is named bare, by database, and by catalog and database (Athena's three spellings)
+    names = ("sales", f"{DATABASE}.sales", f'"AwsDataCatalog"."{DATABASE}"."sales"')
+    # THEN DuckDB reads the same table under each, as Athena would
+    assert [query(f"SELECT count(*) FROM {name}") for name in names] == [[(2,)]] * 3
+    assert query("SHOW TABLES") == [("sales",)]
+
+
 def test_a_catalog_table_pointing_outside_the_bucket_is_refused(platform: Platform) -> None:
     platform.upload_and_process("raw/sales/day.csv", b"id,total\n1,10\n")
     glue = boto3.client("glue", region_name=REGION)
@@ -124,6 +134,8 @@ def test_a_catalog_table_pointing_outside_the_bucket_is_refused(platform: Platfo
         'SELECT * FROM "analytics_EU_WEST_1_test"."orders"',
         "SELECT * FROM read_parquet('s3://analytics-bucket-ap-southeast-1-test/processed/x.parquet')",
         "SELECT * FROM read_parquet('s3://someone-elses-bucket/x.parquet')",
+        f"SELECT * FROM read_parquet('s3://{BUCKET}/processed/orders/x.parquet')",  # a file, not a table
+        "SELECT * FROM otherdb.orders",
         "SELECT * FROM orders WHERE source = 'us-gov-west-1'",
         "select * from t where r='eu-central-2'",
         "   ",
@@ -135,9 +147,9 @@ def test_a_catalog_table_pointing_outside_the_bucket_is_refused(platform: Platfo
     ],
 )
 def test_the_guard_refuses_other_regions_and_buckets(sql: str) -> None:
-    with pytest.raises(ResidencyError):
-        check_query(sql, region=REGION, bucket=BUCKET)
-    with pytest.raises(ResidencyError):
+    with pytest.raises(QueryRefusedError):
+        check_query(sql, region=REGION, bucket=BUCKET, database=DATABASE)
+    with pytest.raises(QueryRefusedError):
         run_query(TARGET, sql)  # refused before any engine runs
 
 
@@ -146,7 +158,7 @@ def test_the_guard_refuses_other_regions_and_buckets(sql: str) -> None:
     [
         "SELECT count(*) FROM orders",
         f"SELECT * FROM {DATABASE}.orders WHERE region = 'us-east-1'",
-        f"SELECT * FROM read_parquet('s3://{BUCKET}/processed/orders/x.parquet')",
+        f"SELECT * FROM orders WHERE path LIKE 's3://{BUCKET}/processed/%'",
         "SELECT bus_east_1, status_west FROM orders",  # words that merely contain a region's parts
         "  -- the top orders\n  WITH t AS (SELECT 1) SELECT * FROM t",
         "(SELECT 1)",
@@ -154,7 +166,7 @@ def test_the_guard_refuses_other_regions_and_buckets(sql: str) -> None:
     ],
 )
 def test_the_guard_lets_the_regions_own_names_through(sql: str) -> None:
-    check_query(sql, region=REGION, bucket=BUCKET)
+    check_query(sql, region=REGION, bucket=BUCKET, database=DATABASE)
 
 
 def athena_stub(target: RegionTarget) -> tuple[Any, Stubber]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from analytics_platform.analytics.guard import ResidencyError, check_query
+from analytics_platform.analytics.guard import QueryRefusedError, check_query
+from analytics_platform.analytics.query_role import assume_role, chosen_role
 from analytics_platform.analytics.result import QueryResult
 from analytics_platform.analytics.tables import (
     CatalogLocationError,
@@ -22,8 +23,9 @@ EXIT_REFUSED = 2
 
 
 def run_query(target: RegionTarget, sql: str) -> QueryResult:
-    """Check residency, then run ``sql`` locally (DuckDB) or on Athena."""
-    check_query(sql, region=target.region, bucket=target.bucket)
+    """Check the query (one read statement over the region's own database), then run ``sql`` locally (DuckDB) or on
+    Athena."""
+    check_query(sql, region=target.region, bucket=target.bucket, database=target.database)
     if target.local:
         from analytics_platform.analytics.local_engine import run_local
 
@@ -35,13 +37,26 @@ def run_query(target: RegionTarget, sql: str) -> QueryResult:
 
 
 def query_command(
-    *, region: str, sql: str, local: bool, as_json: bool, config_path: str | None, env: str | None = None
+    *,
+    region: str,
+    sql: str,
+    local: bool,
+    as_json: bool,
+    config_path: str | None,
+    env: str | None = None,
+    role_arn: str | None = None,
+    as_query_role: bool = False,
 ) -> int:
-    """``tap query``: print the result table (or JSON rows); exit 2 when the query is refused."""
+    """``tap query``: print the result table (or JSON rows); exit 2 when the query is refused. With
+    ``as_query_role`` (or ``role_arn``) the query runs on a session of the region's query role (or that role)."""
     try:
         target = resolve_target(region, local=local, config_path=config_path, env=env)
+        check_query(sql, region=target.region, bucket=target.bucket, database=target.database)  # before any session
+        role = chosen_role(target, role_arn=role_arn, as_query_role=as_query_role)
+        if role is not None:
+            target = assume_role(target, role)
         result = run_query(target, sql)
-    except (ResidencyError, CatalogLocationError) as error:
+    except (QueryRefusedError, CatalogLocationError) as error:
         print(f"error: refused: {error}", file=sys.stderr)
         return EXIT_REFUSED
     except TargetError as error:

@@ -1,7 +1,9 @@
 """``tap query --local``: the region's SQL through DuckDB, since the local endpoint does not run Athena.
 
 The region's catalog (its Glue database on the local endpoint) decides the tables and their types: every
-dataset becomes an in-memory table named like the Glue table, loaded from the Parquet files currently under
+dataset becomes an in-memory table named like the Glue table (in a schema named like the Glue database, of a
+catalog named ``awsdatacatalog``, so ``t``, ``<database>.t`` and ``awsdatacatalog.<database>.t`` all read it, as
+on Athena), loaded from the Parquet files currently under
 its location (``ingest_date=YYYY-MM-DD/`` partitions only, as partition projection reads them), with each column
 cast to the catalog's type (older files that lack a newer column read it as NULL, as in Athena) and the
 ``ingest_date`` partition as text. Then DuckDB is locked down before the user's SQL runs: no file system at all
@@ -19,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from analytics_platform.analytics.guard import DATA_CATALOG
 from analytics_platform.analytics.result import QueryResult
 from analytics_platform.analytics.tables import CatalogTable, catalog_tables, check_locations
 from analytics_platform.analytics.target import RegionTarget
@@ -91,6 +94,12 @@ def prepare(target: RegionTarget, folder: Path) -> duckdb.DuckDBPyConnection:
     s3, glue = target.client("s3"), target.client("glue")
     connection = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                                      "autoload_known_extensions": False})  # fmt: skip
+    # The tables live in <database> of a catalog named like Athena's, so the names Athena accepts for them
+    # (t, <database>.t, awsdatacatalog.<database>.t) read the same here.
+    schema = f"{DATA_CATALOG}.{quote_identifier(target.database)}"
+    connection.execute(f"ATTACH ':memory:' AS {DATA_CATALOG}")
+    connection.execute(f"CREATE SCHEMA {schema}")
+    connection.execute(f"USE {schema}")
     tables = catalog_tables(glue, target.database)
     check_locations(tables, region=target.region, bucket=target.bucket)
     for index, table in enumerate(tables):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
-from analytics_platform.local.clients import local_client, local_resource
+from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client, local_resource
 from analytics_platform.local.state import LocalOutputs, LocalPaths, read_outputs, read_state
 
 
@@ -28,6 +29,11 @@ class RegionTarget:
     #: The work queue and its dead-letter queue, by name ("" when not known); for the recovery commands.
     queue_name: str = ""
     dlq_name: str = ""
+    #: The region's account and query role ("" when not known), for ``tap query --as-query-role``.
+    account_id: str = ""
+    query_role_arn: str = ""
+    #: A role session's credentials (boto3's keyword names) the clients sign with; by default the caller's own.
+    credentials: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def local(self) -> bool:
@@ -37,8 +43,8 @@ class RegionTarget:
     def client(self, service: str) -> Any:
         """A boto3 client of ``service`` in exactly this region."""
         if self.endpoint is not None:
-            return local_client(service, self.region, self.endpoint)
-        return boto3.client(service, region_name=self.region)
+            return local_client(service, self.region, self.endpoint, self.credentials)
+        return boto3.client(service, region_name=self.region, **(self.credentials or {}))
 
     def job_table(self) -> Any:
         """The region's job table (a boto3 resource Table)."""
@@ -68,11 +74,13 @@ def target_from_outputs(outputs: LocalOutputs, region: str) -> RegionTarget:
     return RegionTarget(
         region, names.bucket_name, names.table_name, names.glue_database, names.athena_workgroup, outputs.endpoint,
         queue_name=names.queue_url.rsplit("/", 1)[-1], dlq_name=names.dlq_url.rsplit("/", 1)[-1],
+        account_id=LOCAL_ACCOUNT_ID, query_role_arn=names.query_role_arn,
     )  # fmt: skip
 
 
 def aws_target(region: str, config_path: str | None, env: str | None = None) -> RegionTarget:
     """The region on AWS, named as the configuration (or environment) names it."""
+    from analytics_platform.etl.arns import partition_of
     from analytics_platform.infra.account import resolve_account
     from analytics_platform.infra.config import load_config
 
@@ -81,7 +89,8 @@ def aws_target(region: str, config_path: str | None, env: str | None = None) -> 
     names = config.names(region)
     return RegionTarget(
         region, names.bucket, names.table, names.glue_database, names.athena_workgroup, queue_name=names.queue,
-        dlq_name=names.dlq,
+        dlq_name=names.dlq, account_id=names.account_id,
+        query_role_arn=f"arn:{partition_of(region)}:iam::{names.account_id}:role/{names.query_role}",
     )  # fmt: skip
 
 

@@ -27,6 +27,8 @@ PROCESSED_PREFIX = "processed/"
 QUARANTINE_PREFIX = "quarantine/"
 #: Where a job's Parquet waits until its job is SUCCEEDED (outside every table's location; see etl.outputs).
 STAGING_PREFIX = "staging/"
+#: Athena's query results (the workgroup's output location; the bucket's lifecycle expires them).
+ATHENA_RESULTS_PREFIX = "athena-results/"
 #: Disk needed on the function's /tmp per input byte: the input, the Parquet output and DuckDB spill files
 #: (a gzip JSON Lines input also needs its decompressed copy, checked after the download).
 DISK_FACTOR = 2.5

@@ -37,8 +37,7 @@ def resolve_account(config: PlatformConfig, *, sts_factory: Callable[[str], Any]
     (which must equal ``account_id`` when that is set). Raises :class:`ConfigError` naming ``account_id`` when
     the credentials are missing or of another account."""
     if config.local_endpoint is not None:
-        # The local endpoint is an account of its own, whatever account the environment is for on AWS.
-        return with_account(replace(config, account_id=None), LOCAL_ACCOUNT_ID)
+        return _on_local_endpoint(config)
     from botocore.exceptions import BotoCoreError, ClientError
 
     first_region = config.regions[0].region
@@ -75,5 +74,11 @@ def account_for_check(
 def resolve_account_offline(config: PlatformConfig) -> PlatformConfig:
     """``config`` when its account is known without asking AWS (configured, or the local endpoint's)."""
     if config.local_endpoint is not None:
-        return with_account(replace(config, account_id=None), LOCAL_ACCOUNT_ID)
+        return _on_local_endpoint(config)
     return config
+
+
+def _on_local_endpoint(config: PlatformConfig) -> PlatformConfig:
+    """The local endpoint is an account of its own, whatever account the environment is for on AWS: the
+    environment's query principals (of that account) do not exist there."""
+    return with_account(replace(config, account_id=None, query_principals=()), LOCAL_ACCOUNT_ID)

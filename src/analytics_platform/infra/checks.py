@@ -18,6 +18,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from analytics_platform.etl.settings import (
+    ATHENA_RESULTS_PREFIX,
+    PROCESSED_PREFIX,
+    QUARANTINE_PREFIX,
+    RAW_PREFIX,
+    STAGING_PREFIX,
+)
 from analytics_platform.infra.config import KNOWN_REGIONS, REQUIRED_TAGS, PlatformConfig
 from analytics_platform.infra.iam import WILDCARD_ALLOW_LIST
 from analytics_platform.infra.metric_math import check_metric_math
@@ -58,7 +65,8 @@ def checkov_suppressions(encryption: str = "sse-s3") -> Mapping[str, str]:
 
 NAMED_ATTRIBUTES = ("bucket", "name", "function_name", "dashboard_name", "alarm_name")
 UNNAMED_TYPES = {"aws_iam_role_policy"}  # inline policies are named within their role
-ALLOWED_KEY_PREFIXES = ("raw/", "processed/", "quarantine/", "staging/")
+#: Key prefixes a grant may end in ``*`` under: the bucket's own layout.
+ALLOWED_KEY_PREFIXES = (RAW_PREFIX, PROCESSED_PREFIX, QUARANTINE_PREFIX, STAGING_PREFIX, ATHENA_RESULTS_PREFIX)
 
 
 def _stack_files(outdir: Path) -> Iterator[tuple[str, dict[str, Any]]]:

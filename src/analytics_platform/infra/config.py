@@ -97,6 +97,9 @@ class PlatformConfig:
     account_id: str | None = None
     #: Addresses subscribed (by e-mail; each must confirm) to every region's alarm topic. By default none.
     alarm_emails: tuple[str, ...] = ()
+    #: IAM roles and users (ARNs, of ``account_id``) each region's query role trusts outright, besides the account
+    #: (whose administrators grant ``sts:AssumeRole`` on it). By default none.
+    query_principals: tuple[str, ...] = ()
     #: Production protection: DynamoDB deletion protection on, no ``force_destroy`` on the data bucket, KMS keys
     #: wait 30 days before deletion (7 otherwise). Off by default (the specification wants everything destroyable).
     deletion_protection: bool = False
@@ -169,6 +172,10 @@ def _region_from_mapping(index: int, raw: Any) -> RegionConfig:
     return RegionConfig(str(raw["region"]), str(raw["vpc_cidr"]), az_count, tuple(az_ids))
 
 
+#: Settings holding a list, and what each lists.
+LIST_FIELDS = {"alarm_emails": "e-mail addresses", "query_principals": "IAM role or user ARNs"}
+
+
 def config_from_mapping(raw: Mapping[str, Any], base: PlatformConfig | None = None) -> PlatformConfig:
     """Build a config from a plain mapping (a parsed file); unknown keys are errors."""
     config = base or PlatformConfig()
@@ -191,9 +198,9 @@ def config_from_mapping(raw: Mapping[str, Any], base: PlatformConfig | None = No
                 value = parse_contracts(value)
             except ContractError as error:
                 raise ConfigError(error.field, error.message) from error
-        elif key == "alarm_emails":
+        elif key in LIST_FIELDS:
             if not isinstance(value, list | tuple):
-                raise ConfigError("alarm_emails", "must be a list of e-mail addresses")
+                raise ConfigError(key, f"must be a list of {LIST_FIELDS[key]}")
             value = tuple(value)
         elif key == "extra_tags":
             if not isinstance(value, Mapping):

@@ -72,6 +72,10 @@ WILDCARD_ALLOW_LIST: Mapping[str, str] = {
         "a dataset's table is created by the worker when the dataset's first file succeeds, so its name is only "
         "known as table/<database>/*; the ARN is pinned to this region's one database"
     ),
+    "ReadOwnCatalog": (
+        "the query role reads the tables the worker creates per dataset, so their names are only known as "
+        "table/<database>/*; the ARN is pinned to this region's one database (infra/query_access.py)"
+    ),
     "AllowOwnLogStreams": (
         "Lambda and flow logs name their log streams at run time; the ARN is pinned to one exact log group"
     ),

@@ -29,6 +29,7 @@ NAME_LIMITS: Mapping[str, int] = {
     "function": 64,
     "role": 64,
     "flow_log_role": 64,
+    "query_role": 64,
     "queue": 80,
     "dlq": 80,
     "table": 255,
@@ -58,6 +59,8 @@ class ResourceNames:
     function: str
     role: str
     flow_log_role: str
+    #: The role people assume to query the region (``tap query --as-query-role``).
+    query_role: str
     table: str
     queue: str
     dlq: str
@@ -98,6 +101,7 @@ class ResourceNames:
             function=function,
             role=name("etl-role"),
             flow_log_role=name("flowlogs-role"),
+            query_role=name("query-role"),
             table=name("jobs"),
             queue=name("queue"),
             dlq=name("dlq"),

@@ -10,10 +10,17 @@ from constructs import Construct
 from analytics_platform.etl import metrics as worker_metrics
 from analytics_platform.etl.contracts import contracts_to_json
 from analytics_platform.etl.notify import SOURCE as JOB_EVENT_SOURCE
-from analytics_platform.etl.settings import PROCESSED_PREFIX, QUARANTINE_PREFIX, RAW_PREFIX, STAGING_PREFIX, Settings
+from analytics_platform.etl.settings import (
+    ATHENA_RESULTS_PREFIX,
+    PROCESSED_PREFIX,
+    QUARANTINE_PREFIX,
+    RAW_PREFIX,
+    STAGING_PREFIX,
+    Settings,
+)
 from analytics_platform.infra import iam
 from analytics_platform.infra.config import PlatformConfig, RegionConfig
-from analytics_platform.infra.constructs.analytics import ATHENA_RESULTS_PREFIX, Analytics
+from analytics_platform.infra.constructs.analytics import Analytics
 from analytics_platform.infra.constructs.data_bucket import DataBucket
 from analytics_platform.infra.constructs.drift import DriftAlarm
 from analytics_platform.infra.constructs.encryption import RegionKey, key_deletion_window_days
@@ -23,6 +30,7 @@ from analytics_platform.infra.constructs.job_table import STATUS_INDEX, JobTable
 from analytics_platform.infra.constructs.monitoring import AlarmSettings, Monitoring
 from analytics_platform.infra.constructs.network import Network
 from analytics_platform.infra.constructs.provider import regional_provider
+from analytics_platform.infra.constructs.query_role import QueryRole
 from analytics_platform.infra.constructs.queues import WorkQueues
 from analytics_platform.infra.constructs.sweep import DeadLetterSweep
 from analytics_platform.packaging import LambdaPackage
@@ -58,7 +66,7 @@ class RegionalStack(TerraformStack):
 
     Exposes the constructs as attributes (``encryption`` - the region's KMS key, ``None`` unless
     ``encryption = "kms"`` -, ``network``, ``data``, ``analytics``, ``jobs``, ``queues``, ``events``, ``worker``,
-    ``monitoring``) and declares the stack outputs.
+    ``monitoring``, ``query`` - the region's query role) and declares the stack outputs.
     """
 
     def __init__(
@@ -218,6 +226,11 @@ class RegionalStack(TerraformStack):
             key_deletion_window_days=key_deletion_window_days(config.deletion_protection),
             kms_key_arn=key_arn,
         )
+        self.query = QueryRole(
+            self, "query", role_name=names.query_role, partition=partition, region=name, account_id=account_id,
+            database_name=names.glue_database, workgroup_arn=self.analytics.workgroup.arn, bucket_arn=bucket_arn,
+            kms_key_arn=key_arn, principals=config.query_principals,
+        )  # fmt: skip
         self.drift = DriftAlarm(
             self, "drift", alarm_name=names.alarm_drift, stack_name=construct_id, topic_arn=self.monitoring.topic.arn
         )
@@ -259,6 +272,7 @@ class RegionalStack(TerraformStack):
             "topic_arn": (self.monitoring.topic.arn, "sns_topic_arn"),
             "glue_database": (self.analytics.database.name, "glue_database_name"),
             "athena_workgroup": (self.analytics.workgroup.name, "athena_workgroup_name"),
+            "query_role_arn": (self.query.role.arn, None),
         }
         for output_id, (value, seed_name) in values.items():
             TerraformOutput(self, output_id, value=value)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from analytics_platform.etl.contracts import DatasetContract, contracts_to_json
 from analytics_platform.etl.settings import DISK_FACTOR, LEASE_MARGIN_SECONDS, Tunables, tunable_fields
 from analytics_platform.infra.names import NAME_LIMITS, ResourceNames
+from analytics_platform.infra.query_access import principal_problems
 
 if TYPE_CHECKING:
     from analytics_platform.infra.config import PlatformConfig, RegionConfig
@@ -249,6 +250,12 @@ def validate(config: PlatformConfig) -> PlatformConfig:
             f"{email!r} is not an e-mail address",
         )
     _require(len(set(config.alarm_emails)) == len(config.alarm_emails), "alarm_emails", "lists an address twice")
+    _require(isinstance(config.query_principals, tuple), "query_principals", "must be a list of IAM role or user ARNs")
+    regions = [region.region for region in config.regions]
+    for field_name, message in principal_problems(
+        config.query_principals, account_id=config.account_id, regions=regions, known_regions=KNOWN_REGIONS
+    ):
+        raise ConfigError(field_name, message)
     _validate_int(config, "oldest_message_alarm_seconds", 60, 1209600)
     # Athena's per-query data limit starts at 10 MB.
     _validate_int(config, "athena_bytes_scanned_cutoff_mb", 10, 1024 * 1024 * 1024)

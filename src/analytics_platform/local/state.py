@@ -58,6 +58,7 @@ def config_document(config: PlatformConfig) -> dict[str, Any]:
     document = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "worker"}
     document["regions"] = [{**asdict(region), "az_ids": list(region.az_ids)} for region in config.regions]
     document["alarm_emails"] = list(config.alarm_emails)
+    document["query_principals"] = list(config.query_principals)
     document["extra_tags"] = dict(config.extra_tags)
     document["datasets"] = json.loads(contracts_to_json(config.datasets))  # the configuration file's form
     document.update(asdict(config.worker))
@@ -103,6 +104,8 @@ class RegionOutputs:
     function_name: str
     glue_database: str
     athena_workgroup: str
+    #: The region's query role ("" in the outputs of a platform started before the stacks had one).
+    query_role_arn: str = ""
 
 
 @dataclass(frozen=True)

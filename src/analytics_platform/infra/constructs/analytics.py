@@ -21,8 +21,8 @@ from cdktf_cdktf_provider_aws.glue_catalog_database import (
 )
 from constructs import Construct
 
-#: Key prefix of Athena's query results in the data bucket (expired by the bucket's lifecycle).
-ATHENA_RESULTS_PREFIX = "athena-results/"
+from analytics_platform.etl.settings import ATHENA_RESULTS_PREFIX
+
 BYTES_PER_MB = 1024 * 1024
 ENGINE_VERSION = "Athena engine version 3"
 #: Lake Formation's pseudo-principal for "use only IAM access control" (the only principal AWS accepts in a
