@@ -122,6 +122,9 @@ def test_unparseable_rows_go_to_quarantine_below_the_reject_share(platform: Plat
 
 
 BIG_LINE = b"a,b\n1," + b"x" * (9 * 1024 * 1024) + b"\n"
+#: 50,000 rows, gzip, of which only the first half of the compressed bytes arrived: DuckDB alone read ~25,000.
+WHOLE_GZIP = gzip.compress(b"id,v\n" + b"".join(b"%d,%d\n" % (i, i * 7) for i in range(50_000)))
+HALF_GZIP = WHOLE_GZIP[: len(WHOLE_GZIP) // 2]
 BAD_INPUTS = {
     "zero_bytes": ("raw/d/empty.csv", b"", "EmptyInputError"),
     "whitespace_only": ("raw/d/blank.csv", b"  \n\n ", "EmptyInputError"),
@@ -131,6 +134,7 @@ BAD_INPUTS = {
     "utf16": ("raw/d/utf16.csv", "a,b\n1,2\n".encode("utf-16"), "EncodingError"),
     "gzip_that_is_not_gzip": ("raw/d/fake.csv.gz", b"a,b\n1,2\n", "CompressionError"),
     "truncated_gzip": ("raw/d/cut.csv.gz", gzip.compress(GOOD_CSV * 50)[:40], "CompressionError"),
+    "gzip_cut_in_half": ("raw/d/half.csv.gz", HALF_GZIP, "CompressionError"),
     "unsupported_extension": ("raw/d/sheet.xlsx", b"PK\x03\x04 not really", "UnsupportedFormatError"),
     "parquet_upload": ("raw/d/x.parquet", b"PAR1....PAR1", "UnsupportedFormatError"),
     "json_wrong_shape_scalar": ("raw/d/n.json", b"42", "MalformedContentError"),

@@ -9,6 +9,7 @@ in the file is widened, so no valid row is rejected. By role:
 * :mod:`.columns` - column names,
 * :mod:`.session` - the DuckDB session and the deadline watchdog,
 * :mod:`.errors` - what a failure means (full disk, corrupt gzip, DuckDB errors), in one place,
+* :mod:`.integrity` - a gzip input is complete and intact before DuckDB reads it,
 * :mod:`.csv_reader`, :mod:`.json_reader` - the readers, both taking one :class:`Source`,
 * :mod:`.contract` - dataset contracts and table types applied to the converted Parquet,
 * :mod:`.convert` - :func:`convert_file`, :func:`conform_file`,

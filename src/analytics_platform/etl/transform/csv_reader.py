@@ -22,6 +22,7 @@ import duckdb
 
 from analytics_platform.etl.exceptions import MalformedContentError
 from analytics_platform.etl.transform.columns import normalise_columns, quote_identifier, quote_literal
+from analytics_platform.etl.transform.integrity import check_gzip
 from analytics_platform.etl.transform.model import ReadResult, Source
 from analytics_platform.etl.transform.session import Watchdog, copy_to_parquet, describe, read_ahead
 from analytics_platform.etl.transform.sniff import csv_header
@@ -143,6 +144,8 @@ def _select(columns: list[tuple[str, str]], names: list[str], guards: dict[str, 
 
 def read_csv(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog) -> ReadResult:
     """Convert ``source`` to its Parquet output; rows that are structurally broken go to its quarantine."""
+    if source.sniffed.compressed:
+        check_gzip(source.path, watchdog)
     header = csv_header(source.sniffed)
     sample_rows = SAMPLE_ROWS
     forced: dict[str, str] = {}

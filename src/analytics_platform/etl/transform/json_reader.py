@@ -19,6 +19,7 @@ import duckdb
 from analytics_platform.etl.exceptions import MalformedContentError
 from analytics_platform.etl.transform.columns import normalise_columns, quote_literal, select_list
 from analytics_platform.etl.transform.errors import gzip_and_disk_errors
+from analytics_platform.etl.transform.integrity import check_gzip
 from analytics_platform.etl.transform.model import JSON_ARRAY, JSON_LINES, ReadResult, Source
 from analytics_platform.etl.transform.session import Watchdog, copy_to_parquet, describe, read_ahead
 
@@ -119,6 +120,8 @@ def read_json(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog
         rows, rejected = split_json_lines(source, watchdog)
         if rows == 0:
             return ReadResult(0, rejected, [])
+    elif source.sniffed.compressed:  # the splitter reads JSON Lines through Python's gzip; DuckDB reads arrays
+        check_gzip(source.path, watchdog)
     # Sampled types first (the fast path), then types from every record, then every column as text.
     # Mixed-type columns come out of the whole-file pass as JSON; they are read as text.
     for sample_records, as_text in ((SAMPLE_RECORDS, False), (-1, False), (-1, True)):
