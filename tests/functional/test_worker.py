@@ -142,8 +142,6 @@ BAD_INPUTS = {
     "json_truncated_array": ("raw/d/t.json", b'[{"a": 1}, {"a": ', "MalformedContentError"),
     "jsonl_all_garbage": ("raw/d/g.jsonl", b"not json\nstill not\n{broken\n", "RejectShareExceededError"),
     "ragged_rows_over_share": ("raw/d/r.csv", b"a,b\n1,2\n1,2,3,4\n5\n6,7,8\n", "RejectShareExceededError"),
-    "duplicate_column_names": ("raw/d/dup.csv", b"id,Id,name\n1,2,x\n", "SchemaError"),
-    "duplicate_after_normalising": ("raw/d/dup2.csv", b"User Id,user_id\n1,2\n", "SchemaError"),
     "huge_single_line": ("raw/d/huge.csv", BIG_LINE, None),
     "empty_json_array": ("raw/d/e.json", b"[]", "NoRowsError"),
 }
@@ -168,6 +166,17 @@ def test_bad_input_ends_failed_with_reason_and_leaves_the_upload_untouched(platf
     assert [v["VersionId"] for v in versions] == [version]
     assert platform.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
     assert platform.keys("processed/") == []
+
+
+@pytest.mark.parametrize(
+    ("data", "names"),
+    [(b"id,Id,name\n1,2,x\n", ["id", "id_2", "name"]), (b"User Id,user_id\n1,2\n", ["user_id", "user_id_2"])],
+)
+def test_headers_naming_one_column_twice_get_distinct_names(platform: Platform, data: bytes, names: list[str]) -> None:
+    # GIVEN headers that differ only in case or spelling WHEN processed THEN the file converts, each column named
+    _, job = platform.upload_and_process("raw/dup/d.csv", data)
+    assert job["job_status"] == "SUCCEEDED"
+    assert [column.split(":")[0] for column in job["output_schema"]] == names
 
 
 def test_too_large_object_fails_before_download(platform: Platform) -> None:

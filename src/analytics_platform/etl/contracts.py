@@ -15,7 +15,7 @@ A contract is optional, per dataset, in the platform configuration::
 
 The configuration validates contracts before synth (:func:`parse_contracts` names the bad field); the stack
 passes them to the function as compact JSON; the worker reads them back with :func:`contracts_from_json`.
-Column names are the Parquet names the worker writes (snake_case).
+Column names are the Parquet names the worker writes (:mod:`.column_names`: lower case, any script).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from analytics_platform.etl.catalog import PARTITION_KEY
+from analytics_platform.etl.column_names import RENAMED_PARTITION_KEY, column_name, is_column_name
 
 #: Contract types and the DuckDB type each one casts to.
 CONTRACT_TYPES: Mapping[str, str] = {
@@ -36,7 +39,6 @@ CONTRACT_TYPES: Mapping[str, str] = {
     "timestamp": "TIMESTAMP",
 }
 DATASET_NAME = re.compile(r"^[0-9a-z][0-9a-z_-]{0,63}$")
-COLUMN_NAME = re.compile(r"^[a-z_][0-9a-z_]{0,254}$")
 RULE_KEYS = frozenset({"type", "required", "not_null", "allowed", "min", "max"})
 
 
@@ -99,8 +101,11 @@ def _number(field: str, value: Any) -> float:
 
 
 def _rule(field: str, name: str, raw: Any) -> ColumnRule:
-    if not COLUMN_NAME.match(name):
-        raise ContractError(field, "column names are the worker's snake_case Parquet names (a-z, 0-9, _)")
+    if name == PARTITION_KEY:
+        raise ContractError(field, f"{name} is the partition key; a data column so named is {RENAMED_PARTITION_KEY}")
+    if not is_column_name(name):
+        suggestion = column_name(name, 0)
+        raise ContractError(field, f"column names are the worker's Parquet names (lower case): {suggestion!r}?")
     if not isinstance(raw, Mapping):
         raise ContractError(field, "must be a table of rules")
     unknown = set(raw) - RULE_KEYS
