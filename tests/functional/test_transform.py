@@ -12,9 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analytics_platform.etl.catalog import evolve
 from analytics_platform.etl.exceptions import (
-    CompressionError,
     DiskFullError,
     MalformedContentError,
     RejectShareExceededError,
@@ -274,94 +272,3 @@ def test_a_csv_mixing_crlf_and_lf_line_ends_converts(tmp_path: Path) -> None:
     assert rows_of(result.output_path, "SELECT string_agg(name, '') FROM (SELECT name FROM t ORDER BY id)") == [
         ("abc",)
     ]
-
-
-# --- compressed input that ends early -------------------------------------------------------------------------
-ROWS_50K = "id,name,amount\n" + "".join(f"{i},name{i},{i * 1.5}\n" for i in range(50_000))
-RECORDS_50K = [{"id": i, "name": f"name{i}", "amount": i * 1.5} for i in range(50_000)]
-CONTENTS = {
-    "in.csv.gz": ROWS_50K.encode(),
-    "in.jsonl.gz": "".join(json.dumps(r) + "\n" for r in RECORDS_50K).encode(),
-    "in.json.gz": json.dumps(RECORDS_50K).encode(),
-}
-
-
-@pytest.mark.parametrize("name", sorted(CONTENTS))
-def test_a_gzip_cut_in_half_fails_instead_of_converting_half_the_rows(tmp_path: Path, name: str) -> None:
-    # GIVEN 50,000 rows, gzip-compressed, of which only the first half of the compressed bytes arrived
-    compressed = gzip.compress(CONTENTS[name])
-    source = tmp_path / name
-    source.write_bytes(compressed[: len(compressed) // 2])
-    # WHEN converted THEN it is a permanent failure saying the stream is truncated, and no Parquet is left
-    result = convert_file(source, tmp_path / "out.parquet", name=name, limits=Limits(max_reject_ratio=0.99))
-    assert isinstance(result.failure, CompressionError), result.failure
-    assert "truncated gzip" in str(result.failure)
-    assert not (tmp_path / "out.parquet").exists() and result.bytes_out == 0
-
-
-@pytest.mark.parametrize("name", sorted(CONTENTS))
-def test_a_gzip_damaged_in_the_middle_fails(tmp_path: Path, name: str) -> None:
-    # GIVEN a complete gzip file with two bytes flipped in the middle of its deflate stream
-    damaged = bytearray(gzip.compress(CONTENTS[name]))
-    middle = len(damaged) // 2
-    damaged[middle : middle + 2] = bytes(b ^ 0xFF for b in damaged[middle : middle + 2])
-    source = tmp_path / name
-    source.write_bytes(bytes(damaged))
-    # WHEN converted, even with every row allowed to be rejected, THEN it fails as a corrupt stream
-    result = convert_file(source, tmp_path / "out.parquet", name=name, limits=Limits(max_reject_ratio=0.99))
-    assert isinstance(result.failure, CompressionError), result.failure
-    assert not (tmp_path / "out.parquet").exists()
-
-
-@pytest.mark.parametrize("name", ["in.csv.gz", "in.jsonl.gz"])
-def test_a_multi_member_gzip_converts_every_row(tmp_path: Path, name: str) -> None:
-    # GIVEN the content split at a line end into two gzip members (as pigz, bgzip or `cat a.gz b.gz` write)
-    content = CONTENTS[name]
-    cut = content.index(b"\n", len(content) // 2) + 1
-    source = tmp_path / name
-    source.write_bytes(gzip.compress(content[:cut]) + gzip.compress(content[cut:]))
-    # WHEN converted THEN every row of both members is there
-    result = convert_file(source, tmp_path / "out.parquet", name=name, limits=Limits(max_reject_ratio=0))
-    assert result.failure is None and (result.rows_out, result.rows_rejected) == (50_000, 0)
-    assert rows_of(result.output_path, "SELECT count(DISTINCT id), max(id), max(amount) FROM t") == [
-        (50_000, 49_999, 49_999 * 1.5)
-    ]
-
-
-# --- column names ---------------------------------------------------------------------------------------------
-def names_and_rows(path: Path) -> tuple[list[str], list[tuple[object, ...]]]:
-    con = duckdb.connect()
-    cursor = con.execute(f"SELECT * FROM '{path}' ORDER BY ALL")
-    return [d[0] for d in cursor.description], cursor.fetchall()
-
-
-def test_column_names_match_across_files_whatever_their_case(tmp_path: Path) -> None:
-    # GIVEN two files of one dataset spelling the same columns in different case
-    a = convert_file(write(tmp_path / "a.csv", "userID,Amount\n1,2\n"), tmp_path / "a.parquet", name="a.csv")
-    b = convert_file(write(tmp_path / "b.csv", "USERID,amount\n3,4\n"), tmp_path / "b.parquet", name="b.csv")
-    # THEN they are the same columns
-    assert [n for n, _ in a.schema] == [n for n, _ in b.schema] == ["userid", "amount"]
-
-
-def test_headers_differing_only_in_case_in_one_file_keep_their_own_values(tmp_path: Path) -> None:
-    source = write(tmp_path / "in.csv", "id,ID,Id,id_2\n1,2,3,4\n")
-    result = convert_file(source, tmp_path / "out.parquet", name="in.csv")
-    assert result.failure is None
-    assert names_and_rows(result.output_path) == (["id", "id_3", "id_4", "id_2"], [(1, 2, 3, 4)])
-
-
-def test_non_ascii_headers_keep_their_names_so_column_order_does_not_mix_data(tmp_path: Path) -> None:
-    # GIVEN two files with Japanese headers in different orders
-    a = convert_file(write(tmp_path / "a.csv", "名前,年齢\nアリス,30\n"), tmp_path / "a.parquet", name="a.csv")
-    b = convert_file(write(tmp_path / "b.csv", "年齢,名前\n40,ボブ\n"), tmp_path / "b.parquet", name="b.csv")
-    # THEN each value is under its own name in both files
-    con = duckdb.connect()
-    both = f"read_parquet(['{a.output_path}', '{b.output_path}'], union_by_name = true)"
-    assert con.execute(f"SELECT 名前, 年齢 FROM {both} ORDER BY 年齢").fetchall() == [("アリス", 30), ("ボブ", 40)]
-
-
-def test_a_data_column_named_like_the_partition_key_is_renamed_and_the_catalog_takes_it(tmp_path: Path) -> None:
-    source = write(tmp_path / "in.csv", "id,ingest_date\n1,2024-01-31\n")
-    result = convert_file(source, tmp_path / "out.parquet", name="in.csv")
-    assert result.failure is None and [n for n, _ in result.schema] == ["id", "source_ingest_date"]
-    assert evolve([], result.schema).added == ["id", "source_ingest_date"]
