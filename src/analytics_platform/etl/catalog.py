@@ -13,6 +13,7 @@ the column and both types. Boolean against number or date is refused alike.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,21 +24,33 @@ from botocore.exceptions import ClientError
 from analytics_platform.etl.exceptions import SchemaConflictError, TransientError
 
 PARTITION_KEY = "ingest_date"
-#: Catalog types (the contract's names) and their Glue / Athena spelling.
-GLUE_TYPES = {"integer": "bigint", "double": "double", "string": "string", "boolean": "boolean", "date": "date",
-              "timestamp": "timestamp"}  # fmt: skip
+#: Catalog types (the contract's names) and their Glue / Athena spelling. ``decimal`` holds whole numbers of up to
+#: 38 digits exactly (integers beyond BIGINT), which a double would round.
+GLUE_TYPES = {"integer": "bigint", "decimal": "decimal(38,0)", "double": "double", "string": "string",
+              "boolean": "boolean", "date": "date", "timestamp": "timestamp"}  # fmt: skip
 _FROM_GLUE = {glue: kind for kind, glue in GLUE_TYPES.items()}
-WIDENINGS = frozenset({("integer", "double"), ("date", "timestamp")})
+#: A column of the first type may become the second without changing a value already in the table.
+WIDENINGS = frozenset({("integer", "double"), ("integer", "decimal"), ("date", "timestamp")})
 MAX_ATTEMPTS = 20
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+_INTEGERS = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"})
+_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 
 
 def catalog_type(duckdb_type: str) -> str:
-    """The catalog type of a DuckDB column type (nested and exotic types are stored as text)."""
-    kind = duckdb_type.upper()
-    if kind in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}:
+    """The catalog type of a DuckDB column type: the one its values are written as, exactly.
+
+    Integers up to 64 bits are ``integer``; UBIGINT, HUGEINT and DECIMAL(p,0) ``decimal`` (38 digits, exact);
+    FLOAT, DOUBLE and DECIMAL with a scale ``double``; every TIMESTAMP ``timestamp`` (with a time zone: UTC);
+    anything else (TIME, UUID, nested, JSON, BLOB, ...) is written as text: ``string``.
+    """
+    kind = duckdb_type.strip().upper()
+    decimal = _DECIMAL.fullmatch(kind)
+    if kind in _INTEGERS:
         return "integer"
-    if kind in {"DOUBLE", "FLOAT", "HUGEINT", "UBIGINT"} or kind.startswith("DECIMAL"):
+    if kind in {"UBIGINT", "HUGEINT"} or (decimal is not None and int(decimal.group(2)) == 0):
+        return "decimal"
+    if kind in {"DOUBLE", "FLOAT"} or kind.startswith("DECIMAL"):
         return "double"
     if kind == "BOOLEAN":
         return "boolean"

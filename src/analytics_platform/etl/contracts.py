@@ -29,9 +29,10 @@ from typing import Any
 from analytics_platform.etl.catalog import PARTITION_KEY
 from analytics_platform.etl.column_names import RENAMED_PARTITION_KEY, column_name, is_column_name
 
-#: Contract types and the DuckDB type each one casts to.
+#: Contract types (the catalog's types) and the DuckDB type each one casts to and is written as.
 CONTRACT_TYPES: Mapping[str, str] = {
     "integer": "BIGINT",
+    "decimal": "DECIMAL(38,0)",
     "double": "DOUBLE",
     "string": "VARCHAR",
     "boolean": "BOOLEAN",

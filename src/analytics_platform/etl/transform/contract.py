@@ -24,6 +24,7 @@ INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT
 #: DuckDB types that already hold a contract type exactly (no cast, no check).
 NATIVE: dict[str, frozenset[str]] = {
     "integer": INTEGER_TYPES,
+    "decimal": frozenset({"DECIMAL(38,0)"}),
     "double": frozenset({"DOUBLE", "FLOAT"}),
     "string": frozenset({"VARCHAR"}),
     "boolean": frozenset({"BOOLEAN"}),
@@ -49,11 +50,13 @@ def cast_expression(column: str, current: str, kind: str) -> str:
     if kind == "string":
         nested = current.startswith(("STRUCT", "MAP")) or current.endswith("]")
         return f"CAST(to_json({name}) AS VARCHAR)" if nested else f"CAST({name} AS VARCHAR)"
-    if kind == "integer":  # never round: 2.5 is not an integer
+    if kind in ("integer", "decimal"):  # never round: 2.5 is not an integer
+        if current in INTEGER_TYPES:
+            return f"CAST({name} AS {target})"
         if current in NATIVE["double"]:
-            return f"CASE WHEN {name} = trunc({name}) THEN TRY_CAST({name} AS BIGINT) END"
+            return f"CASE WHEN {name} = trunc({name}) THEN TRY_CAST({name} AS {target}) END"
         text = f"trim(CAST({name} AS VARCHAR))"
-        return f"CASE WHEN regexp_full_match({text}, '[+-]?[0-9]+') THEN TRY_CAST({text} AS BIGINT) END"
+        return f"CASE WHEN regexp_full_match({text}, '[+-]?[0-9]+') THEN TRY_CAST({text} AS {target}) END"
     if kind == "date" and current == "VARCHAR":  # a time of day is not a date
         return f"CASE WHEN NOT contains({name}, ':') THEN TRY_CAST({name} AS DATE) END"
     return f"TRY_CAST({name} AS {target})"

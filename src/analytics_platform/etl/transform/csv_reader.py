@@ -24,6 +24,7 @@ from analytics_platform.etl.exceptions import MalformedContentError
 from analytics_platform.etl.transform.columns import normalise_columns, quote_identifier, quote_literal
 from analytics_platform.etl.transform.integrity import check_gzip
 from analytics_platform.etl.transform.model import ReadResult, Source
+from analytics_platform.etl.transform.parquet_types import stored_select
 from analytics_platform.etl.transform.session import Watchdog, copy_to_parquet, describe, read_ahead
 from analytics_platform.etl.transform.sniff import csv_header
 
@@ -135,13 +136,6 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, pass_number: int, source: 
     return rejected
 
 
-def _select(columns: list[tuple[str, str]], names: list[str], guards: dict[str, tuple[str, str]]) -> str:
-    return ", ".join(
-        f"{guards[original][1] if original in guards else quote_identifier(original)} AS {quote_identifier(new)}"
-        for (original, _), new in zip(columns, names, strict=True)
-    )
-
-
 def read_csv(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog) -> ReadResult:
     """Convert ``source`` to its Parquet output; rows that are structurally broken go to its quarantine."""
     if source.sniffed.compressed:
@@ -165,7 +159,8 @@ def read_csv(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog)
         as_text = {**forced, **{name: read_as for name, (read_as, _) in guards.items()}}
         relation = csv_relation(source, sample_rows=sample_rows, pass_number=pass_number, types=as_text)
         try:
-            rows_out = copy_to_parquet(con, f"SELECT {_select(columns, names, guards)} FROM {relation}", source.output)
+            select = stored_select(columns, names, {name: cast for name, (_, cast) in guards.items()})
+            rows_out = copy_to_parquet(con, f"SELECT {select} FROM {relation}", source.output)
         except duckdb.Error as error:
             index = _guard_column(error)
             if index is None:
@@ -177,8 +172,7 @@ def read_csv(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog)
         too_narrow = _cast_rejects(con, pass_number)
         if not too_narrow:
             rejected = _write_quarantine(con, pass_number, source)
-            schema = [(new, kind) for (_, kind), new in zip(columns, names, strict=True)]
-            return ReadResult(rows_out, rejected, schema)
+            return ReadResult(rows_out, rejected, describe(con, f"read_parquet({quote_literal(str(source.output))})"))
         source.output.unlink(missing_ok=True)
         if sample_rows != WHOLE_FILE and not too_narrow & forced.keys():
             sample_rows = WHOLE_FILE  # infer every column's type from all of its values

@@ -17,10 +17,11 @@ from typing import IO
 import duckdb
 
 from analytics_platform.etl.exceptions import MalformedContentError
-from analytics_platform.etl.transform.columns import normalise_columns, quote_literal, select_list
+from analytics_platform.etl.transform.columns import normalise_columns, quote_identifier, quote_literal
 from analytics_platform.etl.transform.errors import gzip_and_disk_errors
 from analytics_platform.etl.transform.integrity import check_gzip
 from analytics_platform.etl.transform.model import JSON_ARRAY, JSON_LINES, ReadResult, Source
+from analytics_platform.etl.transform.parquet_types import stored_select
 from analytics_platform.etl.transform.session import Watchdog, copy_to_parquet, describe, read_ahead
 
 SAMPLE_RECORDS = 20_480
@@ -113,6 +114,10 @@ def _is_type_mismatch(error: duckdb.Error) -> bool:
     )
 
 
+def _mixed_as_text(column: str) -> str:
+    return f"CASE WHEN json_type({column}) = 'VARCHAR' THEN {column}->>'$' ELSE CAST({column} AS VARCHAR) END"
+
+
 def read_json(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog) -> ReadResult:
     """Convert a JSON Lines file or a JSON array to the Parquet output."""
     rejected = 0
@@ -137,12 +142,15 @@ def read_json(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog
         if [name for name, _ in columns] == ["json"] and source.sniffed.kind == JSON_ARRAY:
             raise MalformedContentError("JSON of the wrong shape: the array's elements must be objects")
         names = normalise_columns([name for name, _ in columns])
+        # A column of mixed types (JSON) is text: a string as itself, anything else as its JSON text.
+        mixed = {name: _mixed_as_text(quote_identifier(name)) for name, kind in columns if kind == "JSON"}
+        select = stored_select(columns, names, mixed)
         try:
-            rows_out = copy_to_parquet(con, f"SELECT {select_list(columns, names)} FROM {relation}", source.output)
+            rows_out = copy_to_parquet(con, f"SELECT {select} FROM {relation}", source.output)
         except duckdb.Error as error:
             source.output.unlink(missing_ok=True)
             if as_text or not _is_type_mismatch(error):
                 raise
             continue
-        return ReadResult(rows_out, rejected, [(new, kind) for (_, kind), new in zip(columns, names, strict=True)])
+        return ReadResult(rows_out, rejected, describe(con, f"read_parquet({quote_literal(str(source.output))})"))
     raise MalformedContentError("column types could not be settled")
