@@ -10,7 +10,9 @@ in the file is widened, so no valid row is rejected. By role:
 * :mod:`.session` - the DuckDB session and the deadline watchdog,
 * :mod:`.errors` - what a failure means (full disk, corrupt gzip, DuckDB errors), in one place,
 * :mod:`.integrity` - a gzip input is complete and intact before DuckDB reads it,
-* :mod:`.csv_reader`, :mod:`.json_reader` - the readers, both taking one :class:`Source`,
+* :mod:`.csv_reader`, :mod:`.json_reader` - the readers, both taking one :class:`Source`; :mod:`.json_split`
+  streams JSON into the clean JSON Lines copy DuckDB reads,
+* :mod:`.parquet_types` - every column written as exactly its catalog type,
 * :mod:`.contract` - dataset contracts and table types applied to the converted Parquet,
 * :mod:`.convert` - :func:`convert_file`, :func:`conform_file`,
 * :mod:`.disk` - :func:`disk_needed`, the disk a conversion needs.
