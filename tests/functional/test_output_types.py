@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from analytics_platform.analytics.local_engine import DUCKDB_TYPES
-from analytics_platform.etl.catalog import GLUE_TYPES, catalog_type
+from analytics_platform.etl.catalog import GLUE_TYPES, catalog_type, evolve
 from analytics_platform.etl.transform import ConversionResult, Limits, convert_file
 from tests.functional.test_transform import write
 from tests.unit.test_catalog_types import ATHENA_READS, parquet_type
 
+EXACT = Limits(max_reject_ratio=0)
 UUID = "7D444840-9DC0-11D1-B245-5FFDCE74FAD2"
 RECORDS = [
     {"id": 1, "at": "10:30:00", "uid": UUID, "tags": ["a", "b"], "meta": {"k": 1, "s": "x"}, "day": "2024-01-01",
@@ -67,3 +69,55 @@ def test_csv_times_and_offsets_are_written_as_the_declared_types(tmp_path: Path)
     values = read_as_declared(result)
     assert values["at"] == ["10:30:00", "23:59:59.500000"]
     assert [str(v) for v in values["ts"]] == ["2024-01-01 08:00:00", "2024-01-01 10:00:00"]  # UTC
+
+
+# --- integers beyond BIGINT -----------------------------------------------------------------------------------
+BIG = 99999999999999999999  # 20 digits: beyond BIGINT, within DECIMAL(38,0)
+UNSIGNED = 2**64 - 1  # DuckDB's JSON reader takes it for BIGINT, then fails on it
+
+
+def file_of(tmp_path: Path, name: str, values: list[object]) -> Path:
+    records = [{"id": index, "n": value} for index, value in enumerate(values)]
+    if name.endswith(".csv"):
+        return write(tmp_path / name, "id,n\n" + "".join(f"{r['id']},{r['n']}\n" for r in records))
+    if name.endswith(".jsonl"):
+        return write(tmp_path / name, "".join(json.dumps(r) + "\n" for r in records))
+    return write(tmp_path / name, json.dumps(records))
+
+
+@pytest.mark.parametrize("name", ["in.csv", "in.jsonl", "in.json"])
+@pytest.mark.parametrize(
+    ("values", "expected_type"),
+    [
+        ([BIG, 1, 2], "DECIMAL(38,0)"),  # in the sampled rows
+        ([*range(25_000), BIG], "DECIMAL(38,0)"),  # only after DuckDB's sample
+        ([*range(25_000), UNSIGNED], "DECIMAL(38,0)"),
+        ([-(10**37), 2**63], "DECIMAL(38,0)"),
+        ([10**38 - 1, 5], "DECIMAL(38,0)"),  # 38 digits
+        ([10**38, 5], "VARCHAR"),  # 39 digits: text, as written
+        ([2**53 + 1, 1], "BIGINT"),  # beyond a DOUBLE's integers, within BIGINT
+    ],
+    ids=["first-rows", "late", "late-unsigned", "negative", "38-digits", "39-digits", "bigint"],
+)
+def test_integers_beyond_bigint_are_exact_decimals_in_csv_and_json(
+    tmp_path: Path, name: str, values: list[int], expected_type: str
+) -> None:
+    # GIVEN integers some of which pass BIGINT WHEN converted
+    result = convert_file(file_of(tmp_path, name, values), tmp_path / "out.parquet", name=name, limits=EXACT)
+    # THEN the column is DECIMAL(38,0) (text beyond 38 digits), every value exactly as written
+    assert result.failure is None and dict(result.schema)["n"] == expected_type
+    written = read_as_declared(result)["n"]
+    assert [str(value) for value in written] == [str(value) for value in values]
+
+
+@pytest.mark.parametrize("name", ["in.csv", "in.jsonl"])
+def test_fractions_with_integers_beyond_a_double_are_text_not_rounded(tmp_path: Path, name: str) -> None:
+    values: list[object] = [1.5, BIG, 2.25]
+    result = convert_file(file_of(tmp_path, name, values), tmp_path / "out.parquet", name=name, limits=EXACT)
+    assert result.failure is None and dict(result.schema)["n"] == "VARCHAR"
+    assert read_as_declared(result)["n"] == ["1.5", str(BIG), "2.25"]
+
+
+def test_a_decimal_column_is_a_widening_of_an_integer_column_in_the_catalog() -> None:
+    assert evolve([("n", "integer")], [("n", "DECIMAL(38,0)")]).widened == [("n", "integer", "decimal")]
+    assert evolve([("n", "decimal")], [("n", "BIGINT")]).casts == {"n": "decimal"}
