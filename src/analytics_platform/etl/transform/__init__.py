@@ -6,13 +6,15 @@ to a quarantine file (JSON Lines: line number, raw text, error) with a count; a 
 in the file is widened, so no valid row is rejected. By role:
 
 * :mod:`.sniff` - format, compression, delimiter, header, from a sample read once,
+* :mod:`.integrity` - a gzip input is complete and intact before DuckDB reads it,
 * :mod:`.columns` - column names (:mod:`analytics_platform.etl.column_names`) quoted into SQL,
 * :mod:`.session` - the DuckDB session and the deadline watchdog,
 * :mod:`.errors` - what a failure means (full disk, corrupt gzip, DuckDB errors), in one place,
-* :mod:`.integrity` - a gzip input is complete and intact before DuckDB reads it,
-* :mod:`.csv_reader`, :mod:`.json_reader` - the readers, both taking one :class:`Source`; :mod:`.json_split`
-  streams JSON into the clean JSON Lines copy DuckDB reads,
+* :mod:`.csv_reader`, :mod:`.json_reader` - the readers, both taking one :class:`Source`; :mod:`.csv_types`
+  guards and widens CSV columns, :mod:`.json_split` streams JSON into the clean JSON Lines copy DuckDB reads,
+* :mod:`.numbers` - numbers kept exact: BIGINT, DECIMAL(38,0), DOUBLE or text, settled from their text,
 * :mod:`.parquet_types` - every column written as exactly its catalog type,
+* :mod:`.casts` - values cast to a catalog type without being altered (contracts, table types),
 * :mod:`.contract` - dataset contracts and table types applied to the converted Parquet,
 * :mod:`.convert` - :func:`convert_file`, :func:`conform_file`,
 * :mod:`.disk` - :func:`disk_needed`, the disk a conversion needs.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from analytics_platform.etl.column_names import column_name, normalise_columns
 
-__all__ = ["column_name", "normalise_columns", "quote_identifier", "quote_literal", "select_list"]
+__all__ = ["column_name", "normalise_columns", "quote_identifier", "quote_literal"]
 
 
 def quote_identifier(name: str) -> str:
@@ -15,11 +15,3 @@ def quote_identifier(name: str) -> str:
 def quote_literal(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
-
-
-def select_list(columns: list[tuple[str, str]], names: list[str]) -> str:
-    """``"Original" AS "name"`` for every column."""
-    return ", ".join(
-        f"{quote_identifier(original)} AS {quote_identifier(new)}"
-        for (original, _), new in zip(columns, names, strict=True)
-    )
