@@ -110,7 +110,7 @@ def measure(label: str, command: list[str], size_mb: float, runs: int = 1) -> tu
 
 
 def column_kinds(path: Path) -> list[str]:
-    """The Parquet file's column types, by kind (names differ: ours are snake_case)."""
+    """The Parquet file's column types, by kind (names differ: ours are lower case)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -27,9 +27,9 @@ from analytics_platform.analytics.tables import CatalogTable, catalog_tables, ch
 from analytics_platform.analytics.target import RegionTarget
 from analytics_platform.etl.catalog import PARTITION_KEY
 
-#: Catalog (Glue / Athena) types as DuckDB spells them.
-DUCKDB_TYPES = {"integer": "BIGINT", "double": "DOUBLE", "string": "VARCHAR", "boolean": "BOOLEAN", "date": "DATE",
-                "timestamp": "TIMESTAMP"}  # fmt: skip
+#: Catalog (Glue / Athena) types as DuckDB spells them: the types the worker writes each catalog type as.
+DUCKDB_TYPES = {"integer": "BIGINT", "decimal": "DECIMAL(38,0)", "double": "DOUBLE", "string": "VARCHAR",
+                "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMP"}  # fmt: skip
 #: A Parquet file directly inside a projected partition: ``ingest_date=YYYY-MM-DD/<name>.parquet``.
 PARTITION_FILE = re.compile(rf"^{PARTITION_KEY}=(\d{{4}}-\d{{2}}-\d{{2}})/[^/]+\.parquet$")
 

@@ -25,44 +25,20 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from analytics_platform.etl.catalog_types import (  # noqa: F401  # re-exported: the catalog's names
+    _FROM_GLUE,
+    GLUE_TYPES,
+    WIDENINGS,
+    _wider,
+    catalog_type,
+    widest,
+)
 from analytics_platform.etl.exceptions import SchemaConflictError
+from analytics_platform.etl.schema_counts import SchemaItem, written_columns  # noqa: F401  # re-exported
 
 PARTITION_KEY = "ingest_date"
-#: Catalog types (the contract's names) and their Glue / Athena spelling.
-GLUE_TYPES = {"integer": "bigint", "double": "double", "string": "string", "boolean": "boolean", "date": "date",
-              "timestamp": "timestamp"}  # fmt: skip
-_FROM_GLUE = {glue: kind for kind, glue in GLUE_TYPES.items()}
-WIDENINGS = frozenset({("integer", "double"), ("date", "timestamp")})
 MAX_ATTEMPTS = 20
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-
-
-def catalog_type(duckdb_type: str) -> str:
-    """The catalog type of a DuckDB column type (nested and exotic types are stored as text)."""
-    kind = duckdb_type.upper()
-    if kind in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}:
-        return "integer"
-    if kind in {"DOUBLE", "FLOAT", "HUGEINT", "UBIGINT"} or kind.startswith("DECIMAL"):
-        return "double"
-    if kind == "BOOLEAN":
-        return "boolean"
-    if kind == "DATE":
-        return "date"
-    if kind.startswith("TIMESTAMP"):
-        return "timestamp"
-    return "string"
-
-
-def _wider(old: str, new: str) -> bool:
-    return (old, new) in WIDENINGS
-
-
-def widest(kinds: set[str]) -> str | None:
-    """The type that holds every one of ``kinds`` (None: no such type, the mix is refused)."""
-    for candidate in kinds:
-        if all(kind == candidate or (kind, candidate) in WIDENINGS for kind in kinds):
-            return candidate
-    return None
 
 
 @dataclass
@@ -162,59 +138,6 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def count_key(name: str, kind: str) -> str:
-    """Key of one (column, type) in a schema item's ``type_counts``."""
-    return f"{kind}:{name}"
-
-
-def derive(counts: dict[str, Any], first_seen: dict[str, Any]) -> list[tuple[str, str]]:
-    """The table's columns from the counts: each column with a current file, at the widest type they hold, in the
-    order the columns were first seen."""
-    kinds: dict[str, set[str]] = {}
-    for key, number in counts.items():
-        if int(number) > 0:
-            kind, name = key.split(":", 1)
-            kinds.setdefault(name, set()).add(kind)
-    order = sorted(kinds, key=lambda name: (int(first_seen.get(name, 1 << 40)), name))
-    return [(name, widest(kinds[name]) or "string") for name in order]
-
-
-@dataclass
-class SchemaItem:
-    """A dataset's schema item as read: the counts, the first-seen order and the version."""
-
-    counts: dict[str, int]
-    first_seen: dict[str, int]
-    version: int
-
-    def columns(self, exclude: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
-        """The derived columns, without the contribution of ``exclude`` (a file about to be replaced)."""
-        counts = dict(self.counts)
-        for name, kind in exclude:
-            counts[count_key(name, kind)] = counts.get(count_key(name, kind), 0) - 1
-        return derive(counts, self.first_seen)
-
-    def counted(self, columns: list[tuple[str, str]], delta: int) -> SchemaItem:
-        """The item after adding ``delta`` for each of ``columns``; SchemaConflictError if a column would then hold
-        types no one type holds."""
-        counts = dict(self.counts)
-        first_seen = dict(self.first_seen)
-        for name, kind in columns:
-            counts[count_key(name, kind)] = counts.get(count_key(name, kind), 0) + delta
-            if delta > 0 and name not in first_seen:
-                first_seen[name] = len(first_seen)
-        counts = {key: number for key, number in counts.items() if number > 0}
-        if delta > 0:
-            for name, _ in columns:
-                held = {key.split(":", 1)[0] for key in counts if key.split(":", 1)[1] == name}
-                if widest(held) is None:
-                    raise SchemaConflictError(
-                        f"column {name!r} would hold {' and '.join(sorted(held))} in the dataset's current files; "
-                        "no type holds both (another file of the dataset committed its type first)"
-                    )
-        return SchemaItem(counts, first_seen, self.version + 1)
-
-
 class DatasetCatalog:
     """Dataset schemas of one region: counted in the job table, published to the region's Glue database."""
 
@@ -297,12 +220,3 @@ class DatasetCatalog:
         if int(current.get("Parameters", {}).get("tap.schema_version", "0")) >= version:
             return  # as new or newer already
         self._glue.update_table(DatabaseName=self.database, TableInput=body)
-
-
-def written_columns(output_schema: list[str]) -> list[tuple[str, str]]:
-    """(name, catalog type) of a job record's ``output_schema`` (``name:DUCKDB TYPE`` entries)."""
-    columns = []
-    for entry in output_schema:
-        name, _, duckdb_type = str(entry).rpartition(":")
-        columns.append((name, catalog_type(duckdb_type)))
-    return columns

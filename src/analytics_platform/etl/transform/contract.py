@@ -5,90 +5,85 @@
   column fails. The kept rows are rewritten in place.
 * :func:`conform`: casts columns to the dataset table's (wider) types, so every file of a dataset agrees with
   its catalog table.
+
+A rule compares as its column's type says (:func:`compared_type`): ``allowed`` compares the value cast to that
+type with the literals cast to it (``"T"`` is ``true`` in a boolean column, ``"1.50"`` is ``1.5`` in a numeric
+one); ``min`` / ``max`` compare numerically, or chronologically for dates and timestamps. A value that cannot
+be cast to that type breaks the rule (``max: amount=lots is not double``), it is never let through.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
-from analytics_platform.etl.contracts import CONTRACT_TYPES, ColumnRule, DatasetContract
+from analytics_platform.etl.catalog import catalog_type
+from analytics_platform.etl.contracts import CONTRACT_TYPES, Bound, ColumnRule, DatasetContract
 from analytics_platform.etl.exceptions import ContractViolationError
+from analytics_platform.etl.transform.casts import CHRONOLOGICAL, NUMERIC, cast_sql, literal_text
 from analytics_platform.etl.transform.columns import quote_identifier, quote_literal
 from analytics_platform.etl.transform.session import copy_to_parquet, describe
 
-INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"})
-#: DuckDB types that already hold a contract type exactly (no cast, no check).
-NATIVE: dict[str, frozenset[str]] = {
-    "integer": INTEGER_TYPES,
-    "double": frozenset({"DOUBLE", "FLOAT"}),
-    "string": frozenset({"VARCHAR"}),
-    "boolean": frozenset({"BOOLEAN"}),
-    "date": frozenset({"DATE"}),
-    "timestamp": frozenset({"TIMESTAMP", "TIMESTAMP WITH TIME ZONE"}),
-}
+
+def compared_type(rule: ColumnRule, current: str) -> str:
+    """The catalog type a rule compares values as: its ``type``; else the column's, numeric for a range."""
+    if rule.type:
+        return rule.type
+    column = catalog_type(current)
+    if (rule.minimum is not None or rule.maximum is not None) and column not in NUMERIC:
+        return "double"  # a range without a type is numeric (the contract refuses date bounds without one)
+    return column
 
 
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(float(value))
-    return quote_literal(str(value))
+def _bound_sql(bound: Bound, kind: str) -> str:
+    if kind in CHRONOLOGICAL:
+        return f"CAST({quote_literal(str(bound))} AS {CONTRACT_TYPES[kind]})"
+    return literal_text(bound)
 
 
-def cast_expression(column: str, current: str, kind: str) -> str:
-    """SQL casting ``column`` (of DuckDB type ``current``) to contract/catalog type ``kind``; NULL if it cannot."""
-    name = quote_identifier(column)
-    target = CONTRACT_TYPES[kind]
-    if current in NATIVE[kind]:
-        return f"CAST({name} AS {target})" if current != target and kind != "timestamp" else name
-    if kind == "string":
-        nested = current.startswith(("STRUCT", "MAP")) or current.endswith("]")
-        return f"CAST(to_json({name}) AS VARCHAR)" if nested else f"CAST({name} AS VARCHAR)"
-    if kind == "integer":  # never round: 2.5 is not an integer
-        if current in NATIVE["double"]:
-            return f"CASE WHEN {name} = trunc({name}) THEN TRY_CAST({name} AS BIGINT) END"
-        text = f"trim(CAST({name} AS VARCHAR))"
-        return f"CASE WHEN regexp_full_match({text}, '[+-]?[0-9]+') THEN TRY_CAST({text} AS BIGINT) END"
-    if kind == "date" and current == "VARCHAR":  # a time of day is not a date
-        return f"CASE WHEN NOT contains({name}, ':') THEN TRY_CAST({name} AS DATE) END"
-    return f"TRY_CAST({name} AS {target})"
+def _allowed_sql(con: duckdb.DuckDBPyConnection, rule: ColumnRule, kind: str) -> list[str]:
+    """The allowed literals cast to ``kind``; one that is no value of that type can match nothing."""
+    casts = [cast_sql(quote_literal(literal_text(value)), "VARCHAR", kind) for value in rule.allowed or ()]
+    if not casts:
+        return []
+    row = con.execute(f"SELECT {', '.join(f'({cast}) IS NOT NULL' for cast in casts)}").fetchone() or ()
+    return [cast for cast, fits in zip(casts, row, strict=True) if fits]
 
 
-def _checks(rule: ColumnRule, current: str) -> tuple[str, list[str]]:
+def _checks(con: duckdb.DuckDBPyConnection, rule: ColumnRule, current: str) -> tuple[str, list[str]]:
     """(the value's SQL after the contract's cast, the SQL of each violation message or NULL)."""
     name = quote_identifier(rule.name)
-    value = cast_expression(rule.name, current, rule.type) if rule.type else name
-    label = quote_literal(rule.name)
+    present = f"NULLIF({name}, '') IS NOT NULL" if current == "VARCHAR" else f"{name} IS NOT NULL"
+    shown = f"{quote_literal(rule.name)} || '=' || CAST({name} AS VARCHAR)"
+    stored = cast_sql(name, current, rule.type) if rule.type else name
+    kind = compared_type(rule, current)
+    value = cast_sql(name, current, kind)
     checks: list[str] = []
-    if rule.type and value != name:
-        checks.append(
-            f"CASE WHEN {name} IS NOT NULL AND ({value}) IS NULL THEN "
-            f"'type: ' || {label} || '=' || CAST({name} AS VARCHAR) || ' is not {rule.type}' END"
-        )
+    if rule.type and stored != name:
+        checks.append(f"CASE WHEN {present} AND ({stored}) IS NULL THEN 'type: ' || {shown} || ' is not {kind}' END")
     if rule.not_null:
-        checks.append(f"CASE WHEN {name} IS NULL THEN 'not_null: ' || {label} || ' is empty' END")
+        checks.append(f"CASE WHEN NOT ({present}) THEN 'not_null: ' || {quote_literal(rule.name)} || ' is empty' END")
+    # A value its rule cannot compare (text against a range) breaks the rule; with a type, the type check says so.
+    uncomparable = "false" if rule.type or value == name else f"{present} AND ({value}) IS NULL"
     if rule.allowed is not None:
-        if all(isinstance(v, str) for v in rule.allowed):
-            probe, values = f"CAST(({value}) AS VARCHAR)", ", ".join(quote_literal(str(v)) for v in rule.allowed)
-        else:
-            probe, values = f"TRY_CAST(({value}) AS DOUBLE)", ", ".join(_literal(v) for v in rule.allowed)
-        listed = ", ".join(map(str, rule.allowed)).replace("'", "")
+        allowed = _allowed_sql(con, rule, kind)
+        not_listed = f"({value}) NOT IN ({', '.join(allowed)})" if allowed else "true"
+        listed = quote_literal(", ".join(literal_text(v) for v in rule.allowed))
         checks.append(
-            f"CASE WHEN ({value}) IS NOT NULL AND {probe} NOT IN ({values}) THEN 'allowed: ' || {label} || '=' || "
-            f"CAST(({value}) AS VARCHAR) || ' is not one of {listed}' END"
+            f"CASE WHEN {uncomparable} THEN 'allowed: ' || {shown} || ' is not {kind}' "
+            f"WHEN ({value}) IS NOT NULL AND {not_listed} THEN "
+            f"'allowed: ' || {shown} || ' is not one of ' || {listed} END"
         )
-    for bound, operator, word in ((rule.minimum, "<", "min"), (rule.maximum, ">", "max")):
+    for bound, operator, word, side in ((rule.minimum, "<", "min", "below"), (rule.maximum, ">", "max", "above")):
         if bound is not None:
             checks.append(
-                f"CASE WHEN TRY_CAST(({value}) AS DOUBLE) {operator} {bound!r} THEN '{word}: ' || {label} || '=' || "
-                f"CAST(({value}) AS VARCHAR) || ' is {'below' if word == 'min' else 'above'} {bound:g}' END"
+                f"CASE WHEN {uncomparable} THEN '{word}: ' || {shown} || ' is not {kind}' "
+                f"WHEN ({value}) {operator} {_bound_sql(bound, kind)} THEN '{word}: ' || {shown} || ' is {side} ' || "
+                f"{quote_literal(literal_text(bound))} END"
             )
-    return value, checks
+    return stored, checks
 
 
 def apply_contract(
@@ -111,7 +106,7 @@ def apply_contract(
     checks: list[str] = []
     for rule in contract.columns:
         if rule.name in types:
-            values[rule.name], rule_checks = _checks(rule, types[rule.name])
+            values[rule.name], rule_checks = _checks(con, rule, types[rule.name])
             checks += rule_checks
     if not checks:
         return _count(con, relation), 0, columns
@@ -154,7 +149,7 @@ def conform(con: duckdb.DuckDBPyConnection, parquet: Path, table_types: dict[str
     select: list[str] = []
     for name, current in columns:
         kind = table_types.get(name)
-        expression = cast_expression(name, current, kind) if kind else quote_identifier(name)
+        expression = cast_sql(quote_identifier(name), current, kind) if kind else quote_identifier(name)
         changed = changed or expression != quote_identifier(name)
         select.append(f"{expression} AS {quote_identifier(name)}")
     if not changed:

@@ -1,15 +1,15 @@
 """CSV to Parquet: DuckDB's reader with our delimiter, RFC 4180 quoting, and columns widened, never rows lost.
 
 DuckDB infers column types from a sample of the first rows. A later value that does not fit (``abc`` after
-30,000 integers) would be a CAST reject, and a valid row would land in quarantine. Worse, DuckDB's cast
-rounds ``2.5`` into an integer column and cuts the time off a timestamp in a DATE column, silently. So:
+30,000 integers) would be a CAST reject, and a valid row would land in quarantine. Worse, DuckDB's casts alter
+some values silently (``2.5`` into an integer, a time of day into a DATE, ``99999999999999999999`` into a
+DOUBLE). So:
 
-* integer columns are read as DOUBLE and DATE columns as text, and cast in SQL with a guard that stops the
-  conversion on a value the cast would change (a fraction, or beyond 2^53; a time of day) - see ``_guarded``;
-* the fast path converts with the sampled types; when a guard fires, that column is widened (integer to
-  DOUBLE, or to text when it also holds integers beyond 2^53; all-integer columns with such values are read
-  exactly instead; DATE to TIMESTAMP) and the file converted again; when rows were rejected for their type,
-  types are inferred from the whole file, and a column that still does not fit becomes VARCHAR.
+* the sampled columns are read with guards (:mod:`.csv_types`) that stop the pass on a value their type would
+  alter; that column is widened (to DOUBLE, TIMESTAMP, an exact BIGINT or DECIMAL(38,0), or text) and the file
+  converted again;
+* when rows were rejected for their type, types are inferred from the whole file, and a column that still does
+  not fit becomes VARCHAR.
 
 Only structurally broken rows (wrong field count, bad quoting, over-long lines) stay rejected.
 """
@@ -21,8 +21,12 @@ import re
 import duckdb
 
 from analytics_platform.etl.exceptions import MalformedContentError
-from analytics_platform.etl.transform.columns import normalise_columns, quote_identifier, quote_literal
+from analytics_platform.etl.transform.columns import normalise_columns, quote_literal
+from analytics_platform.etl.transform.csv_types import Plan
+from analytics_platform.etl.transform.integrity import check_gzip
 from analytics_platform.etl.transform.model import ReadResult, Source
+from analytics_platform.etl.transform.numbers import fired_guard
+from analytics_platform.etl.transform.parquet_types import stored_select
 from analytics_platform.etl.transform.session import Watchdog, copy_to_parquet, describe, read_ahead
 from analytics_platform.etl.transform.sniff import csv_header
 
@@ -48,69 +52,6 @@ def csv_relation(source: Source, *, sample_rows: int, pass_number: int, types: d
     )
 
 
-INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                           "UINTEGER", "UBIGINT"})  # fmt: skip
-GUARD_MARK = "tap-widen:"
-#: Integers beyond this lose digits as DOUBLE.
-EXACT_DOUBLE_LIMIT = 2**53
-PLAIN_INTEGER = "'\\s*[+-]?[0-9]+\\s*'"
-
-
-def _guarded(original: str, kind: str, index: int, *, exact: bool) -> tuple[str, str]:
-    """(type to read the column as, SQL that casts it back): raises (naming the column) instead of altering a value.
-
-    DuckDB's own casts would round ``2.5`` into an integer and drop a time of day from a DATE, silently.
-
-    * DATE: read as text, cast unless the value holds a time of day.
-    * integers: read as DOUBLE (about as fast as DuckDB's integer parse) and cast back when the value is a whole
-      number below 2^53. With ``exact`` (a column whose integers pass 2^53) read as text and cast when the value
-      is plain digits: slower, but no digit is lost.
-    """
-    column = quote_identifier(original)
-    widen = f"error('{GUARD_MARK}{index}')"
-    cast = f"coalesce(TRY_CAST({column} AS {kind}), {widen})"
-    if kind == "DATE":
-        return (
-            "VARCHAR",
-            f"CASE WHEN {column} IS NULL THEN NULL WHEN regexp_matches({column}, ':') THEN {widen} ELSE {cast} END",
-        )
-    if exact:
-        test = f"regexp_full_match({column}, {PLAIN_INTEGER})"
-        return "VARCHAR", f"CASE WHEN {column} IS NULL THEN NULL WHEN {test} THEN {cast} ELSE {widen} END"
-    test = f"{column} = trunc({column}) AND abs({column}) < {EXACT_DOUBLE_LIMIT}"
-    return "DOUBLE", f"CASE WHEN {column} IS NULL THEN NULL WHEN {test} THEN {cast} ELSE {widen} END"
-
-
-def _widen(
-    con: duckdb.DuckDBPyConnection, source: Source, original: str, kind: str, forced: dict[str, str], exact: set[str]
-) -> None:
-    """Widen a column whose guard fired: DATE to TIMESTAMP; integers to DOUBLE, to text when DOUBLE would lose
-    digits, or to the exact (text) read when they are all integers but some pass 2^53."""
-    if kind == "DATE" or original in exact:
-        forced[original] = "TIMESTAMP" if kind == "DATE" else "VARCHAR"
-        return
-    relation = csv_relation(source, sample_rows=SAMPLE_ROWS, pass_number=999, types={**forced, original: "VARCHAR"})
-    column = quote_identifier(original)
-    row = con.execute(
-        f"SELECT coalesce(bool_or(NOT regexp_full_match({column}, {PLAIN_INTEGER})), false), "
-        f"coalesce(bool_or(abs(TRY_CAST({column} AS HUGEINT)) > {EXACT_DOUBLE_LIMIT}), false) FROM {relation}"
-    ).fetchone()
-    not_integers, beyond_double = (bool(row[0]), bool(row[1])) if row else (True, True)
-    if not not_integers:
-        exact.add(original)
-    else:
-        forced[original] = "VARCHAR" if beyond_double else "DOUBLE"
-
-
-def _guard_column(error: duckdb.Error) -> int | None:
-    text = str(error)
-    if GUARD_MARK not in text:
-        return None
-    digits = text.split(GUARD_MARK, 1)[1][:6]
-    number = "".join(c for c in digits if c.isdigit())
-    return int(number) if number else None
-
-
 def _cast_rejects(con: duckdb.DuckDBPyConnection, pass_number: int) -> set[str]:
     """Columns a well-formed row did not fit. A row that is structurally broken too (missing or extra fields)
     goes to quarantine anyway: its misplaced values must not turn a numeric column into text."""
@@ -134,52 +75,46 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, pass_number: int, source: 
     return rejected
 
 
-def _select(columns: list[tuple[str, str]], names: list[str], guards: dict[str, tuple[str, str]]) -> str:
-    return ", ".join(
-        f"{guards[original][1] if original in guards else quote_identifier(original)} AS {quote_identifier(new)}"
-        for (original, _), new in zip(columns, names, strict=True)
-    )
-
-
 def read_csv(con: duckdb.DuckDBPyConnection, source: Source, watchdog: Watchdog) -> ReadResult:
     """Convert ``source`` to its Parquet output; rows that are structurally broken go to its quarantine."""
+    if source.sniffed.compressed:
+        check_gzip(source.path, watchdog)
     header = csv_header(source.sniffed)
     sample_rows = SAMPLE_ROWS
-    forced: dict[str, str] = {}
-    exact: set[str] = set()
+    plan = Plan()
+
+    def text_relation(name: str) -> str:  # the file with one column as text, to settle its type
+        return csv_relation(source, sample_rows=SAMPLE_ROWS, pass_number=999, types={**plan.forced, name: "VARCHAR"})
+
     for pass_number in range(1, 64):
         watchdog.follow(source.path, ahead=read_ahead(source.limits, compressed=source.sniffed.compressed))
-        columns = describe(con, csv_relation(source, sample_rows=sample_rows, pass_number=0, types=forced))
+        columns = describe(con, csv_relation(source, sample_rows=sample_rows, pass_number=0, types=plan.forced))
         names_as_written = header if header is not None and len(header) == len(columns) else [n for n, _ in columns]
         names = normalise_columns(names_as_written)
         if len(columns) == 1 and len(names_as_written) == 1 and not names_as_written[0].strip():
             raise MalformedContentError("no header found")
-        guards = {
-            name: _guarded(name, kind, index, exact=name in exact)
-            for index, (name, kind) in enumerate(columns)
-            if (kind == "DATE" or kind in INTEGER_TYPES) and name not in forced
-        }
-        as_text = {**forced, **{name: read_as for name, (read_as, _) in guards.items()}}
-        relation = csv_relation(source, sample_rows=sample_rows, pass_number=pass_number, types=as_text)
+        reads = plan.reads(columns)
+        types = {**plan.forced, **{name: read.read_as for name, read in reads.items()}}
+        relation = csv_relation(source, sample_rows=sample_rows, pass_number=pass_number, types=types)
+        typed = [(name, reads[name].kind if name in reads else kind) for name, kind in columns]
+        select = stored_select(typed, names, {name: read.value for name, read in reads.items()})
         try:
-            rows_out = copy_to_parquet(con, f"SELECT {_select(columns, names, guards)} FROM {relation}", source.output)
+            rows_out = copy_to_parquet(con, f"SELECT {select} FROM {relation}", source.output)
         except duckdb.Error as error:
-            index = _guard_column(error)
+            index = fired_guard(error)
             if index is None:
                 raise
             source.output.unlink(missing_ok=True)
-            original, kind = columns[index]
-            _widen(con, source, original, kind, forced, exact)
+            plan.widen(con, *columns[index], text_relation)
             continue
         too_narrow = _cast_rejects(con, pass_number)
         if not too_narrow:
             rejected = _write_quarantine(con, pass_number, source)
-            schema = [(new, kind) for (_, kind), new in zip(columns, names, strict=True)]
-            return ReadResult(rows_out, rejected, schema)
+            return ReadResult(rows_out, rejected, describe(con, f"read_parquet({quote_literal(str(source.output))})"))
         source.output.unlink(missing_ok=True)
-        if sample_rows != WHOLE_FILE and not too_narrow & forced.keys():
+        if sample_rows != WHOLE_FILE and not too_narrow & plan.forced.keys():
             sample_rows = WHOLE_FILE  # infer every column's type from all of its values
         else:
-            forced.update({name: "VARCHAR" for name in too_narrow})
+            plan.forced.update({name: "VARCHAR" for name in too_narrow})
     # Unreachable in practice: every pass widens at least one more column.
     raise MalformedContentError("column types could not be settled")

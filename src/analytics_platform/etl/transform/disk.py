@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 
 from analytics_platform.etl.exceptions import PermanentError
-from analytics_platform.etl.transform.model import JSON_LINES
+from analytics_platform.etl.transform.model import JSON_ARRAY, JSON_LINES
 from analytics_platform.etl.transform.sniff import GZIP_MAGIC, sniff
 
 #: ISIZE counts modulo this.
@@ -70,9 +70,9 @@ def content_size(path: Path) -> int:
 
 def disk_needed(path: Path, name: str | None = None) -> int:
     """Bytes the conversion needs on disk besides the input: Parquet and spill files (about the content's size)
-    and, for JSON Lines, the clean copy the splitter writes (the decompressed content again)."""
+    and, for JSON, the clean JSON Lines copy the splitter writes (the decompressed content again)."""
     try:
         kind = sniff(path, name).kind
     except PermanentError:
         return path.stat().st_size  # the conversion fails at once, before writing anything large
-    return content_size(path) * (2 if kind == JSON_LINES else 1)
+    return content_size(path) * (2 if kind in (JSON_LINES, JSON_ARRAY) else 1)

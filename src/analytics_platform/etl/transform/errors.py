@@ -40,7 +40,7 @@ def disk_full_errors() -> Iterator[None]:
 
 @contextmanager
 def gzip_and_disk_errors() -> Iterator[None]:
-    """A full disk as :class:`DiskFullError`, a bad gzip stream as :class:`CompressionError`.
+    """A full disk as :class:`DiskFullError`, a truncated or corrupt gzip stream as :class:`CompressionError`.
 
     Other ``OSError``s (EIO, EACCES, ...) say nothing about the file and propagate, so the worker retries.
     """
@@ -52,7 +52,11 @@ def gzip_and_disk_errors() -> Iterator[None]:
         if isinstance(error, gzip.BadGzipFile):
             raise CompressionError(f"corrupt gzip stream: {error}") from error
         raise
-    except (EOFError, zlib.error) as error:
+    except EOFError as error:
+        raise CompressionError(
+            f"truncated gzip: the stream ends before its end-of-stream marker, the upload is incomplete ({error})"
+        ) from error
+    except zlib.error as error:
         raise CompressionError(f"corrupt gzip stream: {error}") from error
 
 

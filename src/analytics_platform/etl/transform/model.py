@@ -53,7 +53,7 @@ class Source:
 
 @dataclass
 class ReadResult:
-    """What a reader wrote: rows, rejected rows and the output schema (snake_case name, DuckDB type)."""
+    """What a reader wrote: rows, rejected rows and the output schema (column name, DuckDB type)."""
 
     rows_out: int
     rejected: int
