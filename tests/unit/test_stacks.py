@@ -192,6 +192,10 @@ def test_iam_is_least_privilege(stacks: dict[str, Any]) -> None:
     assert [r.rsplit("/", 2)[-2] for r in write["Resource"]] == ["staging", "processed", "quarantine"]
     # Outputs are staged, then promoted (a copy: read the staged one) and reconciled (a head of the promoted one).
     assert [r.rsplit("/", 2)[-2] for r in worker["ReadOwnOutputs"]["Resource"]] == ["staging", "processed"]
+    # Always the current version (CopySource and HeadObject name no versionId): no s3:GetObjectVersion on outputs;
+    # only the uploads are read by version.
+    assert worker["ReadOwnOutputs"]["Action"] == ["s3:GetObject"]
+    assert worker["ReadRawObjects"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
     assert [r.rsplit("/", 2)[-2] for r in worker["RetireSupersededOutputs"]["Resource"]] == ["staging", "processed"]
     # Job state events: only this region's default bus, only the platform's own source.
     events = worker["PutJobStateEvents"]

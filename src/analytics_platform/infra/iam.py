@@ -14,6 +14,9 @@ from typing import Any
 
 # --- action bundles -------------------------------------------------------------------------------
 S3_READ_OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+#: Reads of an object's current version only: S3 checks ``s3:GetObjectVersion`` only for a request that names a
+#: ``versionId`` (GetObject, HeadObject, a CopyObject source), and the worker names none for its own outputs.
+S3_READ_CURRENT_OBJECT_ACTIONS = ("s3:GetObject",)
 S3_WRITE_OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 #: Without it S3 answers 403 (not 404) for a key or version that does not exist, and a deleted upload would
 #: look like a permission problem and be retried into the DLQ.
@@ -128,8 +131,9 @@ def read_objects(bucket_arn: str, prefix: str) -> Statement:
 
 
 def read_outputs(bucket_arn: str, prefixes: Sequence[str]) -> Statement:
-    """Read the worker's own outputs: a staged Parquet to promote (copy), a promoted one to reconcile (head)."""
-    return Statement("ReadOwnOutputs", S3_READ_OBJECT_ACTIONS, [f"{bucket_arn}/{p}*" for p in prefixes])
+    """Read the worker's own outputs: a staged Parquet to promote (copy), a promoted one to reconcile (head); always
+    the current version, so no ``s3:GetObjectVersion``."""
+    return Statement("ReadOwnOutputs", S3_READ_CURRENT_OBJECT_ACTIONS, [f"{bucket_arn}/{p}*" for p in prefixes])
 
 
 def put_job_events(*, partition: str, region: str, account_id: str, source: str) -> Statement:
