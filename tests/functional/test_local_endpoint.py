@@ -96,6 +96,25 @@ def test_a_role_session_may_do_only_what_its_policy_allows_on_those_resources(
     }
 
 
+def test_a_copy_needs_read_on_its_source_as_well_as_write_on_its_target(endpoint: tuple[str, Endpoint, Path]) -> None:
+    url, _, _ = endpoint
+    # GIVEN a role that may write processed/ and read only raw/
+    session = role_session(url, "copier", [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/raw/*"},
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/processed/*"},
+    ])  # fmt: skip
+    admin = local_client("s3", REGION, url)
+    admin.put_object(Bucket=BUCKET, Key="raw/copy me.csv", Body=b"x")
+    admin.put_object(Bucket=BUCKET, Key="staging/unreadable.parquet", Body=b"x")
+    s3 = session.client("s3", endpoint_url=url, config=NO_RETRIES)
+    # THEN a copy from what it may read works, and one from what it may not read is denied, as S3 checks both
+    s3.copy_object(Bucket=BUCKET, Key="processed/a.parquet", CopySource={"Bucket": BUCKET, "Key": "raw/copy me.csv"})
+    with pytest.raises(ClientError) as denied:
+        s3.copy_object(Bucket=BUCKET, Key="processed/b.parquet",
+                       CopySource={"Bucket": BUCKET, "Key": "staging/unreadable.parquet"})  # fmt: skip
+    assert code(denied) == ("AccessDenied", 403)
+
+
 def test_dynamodb_and_sqs_are_checked_by_table_and_queue(endpoint: tuple[str, Endpoint, Path]) -> None:
     url, _, _ = endpoint
     admin_db = local_client("dynamodb", REGION, url)

@@ -89,7 +89,14 @@ def s3_pairs(environ: dict[str, Any], region: str) -> tuple[list[tuple[str, str]
     if method in {"GET", "HEAD"}:
         return [("s3:GetObjectVersion" if versioned else "s3:GetObject", object_arn)], bucket_arn
     if method in {"PUT", "POST"}:
-        return [("s3:PutObject", object_arn)], None  # single and multipart uploads alike
+        pairs = [("s3:PutObject", object_arn)]  # single and multipart uploads alike
+        source = str(environ.get("HTTP_X_AMZ_COPY_SOURCE", ""))
+        if source:  # CopyObject (or UploadPartCopy) also reads its source: s3:GetObject(Version) on it, as S3 checks
+            path, _, source_query = unquote(source).lstrip("/").partition("?versionId=")
+            source_bucket, _, source_key = path.partition("/")
+            action = "s3:GetObjectVersion" if source_query else "s3:GetObject"
+            pairs.append((action, f"{s3_bucket_arn(source_bucket, region)}/{source_key}"))
+        return pairs, None
     if method == "DELETE":
         if "uploadId" in query:
             return [("s3:AbortMultipartUpload", object_arn)], None
