@@ -36,6 +36,7 @@ from typing import Any
 
 from analytics_platform.etl.events import ObjectRef, parse_object_event
 from analytics_platform.etl.exceptions import MalformedMessageError
+from analytics_platform.etl.job_values import settled
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.demo import parquet_rows
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
@@ -279,7 +280,7 @@ def settle(outputs: LocalOutputs, regions: list[str], uploads: list[Upload], tim
         for job_id, item in records.items():
             if item.get("job_status") in TERMINAL:
                 first_seen.setdefault(job_id, now)
-        done = all(records.get(u.ref.job_id, {}).get("job_status") in TERMINAL for u in uploads)
+        done = all(settled(records.get(u.ref.job_id, {})) for u in uploads)
         if (done and _queues_drained(outputs, regions)) or now > deadline:
             break
         time.sleep(1)

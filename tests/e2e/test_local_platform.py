@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from analytics_platform.etl.events import ObjectRef, object_created_event
+from analytics_platform.etl.job_values import settled
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
 
@@ -38,7 +39,7 @@ E2E_OVERRIDES = {
     "max_receive_count": 3,
     "environment_suffix": "e2e", "datasets": {"grades": GRADES_CONTRACT},
 }  # fmt: skip
-TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED"}
+TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED", "DELETED"}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def wait_job(local: dict[str, Any], region: str, job_id: str, timeout: float = 9
     item: dict[str, Any] = {}
     while time.monotonic() < deadline:
         item = table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item", {})
-        if item.get("job_status") in TERMINAL:
+        if settled(item):
             return item
         time.sleep(0.5)
     return item

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from analytics_platform.etl.events import object_created_event
+from analytics_platform.etl.job_values import settled
 from analytics_platform.infra.names import DRIFT_METRIC, DRIFT_NAMESPACE, LOCAL_ACCOUNT_ID, ResourceNames
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.platform import LocalPaths, leftovers, platform_down, platform_up
@@ -32,7 +33,7 @@ DEV = "queue_visibility_timeout_seconds = 60\nlambda_timeout_seconds = 10\ndead_
 #: staging: its own suffix and an S3 backend; one region keeps the test short (each region is its own stack).
 STAGING = 'backend = "s3"\nregions = ["us-east-1"]\n'
 GOOD = b"id,name,score\n1,Ann,1.5\n2,Bo,2.5\n"
-TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED"}
+TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED", "DELETED"}
 DRIFT_LINE = re.compile(r"^DRIFT \[(?P<region>[a-z0-9-]+)\] (?P<type>\w+)\.\S+ \((?P<kind>[a-z-]+)\): (?P<what>.*)$")
 
 
@@ -154,7 +155,7 @@ def test_staging_deploys_next_to_dev_plans_no_changes_and_is_destroyed_without_t
         and len([r for r in dev if r.startswith("function ")]) == 3
     )
     job_id, _ = upload(ops, "us-east-1", "raw/after-staging/file.csv", GOOD)
-    assert wait_job(ops, "us-east-1", job_id, lambda i: i["job_status"] in TERMINAL)["job_status"] == "SUCCEEDED"
+    assert wait_job(ops, "us-east-1", job_id, settled)["job_status"] == "SUCCEEDED"
     # AND the running environment itself cannot be destroyed by mistake
     assert terraform_command("destroy", env=None, regions=None, local=True, config_path=None, assume_yes=True) == 2
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from analytics_platform.etl.events import ObjectRef, object_created_event
+from analytics_platform.etl.job_values import settled
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
 from analytics_platform.local.reachability import ROUTES_TTL_SECONDS
@@ -29,7 +30,7 @@ OVERRIDES = {
     "regions": [REGION], "environment_suffix": "reach", "lambda_timeout_seconds": 15,
     "queue_visibility_timeout_seconds": 90, "dead_letter_sweep_minutes": 1,
 }  # fmt: skip
-TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED"}
+TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED", "DELETED"}
 SWEEP_WAIT_SECONDS = 150
 
 
@@ -53,7 +54,7 @@ def job(local: dict[str, Any], job_id: str) -> dict[str, Any]:
 def wait_terminal(local: dict[str, Any], job_id: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (found := job(local, job_id)).get("job_status") in TERMINAL:
+        if settled(found := job(local, job_id)):
             return found
         time.sleep(0.5)
     return job(local, job_id)

@@ -36,6 +36,12 @@ FINISHED = frozenset({SUCCEEDED, FAILED, SUPERSEDED, DELETED})
 RETIRED = frozenset({SUPERSEDED, DELETED})
 
 
+def settled(record: dict[str, Any]) -> bool:
+    """Terminal, and if SUCCEEDED, its rows visible (``promoted_at``: the Parquet is in the table's location)."""
+    status = record.get("job_status")
+    return status in TERMINAL and (status != SUCCEEDED or bool(record.get("promoted_at")))
+
+
 def iso(moment: datetime) -> str:
     """UTC ISO-8601 with milliseconds: sorts lexicographically in time order."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from analytics_platform.etl.events import ObjectRef
+from analytics_platform.etl.job_values import settled
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.jobs_query import format_rows, query_jobs
 from analytics_platform.local.platform import LocalPlatformError, platform_down, platform_up
@@ -25,7 +26,6 @@ DEMO_QUERY = (
     "FROM orders GROUP BY is_paid ORDER BY is_paid"
 )
 WAIT_SECONDS = 180
-TERMINAL = {"SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED", "DELETED"}
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,9 @@ def wait_for_jobs(outputs: LocalOutputs, uploaded: dict[str, list[tuple[Sample, 
         for region, items in uploaded.items():
             table = local_resource("dynamodb", region, outputs.endpoint).Table(outputs.regions[region].table_name)
             for _, job_id in items:
-                if records.get(job_id, {}).get("job_status") not in TERMINAL:
+                if not settled(records.get(job_id, {})):
                     records[job_id] = table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item", {})
-        if all(r.get("job_status") in TERMINAL for r in records.values()):
+        if all(settled(r) for r in records.values()):
             break
         time.sleep(1)
     return records
