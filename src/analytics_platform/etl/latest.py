@@ -164,6 +164,15 @@ def latest_in_s3(s3: Any, ref: ObjectRef) -> Latest:
     return Latest()
 
 
+def marker_exists(s3: Any, ref: ObjectRef) -> bool:
+    """Whether S3 still lists ``ref``'s delete marker (any entry of the key with its version id)."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=ref.bucket, Prefix=ref.key):
+        for marker in page.get("DeleteMarkers", []):
+            if marker["Key"] == ref.key and str(marker.get("VersionId") or UNVERSIONED) == ref.version_id:
+                return True
+    return False
+
+
 def listing_order(s3: Any, table: Any, ref: ObjectRef) -> str | None:
     """For an event without a sequencer: the pointer's order if S3 lists ``ref``'s version as the key's latest
     (it is current: take the pointer at that order), None if S3 lists another entry as latest (it is not)."""

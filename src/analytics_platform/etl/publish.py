@@ -142,9 +142,25 @@ class Publisher:
     def _retire_replaced(self, ref: ObjectRef, replaced: str, *, by: str, status: str) -> tuple[str, ...]:
         if not replaced:
             return ()
-        retired = self._outputs.retire(replaced, by=by, status=status)
-        latest.clear_previous(self._table, ref, replaced)
-        return (replaced,) if retired else ()
+        if not self._outputs.retire(replaced, by=by, status=status):
+            latest.clear_previous(self._table, ref, replaced)
+            return ()
+        # The pointer keeps naming it (``previous_job``) until its state event is out (:meth:`announced`), so a
+        # delivery that crashes before the event sends it again.
+        return (replaced,)
+
+    def announced(self, ref: ObjectRef, retired: tuple[str, ...]) -> None:
+        """The retired jobs' state events are published: the key's pointer forgets them."""
+        for job_id in retired:
+            latest.clear_previous(self._table, ref, job_id)
+
+    def retired_before(self, ref: ObjectRef) -> tuple[str, ...]:
+        """For a repeated delivery of a job that ended already: the job it replaced, if the pointer still names it
+        (its retirement, or its state event, may have been cut short by a crash)."""
+        pointer = latest.read(self._table, ref)
+        if pointer is None or pointer.current_job != ref.job_id or not pointer.previous_job:
+            return ()
+        return self._retire_replaced(ref, pointer.previous_job, by=ref.job_id, status=SUPERSEDED)
 
     def _retire_self(
         self, ref: ObjectRef, owner: str, result: JobResult, started: datetime, holder: latest.Pointer
@@ -163,6 +179,10 @@ class Publisher:
         pointer = latest.read(self._table, ref)
         order = ref.order or (pointer.order if pointer else "")
         if ref.deletion_type == DELETE_MARKER_CREATED:
+            if not latest.marker_exists(self._s3, ref):
+                # Deleted for good since: its own deletion (a later event) restored what was below it, which the
+                # pointer still names if that deletion's event came first.
+                return Deletion(False, f"delete marker {ref.version_id} no longer exists; nothing visible changed")
             moved = latest.move(self._table, ref, order=order, job_id="", state=latest.DELETED, at_least=not ref.order)
             if not moved.won:
                 holder = moved.holder.describe() if moved.holder else "unknown"

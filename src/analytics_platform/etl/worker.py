@@ -29,7 +29,7 @@ from analytics_platform.etl.exceptions import (
     TooLargeError,
     TransientError,
 )
-from analytics_platform.etl.jobs import DELETED, SUCCEEDED, TERMINAL, JobResult, JobTracker, lease_expiry
+from analytics_platform.etl.jobs import DELETED, FAILED, SUCCEEDED, TERMINAL, JobResult, JobTracker, lease_expiry
 from analytics_platform.etl.keys import dataset_of, output_keys
 from analytics_platform.etl.notify import JobEvents
 from analytics_platform.etl.outputs import Outputs
@@ -172,6 +172,7 @@ class Worker:
             return self._delete(ref, owner=owner, receive_count=receive_count, budget=budget)
         outcome = self._process_upload(ref, owner=owner, receive_count=receive_count, budget=budget)
         self._record(lambda: self.notify(outcome.job_id, *outcome.retired))
+        self._record(lambda: self._publisher.announced(ref, outcome.retired))
         return outcome
 
     def _delete(self, ref: ObjectRef, *, owner: str, receive_count: int, budget: Budget) -> Outcome:
@@ -179,6 +180,7 @@ class Worker:
         processed now, in this delivery (a failure there retries the deletion, which picks it up again)."""
         deletion = self._record(lambda: self._publisher.delete(ref))
         self._record(lambda: self.notify(*deletion.retired))
+        self._record(lambda: self._publisher.announced(ref, deletion.retired))
         if deletion.reinstated is not None:
             again = self.process(deletion.reinstated, owner=owner, receive_count=receive_count, budget=budget)
             reason = f"{deletion.reason}; {again.status.value} as job {again.job_id}"
@@ -202,7 +204,12 @@ class Worker:
         except JobAlreadyFinishedError as done:
             if done.status == SUCCEEDED:  # an earlier delivery may have crashed before the promotion
                 self._record(lambda: self.outputs.promote(ref.job_id))
-            return Outcome(OutcomeStatus.DUPLICATE, ref.job_id, error=str(done))
+            elif done.status == FAILED and ref.reinstated:
+                # A failed version made current again is the key's content again: the pointer names it, so
+                # deleting it in turn reinstates the version below.
+                self._record(lambda: self._publisher.take_for_failure(ref))
+            retired = self._record(lambda: self._publisher.retired_before(ref))
+            return Outcome(OutcomeStatus.DUPLICATE, ref.job_id, error=str(done), retired=retired)
         except (ClientError, BotoCoreError) as error:
             raise classify_aws_error(error) from error
         final = receive_count >= self.settings.max_receive_count
