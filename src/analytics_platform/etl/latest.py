@@ -35,6 +35,8 @@ class Pointer:
     order: str = ""
     state: str = ""
     previous_job: str = ""
+    #: The job a deletion made current again (its version is S3's latest), until that job takes the pointer.
+    reinstating: str = ""
 
     @classmethod
     def from_item(cls, item: dict[str, Any] | None) -> Pointer | None:
@@ -44,7 +46,7 @@ class Pointer:
         return cls(
             current_job=str(item.get("current_job", "")), current_version=str(item.get("current_version", "")),
             order=str(item.get("current_order", "")), state=str(item.get("state", OBJECT)),
-            previous_job=str(item.get("previous_job", "")),
+            previous_job=str(item.get("previous_job", "")), reinstating=str(item.get("reinstating", "")),
         )  # fmt: skip
 
     def describe(self) -> str:
@@ -77,13 +79,25 @@ def read(table: Any, ref: ObjectRef) -> Pointer | None:
 
 def move(
     table: Any, ref: ObjectRef, *, order: str, job_id: str, state: str = OBJECT, version: str | None = None,
-    at_least: bool = False,
+    at_least: bool = False, reinstating: str = "",
 ) -> Move:  # fmt: skip
     """Make (``job_id``, ``version``, ``state``) the key's current state if ``order`` is later than the pointer's
-    (``at_least``: or equal). Idempotent: the same job moving again wins, with the job it replaced the first time."""
+    (``at_least``: or equal). Idempotent: the same job moving again wins, with the job it replaced the first time,
+    whatever order its event carries (a retry's event carries the upload's own, older sequencer); so does the job
+    a deletion made current again (``reinstating``, set by that deletion's move)."""
     version = ref.version_id if version is None else version
     for _ in range(MAX_ATTEMPTS):
         pointer = read(table, ref)
+        if (
+            pointer is not None
+            and state == OBJECT
+            and job_id
+            and pointer.state == OBJECT
+            and (pointer.current_job == job_id)
+        ):
+            return Move(True, replaced=pointer.previous_job)
+        if pointer is not None and state == OBJECT and job_id and pointer.reinstating == job_id:
+            order = max(order, f"{pointer.order}~R")
         if (
             pointer is not None
             and pointer.order == order
@@ -94,17 +108,19 @@ def move(
         if pointer is not None and (pointer.order > order or (pointer.order == order and not at_least)):
             return Move(False, holder=pointer)
         replaced = pointer.current_job if pointer is not None and pointer.current_job != job_id else ""
-        if _write(table, ref, pointer, order=order, job_id=job_id, state=state, version=version, replaced=replaced):
+        if _write(table, ref, pointer, order=order, job_id=job_id, state=state, version=version, replaced=replaced,
+                  reinstating=reinstating):  # fmt: skip
             return Move(True, replaced=replaced)
     raise RuntimeError(f"the pointer of {ref.key!r} kept changing under concurrent jobs")
 
 
 def _write(
     table: Any, ref: ObjectRef, seen: Pointer | None, *, order: str, job_id: str, state: str, version: str,
-    replaced: str,
+    replaced: str, reinstating: str,
 ) -> bool:  # fmt: skip
     values: dict[str, Any] = {":job": job_id, ":order": order, ":state": state, ":version": version,
-                              ":previous": replaced, ":key": ref.key, ":kind": "latest"}  # fmt: skip
+                              ":previous": replaced, ":key": ref.key, ":kind": "latest",
+                              ":reinstating": reinstating}  # fmt: skip
     if seen is None:
         condition = "attribute_not_exists(job_id)"
     else:
@@ -114,7 +130,7 @@ def _write(
         table.update_item(
             Key=pointer_key(ref),
             UpdateExpression="SET current_job = :job, current_order = :order, #state = :state, current_version = "
-            ":version, previous_job = :previous, input_key = :key, record_type = :kind",
+            ":version, previous_job = :previous, input_key = :key, record_type = :kind, reinstating = :reinstating",
             ConditionExpression=condition,
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues=values,

@@ -198,7 +198,8 @@ class Publisher:
         now = latest.latest_in_s3(self._s3, ref)
         reinstated = latest.version_ref(ref, now.version_id, size=now.size, reinstated=True) if now.exists else None
         moved = latest.move(self._table, ref, order=order, job_id="", state=latest.DELETED,
-                            version=now.version_id if now.is_delete_marker else "", at_least=True)  # fmt: skip
+                            version=now.version_id if now.is_delete_marker else "", at_least=True,
+                            reinstating=reinstated.job_id if reinstated else "")  # fmt: skip
         if not moved.won and not (reinstated and moved.holder and moved.holder.order == reinstated.order):
             return Deletion(False, "a later change of the key is current")
         retired = self._retire_replaced(ref, moved.replaced, by=by, status=DELETED)

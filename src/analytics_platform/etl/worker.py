@@ -7,9 +7,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,79 +30,18 @@ from analytics_platform.etl.exceptions import (
 from analytics_platform.etl.jobs import DELETED, FAILED, SUCCEEDED, TERMINAL, JobResult, JobTracker, lease_expiry
 from analytics_platform.etl.keys import dataset_of, output_keys
 from analytics_platform.etl.notify import JobEvents
+from analytics_platform.etl.outcome import Budget, Outcome, OutcomeStatus, budget_message
 from analytics_platform.etl.outputs import Outputs
 from analytics_platform.etl.publish import Publisher
 from analytics_platform.etl.settings import DISK_FACTOR, Settings
 from analytics_platform.etl.storage import ObjectStore, classify_aws_error
 from analytics_platform.etl.transform import ConversionResult, Limits, convert_file, disk_needed
 
-#: Share of the function's time kept back after the transform for the uploads and the record write.
-RESERVE_SHARE, MIN_RESERVE_SECONDS = 0.1, 3.0
 #: A record is not started with less time than this left; it goes back to the queue at once.
 MIN_START_SECONDS = 5.0
 #: Columns a FAILED record keeps of a file whose schema was too large to record.
 MAX_SCHEMA_IN_FAILED_RECORD = 100
 T = TypeVar("T")
-
-
-class OutcomeStatus(StrEnum):
-    """How one record ended in this invocation (transient failures raise instead)."""
-
-    SUCCEEDED = "succeeded"
-    SUPERSEDED = "superseded"
-    #: An ``Object Deleted`` event applied (the key's rows left the results), or a job that lost to one.
-    DELETED = "deleted"
-    FAILED = "failed"
-    DUPLICATE = "duplicate"
-    #: Nothing to do and no job recorded: a folder marker (key ending in ``/``).
-    IGNORED = "ignored"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one record."""
-
-    status: OutcomeStatus
-    job_id: str
-    result: JobResult | None = None
-    error: str | None = None
-    #: Jobs this one's success retired (their state events are published too).
-    retired: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The invocation's time: its deadline on the monotonic clock and how long the function may run."""
-
-    deadline: float
-    function_seconds: float
-
-    @classmethod
-    def from_remaining(cls, remaining_ms: int, function_seconds: float | None = None) -> Budget:
-        """From the Lambda context's remaining time (``function_seconds`` defaults to all of it)."""
-        remaining = remaining_ms / 1000
-        return cls(time.monotonic() + remaining, function_seconds or remaining)
-
-    def left(self) -> float:
-        """Seconds until the deadline."""
-        return self.deadline - time.monotonic()
-
-    def work_deadline(self) -> float:
-        """When the transform must stop, keeping time back for the uploads and the record write."""
-        return self.deadline - max(MIN_RESERVE_SECONDS, self.function_seconds * RESERVE_SHARE)
-
-    def wall_deadline(self, now: datetime) -> datetime:
-        """The deadline on the wall clock (for the lease)."""
-        return now + timedelta(seconds=max(0.0, self.left()))
-
-
-def budget_message(error: TimeBudgetExceededError, function_seconds: float) -> str:
-    """The reason a job is handed back when it cannot finish in the function's time."""
-    needed = f"about {error.estimated_total_seconds:.0f} s" if error.estimated_total_seconds else "more time"
-    return (
-        f"{error}; the file needs {needed} at the measured rate, the function has {function_seconds:.0f} s: "
-        "raise lambda_timeout_seconds / lambda_memory_mb"
-    )
 
 
 class Worker:
