@@ -187,8 +187,9 @@ def test_drift_names_exactly_the_two_resources_changed_outside_terraform_in_thei
             Bucket=us.bucket_name, VersioningConfiguration={"Status": "Enabled"}
         )
         eu_sqs.set_queue_attributes(QueueUrl=eu.queue_url, Attributes={"VisibilityTimeout": "20"})
-    # THEN it exits 2 and names exactly those two resources in exactly those regions, deployed and cross-region
-    assert code == 2, out
+    # THEN it exits 3 (drift; 2 is a usage error) and names exactly those two resources in exactly those regions,
+    # deployed and cross-region
+    assert code == 3, out
     found = [m.groupdict() for line in out.splitlines() if (m := DRIFT_LINE.match(line))]
     changed = {("us-east-1", "aws_s3_bucket_versioning"), ("eu-west-1", "aws_sqs_queue")}
     expected = {(region, kind_of, kind) for region, kind_of in changed for kind in ("deployed", "cross-region")}

@@ -22,6 +22,7 @@ from analytics_platform.analytics.target import RegionTarget, TargetError, aws_t
 from analytics_platform.cli import build_parser
 from analytics_platform.etl.arns import partition_of
 from analytics_platform.etl.catalog import table_input
+from analytics_platform.exit_codes import ExitCode
 from analytics_platform.infra import iam, query_access
 from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client
 from analytics_platform.local.endpoint import start_endpoint
@@ -111,7 +112,7 @@ def test_tap_query_as_query_role_prints_the_rows(
     monkeypatch.setattr(commands, "resolve_target", lambda *args, **kwargs: region)
     code = commands.query_command(region=REGION, sql="SELECT count(*) AS n FROM orders", local=True, as_json=True,
                                   config_path=None, as_query_role=True)  # fmt: skip
-    assert code == commands.EXIT_OK and json.loads(capsys.readouterr().out) == [{"n": 1}]
+    assert code == ExitCode.OK and json.loads(capsys.readouterr().out) == [{"n": 1}]
 
 
 @pytest.mark.parametrize(
@@ -130,7 +131,7 @@ def test_tap_query_refuses_a_role_it_should_not_run_as(
     monkeypatch.setattr(commands, "resolve_target", lambda *args, **kwargs: region)
     code = commands.query_command(region=REGION, sql="SELECT 1", local=True, as_json=False, config_path=None,
                                   role_arn=role_arn)  # fmt: skip
-    assert code == commands.EXIT_REFUSED and reason in capsys.readouterr().err
+    assert code == ExitCode.USAGE and reason in capsys.readouterr().err
 
 
 def test_a_role_sts_refuses_is_reported_with_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,7 +157,7 @@ def test_a_refused_query_assumes_no_role(region: RegionTarget, monkeypatch: pyte
     monkeypatch.setattr(commands, "assume_role", no_session)
     code = commands.query_command(region=REGION, sql="DROP TABLE orders", local=True, as_json=False,
                                   config_path=None, as_query_role=True)  # fmt: skip
-    assert code == commands.EXIT_REFUSED
+    assert code == ExitCode.USAGE
 
 
 def test_outputs_of_a_platform_started_before_the_query_role_say_so() -> None:

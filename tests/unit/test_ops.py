@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from analytics_platform import cli
+from analytics_platform.cli import jobs, operations
 from analytics_platform.infra.config import ConfigError, PlatformConfig, load_config
 from analytics_platform.infra.names import stack_id
 from analytics_platform.local.state import LocalPaths, LocalState, config_document, write_state
@@ -718,12 +719,12 @@ def test_operation_commands_parse_their_options() -> None:
         ["deploy", "--env", "staging", "--region", "us-east-1", "--region", "eu-west-1", "--local"]
     )
     assert (args.env, args.region, args.local, args.handler) == (
-        "staging", ["us-east-1", "eu-west-1"], True, cli._cmd_terraform,
+        "staging", ["us-east-1", "eu-west-1"], True, operations._cmd_terraform,
     )  # fmt: skip
     assert parser.parse_args(["destroy", "--yes"]).yes is True
     assert parser.parse_args(["drift", "--publish"]).publish is True
     retry = parser.parse_args(["jobs", "retry", "job-1", "job-2", "--region", "eu-west-1"])
-    assert (retry.handler, retry.job_ids, retry.region) == (cli._cmd_retry, ["job-1", "job-2"], "eu-west-1")
+    assert (retry.handler, retry.job_ids, retry.region) == (jobs._cmd_retry, ["job-1", "job-2"], "eu-west-1")
     with pytest.raises(SystemExit):
         parser.parse_args(["plan", "--yes"])  # only destroy asks
 

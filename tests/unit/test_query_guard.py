@@ -12,6 +12,7 @@ import pytest
 from analytics_platform.analytics import commands
 from analytics_platform.analytics.guard import QueryRefusedError, ResidencyError, StatementError, check_query
 from analytics_platform.analytics.target import RegionTarget
+from analytics_platform.exit_codes import ExitCode
 
 REGION, BUCKET, DATABASE = "us-east-1", "analytics-bucket-111122223333-us-east-1-dev", "analytics_us_east_1_dev"
 
@@ -185,7 +186,7 @@ def test_tap_query_exits_2_and_says_why(monkeypatch: pytest.MonkeyPatch, capsys:
         region=REGION, sql="SELECT 1; DROP TABLE orders", local=False, as_json=False, config_path=None
     )
     # THEN the refusal exits 2 and names what was refused and why
-    assert code == commands.EXIT_REFUSED
+    assert code == ExitCode.USAGE
     assert (
         "error: refused: more than one statement: a second one starts at line 1, column 11" in capsys.readouterr().err
     )

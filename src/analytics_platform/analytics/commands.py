@@ -16,10 +16,7 @@ from analytics_platform.analytics.tables import (
     describe,
 )
 from analytics_platform.analytics.target import RegionTarget, TargetError, resolve_target
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_REFUSED = 2
+from analytics_platform.exit_codes import ExitCode
 
 
 def run_query(target: RegionTarget, sql: str) -> QueryResult:
@@ -58,12 +55,12 @@ def query_command(
         result = run_query(target, sql)
     except (QueryRefusedError, CatalogLocationError) as error:
         print(f"error: refused: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return ExitCode.USAGE
     except TargetError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return ExitCode.USAGE
     print(result.to_json() if as_json else result.table())
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def datasets_command(
@@ -74,7 +71,7 @@ def datasets_command(
         target = resolve_target(region, local=local, config_path=config_path, env=env)
     except TargetError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return ExitCode.USAGE
     tables = catalog_tables(target.client("glue"), target.database)
     stats = dataset_stats(target.job_table())
     documents = []
@@ -88,7 +85,7 @@ def datasets_command(
         })  # fmt: skip
     if as_json:
         print(json.dumps(documents, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     print(f"datasets of {region} (catalog {target.database})")
     for table, document in zip(tables, documents, strict=True):
         print(f"\n{table.name}: {document['files']} file(s), {document['rows']} row(s), last update "
@@ -96,4 +93,4 @@ def datasets_command(
         print(f"  columns: {describe(table)}")
     if not tables:
         print("(no dataset yet: the first successful upload of raw/<dataset>/... creates its table)")
-    return EXIT_OK
+    return ExitCode.OK

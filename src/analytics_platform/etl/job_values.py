@@ -34,6 +34,8 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, DEAD_LETTERED, SUPERSEDED, DELETED})
 FINISHED = frozenset({SUCCEEDED, FAILED, SUPERSEDED, DELETED})
 #: States whose output was retired: no rows of theirs are visible.
 RETIRED = frozenset({SUPERSEDED, DELETED})
+#: States ``tap jobs retry`` re-queues (by id or by ``--status``).
+RETRYABLE = frozenset({FAILED, DEAD_LETTERED})
 
 
 def settled(record: dict[str, Any]) -> bool:

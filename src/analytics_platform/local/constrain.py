@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from analytics_platform.exit_codes import ExitCode
 from analytics_platform.local.endpoint.account import (
     CONSTRAINTS_FILE,
     UNRESERVED_MINIMUM,
@@ -41,14 +42,14 @@ def constrain_command(
     paths = paths or LocalPaths.default()
     if read_state(paths) is None:
         print("error: the local platform is not up: start it with 'tap local up'", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     if concurrency_limit is not None and concurrency_limit < 1:
         print("error: --concurrency-limit must be at least 1", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     now = constrain(paths, concurrency_limit=concurrency_limit, foreign_buckets=foreign_buckets, reset=reset)
     buckets = ", ".join(sorted(now.foreign_buckets)) or "none"
     print(
         f"local endpoint now plays an account with a Lambda concurrency quota of {now.concurrent_executions} per "
         f"region (AWS keeps {UNRESERVED_MINIMUM} unreserved); buckets of another account: {buckets}"
     )
-    return 0
+    return ExitCode.OK

@@ -14,6 +14,7 @@ import duckdb
 
 from analytics_platform.etl.events import ObjectRef
 from analytics_platform.etl.job_values import settled
+from analytics_platform.exit_codes import ExitCode
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.jobs_query import format_rows, query_jobs
 from analytics_platform.local.platform import LocalPlatformError, platform_down, platform_up
@@ -151,7 +152,7 @@ def run_demo(*, config_path: str | None, port: int | None, keep: bool, env: str 
         outputs = platform_up(config_path=config_path, port=port, env=env)
     except LocalPlatformError as error:
         print(f"error: {error}")
-        return 1
+        return ExitCode.FAILED
     problems: list[str] = []
     try:
         print("\nuploading sample datasets into every region's raw/ prefix")
@@ -172,6 +173,6 @@ def run_demo(*, config_path: str | None, port: int | None, keep: bool, env: str 
     if problems:
         print("DEMO FAILED:")
         print("\n".join(f"  - {problem}" for problem in problems))
-        return 1
+        return ExitCode.FAILED
     print(f"DEMO OK: {len(DEMO_SAMPLES)} uploads x {len(outputs.regions)} regions, every outcome as expected")
-    return 0
+    return ExitCode.OK

@@ -12,6 +12,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 
 from analytics_platform.etl.jobs import DAY_INDEX, STATUS_INDEX, iso
+from analytics_platform.exit_codes import ExitCode
 from analytics_platform.local.clients import local_resource
 from analytics_platform.local.state import LocalPaths, read_outputs, read_state
 
@@ -116,10 +117,10 @@ def jobs_command(
         items = query_jobs(job_table(region, config_path, env), since=start, status=status)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     if as_json:
         print(json.dumps(items, indent=2, default=lambda v: int(v) if v == int(v) else float(v)))
     else:
         print("\n".join(format_rows(items)))
         print(f"{len(items)} job(s) in {region} since {iso(start)}")
-    return 0
+    return ExitCode.OK

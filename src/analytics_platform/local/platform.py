@@ -16,6 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from analytics_platform.exit_codes import ExitCode
 from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client
 from analytics_platform.local.state import (
     LocalOutputs,
@@ -254,12 +255,12 @@ def local_up(*, config_path: str | None, port: int | None, fault_rate: float = 0
         platform_up(config_path=config_path, port=port, fault_rate=fault_rate, env=env)
     except LocalPlatformError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def local_down() -> int:
     """CLI wrapper: a clear message when nothing is up."""
     if not platform_down():
         print("the local platform is not running; nothing to stop")
-    return 0
+    return ExitCode.OK

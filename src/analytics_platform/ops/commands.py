@@ -7,10 +7,8 @@ from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
 
+from analytics_platform.exit_codes import ExitCode
 from analytics_platform.ops.deployment import Deployment, OperationError, resolve_deployment
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_DRIFTED = 2
 
 
 def _resolve(env: str | None, regions: Sequence[str] | None, local: bool, config_path: str | None) -> Deployment:
@@ -39,11 +37,11 @@ def bootstrap_command(*, env: str | None, regions: Sequence[str] | None, local: 
         deployment = _resolve(env, regions, local, config_path)
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if deployment.config.backend != "s3":
         print(f'{deployment.env} uses backend = "local": it has no state bucket or lock table to create (set '
               'backend = "s3" in its file first)')  # fmt: skip
-        return EXIT_OK
+        return ExitCode.OK
     print(f"bootstrap: state storage of {deployment.env} in {', '.join(deployment.regions)}")
     failed = 0
     for region in deployment.regions:
@@ -55,7 +53,7 @@ def bootstrap_command(*, env: str | None, regions: Sequence[str] | None, local: 
             continue
         what = "; ".join(result.changes) if result.changes else "already in place, nothing changed"
         print(f"  [{region}] s3://{result.bucket} + {result.table}: {what}")
-    return EXIT_FAILED if failed else EXIT_OK
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
 def terraform_command(
@@ -77,18 +75,18 @@ def terraform_command(
         deployment = _resolve(env, regions, local, config_path)
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if command == "destroy" and deployment.running:
         print(
             f"error: {deployment.env} is the environment 'tap local up' runs; stop it with 'tap local down'",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if command == "deploy" and not skip_preflight:
         from analytics_platform.ops.preflight import preflight_passes
 
         if not preflight_passes(deployment):
-            return EXIT_FAILED
+            return ExitCode.FAILED
     missing = _missing_state_storage(deployment)
     if missing:
         where = " --local" if local else ""
@@ -97,18 +95,18 @@ def terraform_command(
             f"'tap bootstrap --env {deployment.env}{where}' first",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if command == "destroy" and not confirm_destroy(deployment, assume_yes):
         print("destroy cancelled")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         with deployment.exclusive():
             runs = terraform_runs(deployment, command, allow_data_loss=allow_data_loss)
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     print(summary_table(runs))
-    return EXIT_FAILED if any(run.failed for run in runs) else EXIT_OK
+    return ExitCode.FAILED if any(run.failed for run in runs) else ExitCode.OK
 
 
 def drift_command(
@@ -119,14 +117,14 @@ def drift_command(
         deployment = _resolve(env, regions, local, config_path)
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     print(f"drift: {deployment.env} in {', '.join(deployment.regions)}")
     try:
         with deployment.exclusive():
             return _drift(deployment, publish)
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
 
 
 def _drift(deployment: Deployment, publish: bool) -> int:
@@ -152,5 +150,5 @@ def _drift(deployment: Deployment, publish: bool) -> int:
         published = len([run for run in report.runs if not run.failed]) - len(unpublished)
         print(f"published ConfigurationDrift to {published} region(s)' CloudWatch")
     if report.failed or unpublished:
-        return EXIT_FAILED
-    return EXIT_DRIFTED if report.drifts or in_code else EXIT_OK
+        return ExitCode.FAILED
+    return ExitCode.DRIFT if report.drifts or in_code else ExitCode.OK

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from analytics_platform.exit_codes import ExitCode
 from analytics_platform.infra.config import ConfigError, PlatformConfig, load_config
 from analytics_platform.ops.deployment import Deployment, OperationError, resolve_deployment
 from analytics_platform.ops.preflight_checks import (
@@ -34,8 +35,6 @@ from analytics_platform.ops.preflight_checks import (
     state_bucket,
     vpc_quota,
 )
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -165,13 +164,13 @@ def preflight_command(
         results = run_preflight(deployment)
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except ConfigError as error:
         if error.field != "account_id":
             raise
         results = refused_everywhere(config, regions, error)
     print(report_json(results) if as_json else report_table(results))
-    return EXIT_FAILED if any(not r.ok for r in results) else EXIT_OK
+    return ExitCode.FAILED if any(not r.ok for r in results) else ExitCode.OK
 
 
 def preflight_passes(deployment: Deployment) -> bool:

@@ -33,16 +33,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from analytics_platform.analytics.target import RegionTarget, TargetError, resolve_target
 from analytics_platform.etl.events import UNVERSIONED, object_created_event, parse_object_created
 from analytics_platform.etl.job_values import (
-    DEAD_LETTERED,
     DELETED,
-    FAILED,
     PENDING,
+    RETRYABLE,
     RUNNING,
     SUCCEEDED,
     SUPERSEDED,
     _is_condition_failure,
     iso,
 )
+from analytics_platform.exit_codes import ExitCode
 from analytics_platform.local.jobs_query import parse_since, query_jobs
 from analytics_platform.ops.archived import (
     ArchivedVersion,
@@ -52,8 +52,6 @@ from analytics_platform.ops.archived import (
     show_again,
     start_restore,
 )
-
-EXIT_OK, EXIT_INCOMPLETE, EXIT_REFUSED = 0, 1, 2
 
 # --- redrive --------------------------------------------------------------------------------------------------
 
@@ -304,8 +302,6 @@ def _show_again(sqs: Any, queue_url: str, handles: list[str]) -> None:
 
 # --- retry ----------------------------------------------------------------------------------------------------
 
-#: States ``tap jobs retry`` re-queues.
-RETRYABLE = frozenset({FAILED, DEAD_LETTERED})
 #: ``detail.reason`` of the event a retry sends (S3's own reasons are PutObject, CopyObject, ...).
 RETRY_REASON = "tap-retry"
 #: A job left PENDING by a retry that no delivery has claimed for this long is re-queued again by the next retry
@@ -687,19 +683,19 @@ def redrive_command(
         queue_url, dlq_url = _queue_urls(sqs, target)
     except (TargetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return ExitCode.USAGE
     method = RedriveMethod.COPY if target.local else RedriveMethod.MOVE_TASK
     try:
         report = redrive(sqs, queue_url=queue_url, dlq_url=dlq_url, method=method, timeout_seconds=timeout_seconds,
                          s3=target.client("s3"))  # fmt: skip
     except (ClientError, BotoCoreError) as error:
         print(f"error: {region}: {error}", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        return ExitCode.FAILED
     print("\n".join(report.lines(region)))
     if report.moved:
         print("  their jobs are processed again by the worker: follow them with 'tap jobs --region "
               f"{region} --since 1h'")  # fmt: skip
-    return EXIT_OK if report.finished and not report.failed and not report.archived else EXIT_INCOMPLETE
+    return ExitCode.OK if report.finished and not report.failed and not report.archived else ExitCode.FAILED
 
 
 def retry_command(
@@ -724,12 +720,12 @@ def retry_command(
         )  # fmt: skip
     except (TargetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return ExitCode.USAGE
     except (ClientError, BotoCoreError) as error:
         print(f"error: {region}: {error}", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        return ExitCode.FAILED
     if not report.jobs:
         print(f"no {status} job in {region} since {iso(start or parse_since(None))}")
-        return EXIT_OK
+        return ExitCode.OK
     print("\n".join(report.lines()))
-    return EXIT_OK if report.complete else EXIT_INCOMPLETE
+    return ExitCode.OK if report.complete else ExitCode.FAILED

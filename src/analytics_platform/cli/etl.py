@@ -1,15 +1,15 @@
-"""``tap etl convert``: exactly the worker's transform on a local file, with its job summary."""
+"""``tap etl convert``: the worker's transform on a local file, no AWS involved."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
 from pathlib import Path
 
-from analytics_platform.etl.exceptions import TransientError
-from analytics_platform.etl.settings import Settings
-from analytics_platform.etl.transform import Limits, convert_file
+from analytics_platform.cli.options import Command, Subparsers, add_command, json_option, reject_ratio
+from analytics_platform.exit_codes import ExitCode
 
 
 def default_output(source: Path) -> Path:
@@ -26,15 +26,19 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
     source = Path(input_path)
     if not source.is_file():
         print(f"error: {source} does not exist or is not a file", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     target = Path(output_path) if output_path else default_output(source)
     if target.resolve() == source.resolve():
         # The transform writes its output in place: the input would be gone, and the worker never does that.
         print(f"error: the output {target} is the input file; name another output", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     if not target.parent.is_dir():
         print(f"error: the output's folder {target.parent} does not exist", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
+    from analytics_platform.etl.exceptions import TransientError
+    from analytics_platform.etl.settings import Settings
+    from analytics_platform.etl.transform import Limits, convert_file
+
     # The worker's own memory cap, for the default function size.
     limits = Limits(
         memory_mb=Settings(region="", bucket="", table="").duckdb_memory_mb, max_reject_ratio=max_reject_ratio
@@ -44,16 +48,16 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
             result = convert_file(source, target, name=source.name, limits=limits, work_dir=Path(work))
         except TransientError as error:  # the disk filled up: nothing about the file itself
             print(f"error: {error}", file=sys.stderr)
-            return 2
+            return ExitCode.USAGE
     if result.failure is not None:
         failure = result.failure
         summary = {"status": "FAILED", "error_type": type(failure).__name__, "error": str(failure)}
         print(json.dumps(summary, indent=2) if as_json else f"FAILED ({type(failure).__name__}): {failure}")
-        return 1
+        return ExitCode.FAILED
     summary = {"status": "SUCCEEDED", **result.summary()}
     if as_json:
         print(json.dumps(summary, indent=2))
-        return 0
+        return ExitCode.OK
     print(f"SUCCEEDED  {source} -> {target}")
     print(f"  format:   {summary['format']}")
     print(f"  rows:     {result.rows_in} in, {result.rows_out} out, {result.rows_rejected} rejected")
@@ -63,4 +67,32 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
     print("  schema:")
     for name, kind in result.schema:
         print(f"    {name:<32} {kind}")
-    return 0
+    return ExitCode.OK
+
+
+def _cmd_etl_convert(args: argparse.Namespace) -> int:
+    return convert_command(args.input, args.output, max_reject_ratio=args.max_reject_ratio, as_json=args.json)
+
+
+ETL = Command("etl", None, "ETL worker tools that run on this machine.")
+CONVERT = Command(
+    "convert", _cmd_etl_convert,
+    "Run the worker's transform on a local file: the same typing, rejects, limits and Parquet as in the cloud.",
+    examples=("tap etl convert orders.csv", "tap etl convert clicks.jsonl.gz clicks.parquet --json",
+              "tap etl convert sensors.csv --max-reject-ratio 0"),
+    details="Exit 0 with the Parquet written, 1 when the file is refused (the reason is printed), 2 on a bad "
+    "argument (nothing is written).",
+)  # fmt: skip
+
+
+def register(sub: Subparsers) -> None:
+    etl = add_command(sub, ETL)
+    etl_sub = etl.add_subparsers(dest="etl_command", required=True, metavar="{convert}")
+    convert = add_command(etl_sub, CONVERT)
+    convert.add_argument("input", help="CSV / JSON Lines / JSON array file, optionally gzip")
+    convert.add_argument("output", nargs="?", help="Parquet output (default: INPUT stem + .parquet)")
+    convert.add_argument(
+        "--max-reject-ratio", type=reject_ratio, default=0.1, metavar="RATIO",
+        help="0.0 to 0.99, as the worker setting (default 0.1)",
+    )  # fmt: skip
+    json_option(convert, "the job summary")

@@ -1,0 +1,130 @@
+"""``tap synth`` and ``tap check``: the stacks as code, before anything is deployed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from analytics_platform.cli.options import Command, Subparsers, add_command, config_options
+from analytics_platform.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from analytics_platform.infra.config import PlatformConfig
+
+
+def load(path: str | None, env: str | None = None) -> PlatformConfig:
+    """The platform configuration (defaults, ``--env``'s file, ``--config``'s file), validated."""
+    from analytics_platform.infra.config import load_config
+
+    return load_config(path, env_name=env)
+
+
+def synth_from_environment(config_path: str | None) -> int:
+    """``cdktf synth`` (through ``tap.py``): output goes where the cdktf CLI asks; ``TAP_ENV`` names the
+    environment."""
+    return synth(config_path, os.environ.get("CDKTF_OUTDIR", "cdktf.out"), os.environ.get("TAP_ENV") or None)
+
+
+def synth(config_path: str | None, outdir: str, env: str | None = None) -> int:
+    from analytics_platform.infra.account import resolve_account
+
+    return synth_config(resolve_account(load(config_path, env)), outdir)
+
+
+def synth_config(config: PlatformConfig, outdir: str) -> int:
+    from analytics_platform.infra.app import synth as synth_app
+
+    out = synth_app(config, outdir=outdir)
+    regions = ", ".join(r.region for r in config.regions)
+    print(f"synthesized {len(config.regions)} stack(s) ({regions}) of {config.environment} into {out}/stacks")
+    return ExitCode.OK
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    return synth(args.config, args.out, args.env)
+
+
+def _check_one(args: argparse.Namespace, env: str | None, out: str) -> int:
+    from analytics_platform.infra.account import account_for_check
+    from analytics_platform.infra.checks import run_checks
+
+    config, note = account_for_check(load(args.config, env))
+    if note:
+        print(f"tap check: {note}")
+    if not args.no_synth:
+        synth_config(config, out)
+    findings = run_checks(config, Path(out), with_checkov=not args.skip_checkov)
+    if not args.skip_validate:
+        findings += _terraform_validate(config, Path(out))
+    for finding in findings:
+        print(f"FINDING {finding}")
+    label = f" of {env}" if env else ""
+    print(f"tap check: {len(findings)} finding(s) in {len(config.regions)} stack(s){label}")
+    return len(findings)
+
+
+def _terraform_validate(config: PlatformConfig, out: Path) -> list[str]:
+    """``terraform validate`` of every stack (the provider's schema refuses values AWS refuses)."""
+    import tempfile
+
+    from analytics_platform.infra.names import stack_id
+    from analytics_platform.local.terraform import TerraformError, validate_stacks
+
+    names = [stack_id(r.region, config.environment_suffix) for r in config.regions]
+    with tempfile.TemporaryDirectory(prefix="tap-validate-") as work:
+        try:
+            return validate_stacks(out / "stacks", names, Path(work))
+        except TerraformError as error:
+            return [f"terraform validate could not run ({error}); --skip-validate skips it"]
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    if not args.all_envs:
+        return ExitCode.FAILED if _check_one(args, args.env, args.out) else ExitCode.OK
+    from analytics_platform.infra.config import environment_names, isolation_findings
+
+    names = environment_names()
+    if not names:
+        print("error: --all-envs: no environment files (environments/<name>.toml)", file=sys.stderr)
+        return ExitCode.USAGE
+    findings = isolation_findings(names)
+    for finding in findings:
+        print(f"FINDING {finding}")
+    total = len(findings) + sum(_check_one(args, name, str(Path(args.out) / name)) for name in names)
+    print(f"tap check --all-envs: {total} finding(s) in {len(names)} environment(s) ({', '.join(names)})")
+    return ExitCode.FAILED if total else ExitCode.OK
+
+
+SYNTH = Command(
+    "synth", _cmd_synth, "Synthesize one Terraform stack per region.",
+    examples=("tap synth", "tap synth --env prod --out build/prod"),
+    details="Needs AWS credentials only to learn the account id (account_id in the configuration avoids it).",
+)  # fmt: skip
+CHECK = Command(
+    "check", _cmd_check,
+    "Synthesize, then check residency, IAM, tags, names, cross-region consistency, checkov and terraform validate.",
+    examples=("tap check", "tap check --env prod --skip-checkov", "tap check --all-envs"),
+    details="Exit 0 without findings, 1 with findings (one FINDING line each), 2 on a configuration error.",
+)  # fmt: skip
+
+
+def register(sub: Subparsers) -> None:
+    synth_parser = add_command(sub, SYNTH)
+    synth_parser.add_argument("--out", default="cdktf.out", metavar="DIR", help="output folder (default: cdktf.out)")
+    config_options(synth_parser)
+
+    check = add_command(sub, CHECK)
+    check.add_argument("--out", default="cdktf.out", metavar="DIR", help="synth output folder (default: cdktf.out)")
+    check.add_argument("--no-synth", action="store_true", help="check an existing synth output")
+    check.add_argument("--skip-checkov", action="store_true", help="run only the project's own checks")
+    check.add_argument(
+        "--skip-validate", action="store_true", help="skip terraform validate (needs Terraform and the provider mirror)"
+    )
+    check.add_argument(
+        "--all-envs", action="store_true",
+        help="check every environments/*.toml (each synthesized into OUT/<env>) and that their state is isolated",
+    )  # fmt: skip
+    config_options(check)
