@@ -19,6 +19,7 @@ from analytics_platform.etl.events import ObjectRef, object_created_event
 from analytics_platform.etl.job_values import settled
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
+from tests.schemas import validate
 
 pytestmark = pytest.mark.e2e
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
@@ -285,6 +286,7 @@ def test_query_sees_evolving_datasets_contracts_and_the_latest_version_in_its_re
     assert code == 2 and "refused" in err and "us-east-1" in err
     # AND tap datasets shows each dataset's columns, files and rows
     code, datasets, _ = tap(local, monkeypatch, capsys, "datasets", "--local", "--region", us, "--json")
+    validate(datasets, "tap.datasets")
     by_name = {d["dataset"]: d for d in datasets}
     assert [(c["name"], c["type"]) for c in by_name["visits"]["columns"]] == [
         ("id", "integer"), ("pages", "double"), ("site", "string")]  # fmt: skip
@@ -292,6 +294,11 @@ def test_query_sees_evolving_datasets_contracts_and_the_latest_version_in_its_re
     assert (by_name["daily"]["files"], by_name["daily"]["rows"]) == (1, 2)
     code, text, _ = tap(local, monkeypatch, capsys, "datasets", "--local", "--region", us)
     assert code == 0 and "visits: 2 file(s), 3 row(s)" in text
+    # AND tap jobs --json lists the region's jobs in its published shape
+    code, jobs, _ = tap(local, monkeypatch, capsys, "jobs", "--region", us, "--json")
+    assert code == 0
+    validate(jobs, "tap.jobs")
+    assert {job["dataset"] for job in jobs} >= {"visits", "daily"} and {job["region"] for job in jobs} == {us}
 
 
 def test_the_worker_made_no_call_its_role_does_not_allow(local: dict[str, Any]) -> None:

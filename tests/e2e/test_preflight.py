@@ -15,6 +15,7 @@ import pytest
 
 from analytics_platform import cli
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
+from tests.schemas import validate
 
 pytestmark = pytest.mark.e2e
 REGION = "eu-west-1"
@@ -50,6 +51,7 @@ def test_preflight_passes_on_the_local_platform_and_refuses_a_constrained_accoun
     # WHEN preflight runs against the platform as it is up: a new account, the stack already deployed
     code, out = preflight(capsys, "--json")
     rows = json.loads(out)
+    validate(rows, "tap.preflight")
     # THEN every check passes, the deployed bucket is this account's and the function's reservation is counted back
     assert code == 0, out
     assert all(row["ok"] for row in rows) and {row["region"] for row in rows} == {REGION}

@@ -28,6 +28,7 @@ from analytics_platform.local.endpoint import Endpoint, start_endpoint
 from analytics_platform.local.endpoint.account import AccountConstraints, write_constraints
 from analytics_platform.ops.deployment import Deployment
 from analytics_platform.ops.preflight import CheckResult, run_preflight
+from tests.schemas import validate
 
 NO_ENV = {"ENVIRONMENT_SUFFIX": ""}
 
@@ -266,6 +267,7 @@ def test_preflight_reports_credentials_of_another_account_in_every_region(
 ) -> None:
     code = cli.main(["preflight", "--env", "dev", "--json"])
     rows = json.loads(capsys.readouterr().out)
+    validate(rows, "tap.preflight")
     assert code == 1
     assert [(r["region"], r["check"], r["ok"]) for r in rows] == [
         (region, "credentials", False) for region in ("us-east-1", "eu-west-1", "ap-southeast-1")

@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analytics_platform.cli.options import Command, Subparsers, add_command, config_options
+from analytics_platform.cli.options import Command, Subparsers, add_command, config_options, json_option
+from analytics_platform.cli.reports import CheckedEnvironment, check_document, emit, machine_readable, sarif_document
 from analytics_platform.exit_codes import ExitCode
 
 if TYPE_CHECKING:
+    from analytics_platform.infra.checks import Finding
     from analytics_platform.infra.config import PlatformConfig
 
 
@@ -47,55 +49,80 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return synth(args.config, args.out, args.env)
 
 
-def _check_one(args: argparse.Namespace, env: str | None, out: str) -> int:
+def _check_one(args: argparse.Namespace, env: str | None, out: str) -> CheckedEnvironment:
     from analytics_platform.infra.account import account_for_check
-    from analytics_platform.infra.checks import run_checks
+    from analytics_platform.infra.checks import checked
 
     config, note = account_for_check(load(args.config, env))
     if note:
         print(f"tap check: {note}")
     if not args.no_synth:
         synth_config(config, out)
-    findings = run_checks(config, Path(out), with_checkov=not args.skip_checkov)
+    findings = checked(config, Path(out), with_checkov=not args.skip_checkov)
     if not args.skip_validate:
         findings += _terraform_validate(config, Path(out))
     for finding in findings:
-        print(f"FINDING {finding}")
+        print(f"FINDING {finding.message}")
     label = f" of {env}" if env else ""
     print(f"tap check: {len(findings)} finding(s) in {len(config.regions)} stack(s){label}")
-    return len(findings)
+    return CheckedEnvironment(env, len(config.regions), Path(out), findings)
 
 
-def _terraform_validate(config: PlatformConfig, out: Path) -> list[str]:
+def _terraform_validate(config: PlatformConfig, out: Path) -> list[Finding]:
     """``terraform validate`` of every stack (the provider's schema refuses values AWS refuses)."""
     import tempfile
 
+    from analytics_platform.infra.checks import Finding
     from analytics_platform.infra.names import stack_id
     from analytics_platform.local.terraform import TerraformError, validate_stacks
 
     names = [stack_id(r.region, config.environment_suffix) for r in config.regions]
     with tempfile.TemporaryDirectory(prefix="tap-validate-") as work:
         try:
-            return validate_stacks(out / "stacks", names, Path(work))
+            texts = validate_stacks(out / "stacks", names, Path(work))
         except TerraformError as error:
-            return [f"terraform validate could not run ({error}); --skip-validate skips it"]
+            return [Finding("terraform-validate", None, f"terraform validate could not run ({error}); "
+                            "--skip-validate skips it")]  # fmt: skip
+    return [Finding("terraform-validate", text.split(":", 1)[0], text) for text in texts]
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    """Text (FINDING lines), or with ``--format json|sarif`` one document on stdout and the rest on stderr."""
+    from analytics_platform.cli import package_version
+
+    fmt = "json" if args.json else args.format
+    with machine_readable(fmt != "text"):
+        found = _check_all(args)
+    if found is None:
+        return ExitCode.USAGE
+    environments, shared = found
+    if fmt == "json":
+        emit(check_document(environments, shared))
+    elif fmt == "sarif":
+        emit(sarif_document(environments, shared, version=package_version()))
+    failed = shared or any(e.findings for e in environments)
+    return ExitCode.FAILED if failed else ExitCode.OK
+
+
+def _check_all(args: argparse.Namespace) -> tuple[list[CheckedEnvironment], list[Finding]] | None:
+    """Every environment checked (one without ``--all-envs``) and the findings shared between them; None when
+    ``--all-envs`` finds no environment file."""
     if not args.all_envs:
-        return ExitCode.FAILED if _check_one(args, args.env, args.out) else ExitCode.OK
+        return [_check_one(args, args.env, args.out)], []
+    from analytics_platform.infra.checks import Finding
     from analytics_platform.infra.config import environment_names, isolation_findings
 
     names = environment_names()
     if not names:
         print("error: --all-envs: no environment files (environments/<name>.toml)", file=sys.stderr)
-        return ExitCode.USAGE
-    findings = isolation_findings(names)
-    for finding in findings:
-        print(f"FINDING {finding}")
-    total = len(findings) + sum(_check_one(args, name, str(Path(args.out) / name)) for name in names)
+        return None
+    shared = [Finding("isolation", None, text) for text in isolation_findings(names)]
+    for finding in shared:
+        print(f"FINDING {finding.message}")
+    environments = [_check_one(args, name, str(Path(args.out) / name)) for name in names]
+    total = len(shared) + sum(len(e.findings) for e in environments)
     print(f"tap check --all-envs: {total} finding(s) in {len(names)} environment(s) ({', '.join(names)})")
-    return ExitCode.FAILED if total else ExitCode.OK
+    return environments, shared
 
 
 SYNTH = Command(
@@ -106,8 +133,10 @@ SYNTH = Command(
 CHECK = Command(
     "check", _cmd_check,
     "Synthesize, then check residency, IAM, tags, names, cross-region consistency, checkov and terraform validate.",
-    examples=("tap check", "tap check --env prod --skip-checkov", "tap check --all-envs"),
-    details="Exit 0 without findings, 1 with findings (one FINDING line each), 2 on a configuration error.",
+    examples=("tap check", "tap check --env prod --skip-checkov", "tap check --all-envs --json",
+              "tap check --format sarif > tap-check.sarif"),
+    details="Exit 0 without findings, 1 with findings (one FINDING line each), 2 on a configuration error. With "
+    "--json or --format sarif, stdout carries only that document; progress goes to stderr.",
 )  # fmt: skip
 
 
@@ -127,4 +156,9 @@ def register(sub: Subparsers) -> None:
         "--all-envs", action="store_true",
         help="check every environments/*.toml (each synthesized into OUT/<env>) and that their state is isolated",
     )  # fmt: skip
+    check.add_argument(
+        "--format", choices=("text", "json", "sarif"), default="text",
+        help="text (default), json (README: Machine-readable output) or SARIF 2.1.0 for code-scanning tools",
+    )  # fmt: skip
+    json_option(check, "the findings (the same as --format json)")
     config_options(check)

@@ -28,7 +28,7 @@ def _cmd_terraform(args: argparse.Namespace) -> int:
     return terraform_command(
         args.command, env=args.env, regions=args.region, local=args.local, config_path=args.config,
         assume_yes=getattr(args, "yes", False), allow_data_loss=getattr(args, "allow_data_loss", False),
-        skip_preflight=getattr(args, "skip_preflight", False),
+        skip_preflight=getattr(args, "skip_preflight", False), as_json=args.json,
     )  # fmt: skip
 
 
@@ -36,7 +36,12 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     from analytics_platform.ops.commands import drift_command
 
     return drift_command(
-        env=args.env, regions=args.region, local=args.local, config_path=args.config, publish=args.publish
+        env=args.env,
+        regions=args.region,
+        local=args.local,
+        config_path=args.config,
+        publish=args.publish,
+        as_json=args.json,
     )
 
 
@@ -81,6 +86,7 @@ def register(sub: Subparsers) -> None:
     target_options(preflight, regions="many")
     for command in (PLAN, DEPLOY, DESTROY):
         parser = add_command(sub, command)
+        json_option(parser, "{schema, command, environment, local, ok, exit_code, regions} (README)")
         target_options(parser, regions="many")
         if command is DESTROY:
             parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -92,4 +98,5 @@ def register(sub: Subparsers) -> None:
             parser.add_argument("--skip-preflight", action="store_true", help="do not run tap preflight's checks first")
     drift = add_command(sub, DRIFT)
     drift.add_argument("--publish", action="store_true", help="write ConfigurationDrift to each region's CloudWatch")
+    json_option(drift, "{schema, environment, local, ok, exit_code, regions, drifts, code} (README)")
     target_options(drift, regions="many")

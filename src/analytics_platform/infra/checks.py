@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -277,17 +278,59 @@ def consistency_findings(config: PlatformConfig, outdir: Path) -> list[str]:
     return missing + check_consistency(regional)
 
 
-def run_checks(config: PlatformConfig, outdir: Path, *, with_checkov: bool = True) -> list[str]:
-    """All findings over the synthesized stacks of ``config`` in ``outdir``."""
-    findings, regional = _regional_stacks(config, outdir)
-    findings += check_consistency(regional)
+@dataclass(frozen=True)
+class Finding:
+    """One finding of ``tap check``: the rule that found it (a checkov id such as ``CKV_AWS_18`` for checkov's),
+    the stack it is in (None when it is about no single stack) and the message."""
+
+    rule: str
+    stack: str | None
+    message: str
+
+
+#: What each rule of the project's own checks looks for (``tap check --format sarif`` lists them).
+RULES = {
+    "stack-missing": "every region of the configuration has its synthesized stack",
+    "consistency": "the regional stacks are identical in shape apart from their region",
+    "residency": "nothing in a region's stack names another region",
+    "iam": "IAM policies name their resources: no wildcard resource, no managed policy",
+    "tags": "every resource carries the provider's default tags with its own Region",
+    "names": "every name carries its region and environment suffix",
+    "metric-math": "every CloudWatch metric-math expression uses functions CloudWatch has",
+    "reachability": "every AWS API the worker calls is reachable from its private subnets",
+    "checkov": "checkov's Terraform checks, less the documented suppressions",
+    "terraform-validate": "terraform validate accepts the stack against the provider's schema",
+    "isolation": "environments share no state, lock or resource names",
+}
+
+
+def checked(config: PlatformConfig, outdir: Path, *, with_checkov: bool = True) -> list[Finding]:
+    """All findings over the synthesized stacks of ``config`` in ``outdir``, each with its rule and stack."""
+    missing, regional = _regional_stacks(config, outdir)
+    findings = [Finding("stack-missing", None, text) for text in missing]
+    findings += [Finding("consistency", _stack_of(text), text) for text in check_consistency(regional)]
     for name, (region, stack) in regional.items():
-        findings += check_residency(name, stack, region)
-        findings += check_iam(name, stack)
-        findings += check_tags(name, stack, region)
-        findings += check_names(name, stack, region, config.environment_suffix)
-        findings += check_metric_math(name, stack)
-        findings += reachability_findings(name, stack)
+        for rule, texts in (
+            ("residency", check_residency(name, stack, region)),
+            ("iam", check_iam(name, stack)),
+            ("tags", check_tags(name, stack, region)),
+            ("names", check_names(name, stack, region, config.environment_suffix)),
+            ("metric-math", check_metric_math(name, stack)),
+            ("reachability", reachability_findings(name, stack)),
+        ):
+            findings += [Finding(rule, name, text) for text in texts]
         if with_checkov:
-            findings += run_checkov(outdir / "stacks" / name, config.encryption)
+            for text in run_checkov(outdir / "stacks" / name, config.encryption):
+                checkov_id = re.search(r": checkov (CKV\w+) ", text)
+                findings.append(Finding(checkov_id.group(1) if checkov_id else "checkov", name, text))
     return findings
+
+
+def _stack_of(text: str) -> str | None:
+    found = re.match(r"([A-Za-z0-9-]+)[:/]", text)
+    return found.group(1) if found else None
+
+
+def run_checks(config: PlatformConfig, outdir: Path, *, with_checkov: bool = True) -> list[str]:
+    """All findings over the synthesized stacks of ``config`` in ``outdir``, as text."""
+    return [finding.message for finding in checked(config, outdir, with_checkov=with_checkov)]

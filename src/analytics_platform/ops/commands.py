@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from botocore.exceptions import ClientError
 
+from analytics_platform.console import emit, machine_readable
 from analytics_platform.exit_codes import ExitCode
+from analytics_platform.infra.config import ConfigError
 from analytics_platform.ops.deployment import Deployment, OperationError, resolve_deployment
+from analytics_platform.ops.runs import RegionRun
 
 
 def _resolve(env: str | None, regions: Sequence[str] | None, local: bool, config_path: str | None) -> Deployment:
@@ -56,6 +61,21 @@ def bootstrap_command(*, env: str | None, regions: Sequence[str] | None, local: 
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
+#: ``schema`` of the ``--json`` documents of ``tap plan | deploy | destroy`` and ``tap drift``.
+TERRAFORM_SCHEMA, DRIFT_SCHEMA = "tap.terraform/1", "tap.drift/1"
+
+
+def run_rows(runs: Sequence[RegionRun], *, drift: bool = False) -> list[dict[str, Any]]:
+    """One JSON row per region: ``region, result, added, changed, destroyed`` (``drift``: ``drifted``),
+    ``seconds, error``."""
+    counts = (lambda r: {"drifted": r.changed}) if drift else (
+        lambda r: {"added": r.added, "changed": r.changed, "destroyed": r.destroyed})  # fmt: skip
+    return [
+        {"region": r.region, "result": r.result, **counts(r), "seconds": round(r.seconds, 1), "error": r.error}
+        for r in runs
+    ]
+
+
 def terraform_command(
     command: str,
     *,
@@ -66,9 +86,46 @@ def terraform_command(
     assume_yes: bool = False,
     allow_data_loss: bool = False,
     skip_preflight: bool = False,
+    as_json: bool = False,
 ) -> int:
     """``tap plan | deploy | destroy``: the summary table; exit 1 if any region failed. A deploy runs ``tap
-    preflight``'s checks first and stops (exit 1, nothing applied) when one fails, unless ``skip_preflight``."""
+    preflight``'s checks first and stops (exit 1, nothing applied) when one fails, unless ``skip_preflight``.
+
+    ``as_json``: the lines for people go to stderr and stdout carries ``{schema, command, environment, local, ok,
+    exit_code, regions: [...]}`` (:func:`run_rows`; empty when refused before Terraform ran).
+    """
+    document: dict[str, Any] = {"schema": TERRAFORM_SCHEMA, "command": command, "environment": env, "local": local,
+                                "regions": []}  # fmt: skip
+    with _reported(document, as_json) as result:
+        result.append(_terraform(
+            command, document, env=env, regions=regions, local=local, config_path=config_path, assume_yes=assume_yes,
+            allow_data_loss=allow_data_loss, skip_preflight=skip_preflight,
+        ))  # fmt: skip
+    return result[0]
+
+
+@contextmanager
+def _reported(document: dict[str, Any], as_json: bool) -> Iterator[list[int]]:
+    """Run the block (it appends its exit code) with people's lines on stderr when ``as_json``, then print
+    ``document`` with ``ok`` and ``exit_code``. A configuration error is reported as ``tap`` reports it (exit 2),
+    the document still printed."""
+    result: list[int] = []
+    with machine_readable(as_json):
+        try:
+            yield result
+        except ConfigError as error:
+            if not as_json:
+                raise
+            print(f"error: {error}", file=sys.stderr)
+            result.append(ExitCode.USAGE)
+    if as_json:
+        emit({**document, "ok": result[0] == ExitCode.OK, "exit_code": int(result[0])})
+
+
+def _terraform(
+    command: str, document: dict[str, Any], *, env: str | None, regions: Sequence[str] | None, local: bool,
+    config_path: str | None, assume_yes: bool, allow_data_loss: bool, skip_preflight: bool,
+) -> int:  # fmt: skip
     from analytics_platform.ops.runs import confirm_destroy, summary_table, terraform_runs
 
     try:
@@ -76,6 +133,7 @@ def terraform_command(
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitCode.USAGE
+    document["environment"] = deployment.env
     if command == "destroy" and deployment.running:
         print(
             f"error: {deployment.env} is the environment 'tap local up' runs; stop it with 'tap local down'",
@@ -105,29 +163,49 @@ def terraform_command(
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitCode.FAILED
+    document["regions"] = run_rows(runs)
     print(summary_table(runs))
     return ExitCode.FAILED if any(run.failed for run in runs) else ExitCode.OK
 
 
 def drift_command(
-    *, env: str | None, regions: Sequence[str] | None, local: bool, config_path: str | None, publish: bool
-) -> int:
-    """``tap drift``: 0 in sync, 2 drifted, 1 a region could not be checked (or its metric not published)."""
+    *, env: str | None, regions: Sequence[str] | None, local: bool, config_path: str | None, publish: bool,
+    as_json: bool = False,
+) -> int:  # fmt: skip
+    """``tap drift``: 0 in sync, 3 drifted, 1 a region could not be checked (or its metric not published), 2 a
+    usage or configuration error.
+
+    ``as_json``: stdout carries ``{schema, environment, local, ok, exit_code, regions: [...], drifts: [{region,
+    address, kind, attributes}], code: [...]}`` (``code``: where the synthesized stacks differ between regions).
+    """
+    document: dict[str, Any] = {"schema": DRIFT_SCHEMA, "environment": env, "local": local, "regions": [],
+                                "drifts": [], "code": []}  # fmt: skip
+    with _reported(document, as_json) as result:
+        result.append(_drift_command(document, env=env, regions=regions, local=local, config_path=config_path,
+                                     publish=publish))  # fmt: skip
+    return result[0]
+
+
+def _drift_command(
+    document: dict[str, Any], *, env: str | None, regions: Sequence[str] | None, local: bool,
+    config_path: str | None, publish: bool,
+) -> int:  # fmt: skip
     try:
         deployment = _resolve(env, regions, local, config_path)
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitCode.USAGE
+    document["environment"] = deployment.env
     print(f"drift: {deployment.env} in {', '.join(deployment.regions)}")
     try:
         with deployment.exclusive():
-            return _drift(deployment, publish)
+            return _drift(deployment, publish, document)
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitCode.FAILED
 
 
-def _drift(deployment: Deployment, publish: bool) -> int:
+def _drift(deployment: Deployment, publish: bool, document: dict[str, Any]) -> int:
     from analytics_platform.ops.drift import detect_drift, publish_drift
     from analytics_platform.ops.emulator import emulator_filter
     from analytics_platform.ops.runs import summary_table
@@ -142,6 +220,11 @@ def _drift(deployment: Deployment, publish: bool) -> int:
     for drift in report.drifts:
         print(f"DRIFT {drift.describe()}")
     print(summary_table(report.runs, drift=True))
+    document.update(
+        regions=run_rows(report.runs, drift=True), code=in_code,
+        drifts=[{"region": d.region, "address": d.address, "kind": d.kind, "attributes": d.attributes}
+                for d in report.drifts],
+    )  # fmt: skip
     unpublished: list[str] = []
     if publish:
         unpublished = publish_drift(deployment, report)
