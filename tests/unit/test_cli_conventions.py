@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +40,7 @@ def test_every_command_is_listed() -> None:
     assert names == {
         "synth", "check", "bootstrap", "preflight", "plan", "deploy", "destroy", "drift", "jobs", "jobs retry",
         "redrive", "query", "datasets", "etl", "etl convert", "local", "local up", "local down", "local constrain",
-        "demo",
+        "demo", "completion",
     }  # fmt: skip
 
 
@@ -50,7 +52,7 @@ def test_every_subcommand_has_a_description_examples_and_help_on_every_option(
     assert parser.description and len(parser.description) > 20
     has_handler = parser.get_default("handler") is not None
     if has_handler:  # groups (etl, local) only list their subcommands
-        assert parser.epilog and parser.epilog.startswith("examples:\n  tap "), path
+        assert parser.epilog and parser.epilog.startswith("examples:\n  ") and "tap " in parser.epilog, path
     for action in parser._actions:
         if action.option_strings and action.help != argparse.SUPPRESS:
             assert action.help, f"tap {' '.join(path)} {action.option_strings[0]} has no help"
@@ -115,3 +117,80 @@ def test_a_bad_fault_rate_is_refused_before_anything_starts(capsys: pytest.Captu
         with pytest.raises(SystemExit) as stopped:
             cli.main(["local", "up", "--fault-rate", rate])
         assert stopped.value.code == ExitCode.USAGE and "--fault-rate" in capsys.readouterr().err
+
+
+@pytest.fixture
+def nested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project (cdktf.json, environments/dev.toml with a mistake) and a folder two levels down to run from."""
+    (tmp_path / "cdktf.json").write_text("{}")
+    (tmp_path / "environments").mkdir()
+    (tmp_path / "environments" / "dev.toml").write_text("lambda_memory_mb = 1\n")
+    deep = tmp_path / "data" / "incoming"
+    deep.mkdir(parents=True)
+    monkeypatch.delenv("TAP_ENVIRONMENTS_DIR", raising=False)
+    monkeypatch.delenv("ENVIRONMENT_SUFFIX", raising=False)
+    monkeypatch.chdir(deep)
+    return tmp_path
+
+
+def test_the_project_root_is_found_from_a_subdirectory_and_given_paths_stay_where_they_were_given(
+    nested: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN tap run two folders below the project's root, with a --config file named relative to that folder
+    Path("mine.toml").write_text('backend = "gcs"\n')
+    # WHEN
+    code = cli.main(["synth", "--env", "dev", "--config", "mine.toml"])
+    # THEN the environment was found at the root, the file where it was given, and tap came back
+    err = capsys.readouterr().err
+    assert code == ExitCode.USAGE
+    assert "environments/dev.toml: lambda_memory_mb" in err
+    assert f"{nested / 'data' / 'incoming' / 'mine.toml'}: backend" in err
+    assert Path.cwd() == nested / "data" / "incoming"
+
+
+def test_dash_c_runs_as_if_started_in_that_folder(nested: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (nested / "data" / "root.toml").write_text("lambda_batch_size = 0\n")
+    code = cli.main(["-C", str(nested / "data"), "synth", "--config", "root.toml"])
+    assert code == ExitCode.USAGE and "root.toml: lambda_batch_size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["-C", str(nested / "nope"), "synth"])
+    assert stopped.value.code == ExitCode.USAGE
+    assert "error: tap: -C " in capsys.readouterr().err
+    assert Path.cwd() == nested / "data" / "incoming"
+
+
+def test_without_a_project_tap_stays_where_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.project_root(tmp_path) is None or (cli.project_root(tmp_path) / "cdktf.json").is_file()
+    assert cli.project_root(tmp_path / "x") == cli.project_root(tmp_path)
+
+
+def complete(script: Path, line: str) -> list[str]:
+    """What bash offers for ``line`` (a trailing space: the next word) with ``script`` loaded."""
+    words = line.split() + ([""] if line.endswith(" ") else [])
+    program = f"source {script}; COMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}; _tap; " \
+        'printf "%s\\n" "${COMPREPLY[@]}"'  # fmt: skip
+    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True)
+    return [w for w in done.stdout.splitlines() if w]
+
+
+def test_bash_completion_offers_commands_options_and_choices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["completion", "bash"]) == 0
+    script = tmp_path / "tap.bash"
+    script.write_text(capsys.readouterr().out)
+    assert complete(script, "tap lo") == ["local"]
+    assert set(complete(script, "tap local ")) == {"-h", "--help", "up", "down", "constrain"}
+    assert "--fault-rate" in complete(script, "tap local up --")
+    assert complete(script, "tap jobs --status DEAD") == ["DEAD_LETTERED"]
+    assert complete(script, "tap check --format ") == ["text", "json", "sarif"]
+    assert "--restore" in complete(script, "tap jobs --region eu-west-1 retry --")
+    # every command of the parser is offered at the top
+    assert set(complete(script, "tap ")) >= {" ".join(p) for p, _ in ALL if len(p) == 1}
+
+
+def test_zsh_completion_loads_the_same_function_through_bashcompinit(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["completion", "zsh"]) == 0
+    out = capsys.readouterr().out
+    assert "autoload -U +X bashcompinit && bashcompinit" in out and "complete -o default -F _tap tap" in out

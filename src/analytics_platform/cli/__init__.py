@@ -6,6 +6,7 @@
 - :mod:`.local`: ``local up|down|constrain``, ``demo``
 - :mod:`.jobs`: ``jobs`` (and ``jobs retry``), ``redrive``
 - :mod:`.analytics`: ``query``, ``datasets``
+- :mod:`.completion`: ``completion bash|zsh``
 
 Shared option helpers live in :mod:`.options`; exit codes in :mod:`analytics_platform.exit_codes`. Heavy modules
 (cdktf bindings, DuckDB, moto) are imported inside the handlers that need them, so ``tap --help`` and config errors
@@ -19,13 +20,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
-from analytics_platform.cli import analytics, build, etl, jobs, local, operations
+from analytics_platform.cli import analytics, build, completion, etl, jobs, local, operations
 from analytics_platform.cli.options import Parser
 from analytics_platform.exit_codes import ExitCode
 
 #: The command groups, in the order ``tap --help`` lists them.
-GROUPS = (build, operations, jobs, analytics, etl, local)
+GROUPS = (build, operations, jobs, analytics, etl, local, completion)
 
 EPILOG = """\
 exit codes: 0 done, 1 failed (findings, a failed region, a job not re-queued), 2 refused (usage, configuration),
@@ -48,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
         "queried in the region it landed in.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"tap {package_version()}")
+    parser.add_argument(
+        "-C", dest="directory", metavar="DIR",
+        help="run as if tap was started in DIR (default: the nearest folder up from here holding cdktf.json)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for group in GROUPS:
         group.register(sub)
@@ -77,10 +83,50 @@ def synth_for_cdktf(config_path: str | None) -> int:
     return run(lambda: build.synth_from_environment(config_path))
 
 
+#: What marks a project's root folder (as ``.git`` does for git).
+ROOT_MARKER = "cdktf.json"
+#: Options naming files: given relative to where tap was started, they stay so when tap moves to the root.
+PATH_OPTIONS = ("config", "out", "input", "output")
+
+
+def project_root(start: Path) -> Path | None:
+    """The nearest folder from ``start`` up holding :data:`ROOT_MARKER`, or None."""
+    for folder in (start, *start.parents):
+        if (folder / ROOT_MARKER).is_file():
+            return folder
+    return None
+
+
+def _enter_project(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path | None:
+    """Move to ``-C DIR`` or to the project's root (the folder to come back to, or None when tap stays)."""
+    here = Path.cwd()
+    if args.directory is not None:
+        target = Path(args.directory)
+        if not target.is_dir():
+            parser.error(f"-C {args.directory}: no such folder")
+    else:
+        target = project_root(here) or here
+        if target.resolve() == here.resolve():
+            return None
+        for name in PATH_OPTIONS:
+            value = getattr(args, name, None)
+            if isinstance(value, str) and value and value != args.parser.get_default(name):
+                setattr(args, name, str(here / value))
+    os.chdir(target)
+    return here
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tap``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    return run(lambda: int(args.handler(args)))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.parser = getattr(args, "parser", parser)
+    back = _enter_project(args, parser)
+    try:
+        return run(lambda: int(args.handler(args)))
+    finally:
+        if back is not None:
+            os.chdir(back)
 
 
 __all__ = ["build_parser", "main", "package_version", "run", "synth_for_cdktf"]

@@ -19,12 +19,20 @@ from typing import Any
 from analytics_platform.etl.contracts import ContractError, DatasetContract, parse_contracts
 from analytics_platform.etl.settings import Tunables, tunable_fields
 from analytics_platform.infra.names import ResourceNames
-from analytics_platform.infra.validation import KNOWN_REGIONS, ConfigError, validate
+from analytics_platform.infra.validation import (
+    KNOWN_REGIONS,
+    ConfigError,
+    ConfigErrors,
+    did_you_mean,
+    raise_all,
+    validate,
+)  # fmt: skip
 
 __all__ = [
     "KNOWN_REGIONS",
     "REQUIRED_TAGS",
     "ConfigError",
+    "ConfigErrors",
     "PlatformConfig",
     "RegionConfig",
     "load_config",
@@ -176,40 +184,58 @@ def _region_from_mapping(index: int, raw: Any) -> RegionConfig:
 LIST_FIELDS = {"alarm_emails": "e-mail addresses", "query_principals": "IAM role or user ARNs"}
 
 
-def config_from_mapping(raw: Mapping[str, Any], base: PlatformConfig | None = None) -> PlatformConfig:
-    """Build a config from a plain mapping (a parsed file); unknown keys are errors."""
+def config_from_mapping(
+    raw: Mapping[str, Any], base: PlatformConfig | None = None, *, source: str | None = None,
+    collect: list[ConfigError] | None = None,
+) -> PlatformConfig:  # fmt: skip
+    """Build a config from a plain mapping (a parsed file, ``source``); unknown keys are errors. Every key is
+    looked at: the errors of all of them are raised together (:func:`raise_all`), or with ``collect`` appended to
+    it and the config built from the other keys."""
     config = base or PlatformConfig()
     known = {f.name for f in fields(PlatformConfig)} - {"worker"}
     worker_keys = {f.name for f in tunable_fields()}
     changes: dict[str, Any] = {}
     worker_changes: dict[str, Any] = {}
+    errors: list[ConfigError] = []
     for key, value in raw.items():
         if key in worker_keys:
             worker_changes[key] = value
-            continue
-        if key not in known:
-            raise ConfigError(key, "unknown setting")
-        if key == "regions":
-            if not isinstance(value, list):
-                raise ConfigError("regions", "must be a list")
-            value = tuple(_region_from_mapping(i, item) for i, item in enumerate(value))
-        elif key == "datasets":
+        elif key not in known:
+            errors.append(ConfigError(key, f"unknown setting{did_you_mean(key, known | worker_keys)}", source))
+        else:
             try:
-                value = parse_contracts(value)
-            except ContractError as error:
-                raise ConfigError(error.field, error.message) from error
-        elif key in LIST_FIELDS:
-            if not isinstance(value, list | tuple):
-                raise ConfigError(key, f"must be a list of {LIST_FIELDS[key]}")
-            value = tuple(value)
-        elif key == "extra_tags":
-            if not isinstance(value, Mapping):
-                raise ConfigError("extra_tags", "must be a table of strings")
-            value = dict(value)
-        changes[key] = value
+                changes[key] = _setting(key, value)
+            except ConfigError as error:
+                errors.append(ConfigError(error.field, error.message, source))
+    if collect is None:
+        raise_all(errors)
+    else:
+        collect.extend(errors)
     if worker_changes:
         changes["worker"] = replace(config.worker, **worker_changes)
     return replace(config, **changes)
+
+
+def _setting(key: str, value: Any) -> Any:
+    """The typed value of one top-level setting as written in a file."""
+    if key == "regions":
+        if not isinstance(value, list):
+            raise ConfigError("regions", "must be a list")
+        return tuple(_region_from_mapping(i, item) for i, item in enumerate(value))
+    if key == "datasets":
+        try:
+            return parse_contracts(value)
+        except ContractError as error:
+            raise ConfigError(error.field, error.message) from error
+    if key in LIST_FIELDS:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(key, f"must be a list of {LIST_FIELDS[key]}")
+        return tuple(value)
+    if key == "extra_tags":
+        if not isinstance(value, Mapping):
+            raise ConfigError("extra_tags", "must be a table of strings")
+        return dict(value)
+    return value
 
 
 def with_account(config: PlatformConfig, account_id: str) -> PlatformConfig:
@@ -224,9 +250,13 @@ def with_account(config: PlatformConfig, account_id: str) -> PlatformConfig:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a ``.json`` or ``.toml`` configuration file."""
+    """Parse a ``.json`` or ``.toml`` configuration file (YAML is refused by name)."""
     if not path.is_file():
         raise ConfigError("config", f"file {path} does not exist")
+    if path.suffix.lower() in {".yaml", ".yml"}:
+        raise ConfigError(
+            "config", f"{path} is YAML, which tap does not read: write it as TOML (.toml) or JSON (.json)"
+        )
     text = path.read_text(encoding="utf-8")
     try:
         data: Any = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
@@ -254,8 +284,11 @@ def environment_names(environ: Mapping[str, str] | None = None) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.toml") if p.is_file()) if folder.is_dir() else []
 
 
-def environment_config(name: str, environ: Mapping[str, str] | None = None) -> PlatformConfig:
-    """Defaults, then ``environments/<name>.toml``; ``environment`` and ``environment_suffix`` default to the name."""
+def environment_config(
+    name: str, environ: Mapping[str, str] | None = None, collect: list[ConfigError] | None = None
+) -> PlatformConfig:
+    """Defaults, then ``environments/<name>.toml``; ``environment`` and ``environment_suffix`` default to the name.
+    ``collect``: see :func:`config_from_mapping`."""
     if not ENVIRONMENT_NAME.fullmatch(name):
         raise ConfigError("env", f"{name!r} is not an environment name (lowercase letters, digits, '-'; 16 at most)")
     path = environments_dir(environ) / f"{name}.toml"
@@ -263,7 +296,8 @@ def environment_config(name: str, environ: Mapping[str, str] | None = None) -> P
         known = ", ".join(environment_names(environ)) or "none"
         raise ConfigError("env", f"no environment {name!r}: {path} does not exist (known: {known})")
     raw = read_config_file(path)
-    return config_from_mapping({"environment": name, "environment_suffix": name, **raw}, PlatformConfig())
+    return config_from_mapping({"environment": name, "environment_suffix": name, **raw}, PlatformConfig(),
+                               source=str(path), collect=collect)  # fmt: skip
 
 
 def load_config(
@@ -276,21 +310,40 @@ def load_config(
     """Defaults, then ``environments/<env_name>.toml``, then the file at ``path``, then ``ENVIRONMENT_SUFFIX``,
     then ``overrides``; validated."""
     env = os.environ if environ is None else environ
-    config = environment_config(env_name, env) if env_name else PlatformConfig()
+    errors: list[ConfigError] = []  # every layer is read, and everything wrong in them reported at once
+    config = environment_config(env_name, env, errors) if env_name else PlatformConfig()
+    #: Which file set each top-level setting: a validation error names it.
+    sources: dict[str, str] = {}
+    if env_name:
+        env_file = str(environments_dir(env) / f"{env_name}.toml")
+        sources.update(dict.fromkeys(read_config_file(Path(env_file)), env_file))
     if path is not None:
-        config = config_from_mapping(read_config_file(Path(path)), config)
+        try:
+            raw = read_config_file(Path(path))
+        except ConfigError as error:
+            raise_all([*errors, error])
+        config = config_from_mapping(raw, config, source=str(path), collect=errors)
+        sources.update(dict.fromkeys(raw, str(path)))
     if env.get("ENVIRONMENT_SUFFIX"):
         config = replace(config, environment_suffix=env["ENVIRONMENT_SUFFIX"])
+        sources["environment_suffix"] = "ENVIRONMENT_SUFFIX (environment variable)"
     if overrides:
         config = config_from_mapping(overrides, config)
-    if env_name and config.environment_suffix != (expected := environment_config(env_name, env).environment_suffix):
-        raise ConfigError(
+        for key in overrides:
+            sources.pop(key, None)
+    if env_name and config.environment_suffix != (expected := environment_config(env_name, env, []).environment_suffix):
+        errors.append(ConfigError(
             "environment_suffix",
             f"is {config.environment_suffix!r} but environment {env_name!r} owns suffix {expected!r}: another suffix "
             "would apply this environment's settings over another environment's state and resources (unset "
             "ENVIRONMENT_SUFFIX, or drop environment_suffix from --config)",
-        )
-    return validate(config)
+        ))  # fmt: skip
+    try:
+        validate(config)
+    except ConfigError as error:
+        errors += [e.located(sources) for e in error.errors]
+    raise_all(errors)
+    return config
 
 
 def isolation_findings(names: list[str], environ: Mapping[str, str] | None = None) -> list[str]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from analytics_platform.etl.contracts import DatasetContract, contracts_to_json
@@ -62,16 +65,71 @@ MAX_CONTRACTS_BYTES = 2800
 
 
 class ConfigError(ValueError):
-    """A configuration value is invalid; ``field`` names the offending setting."""
+    """A configuration value is invalid; ``field`` names the offending setting, ``source`` the file it came from
+    (None: a default, the command line or the environment)."""
 
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"invalid configuration: {field_name}: {message}")
-        self.field = field_name
+    def __init__(self, field_name: str, message: str, source: str | None = None) -> None:
+        self.field, self.message, self.source = field_name, message, source
+        where = f" in {source}" if source else ""
+        super().__init__(f"invalid configuration{where}: {field_name}: {message}")
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        return [self]
+
+    def located(self, sources: Mapping[str, str]) -> ConfigError:
+        """This error with the file its top-level setting came from (``sources``: setting -> file)."""
+        if self.source is not None:
+            return self
+        top = re.split(r"[.\[]", self.field, maxsplit=1)[0]
+        return ConfigError(self.field, self.message, sources.get(top)) if top in sources else self
+
+
+class ConfigErrors(ConfigError):
+    """More than one configuration error, all reported at once; ``field`` is the first one's."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.field, first.message, first.source)
+        self._errors = list(errors)
+        lines = "\n".join(f"  - {e.source + ': ' if e.source else ''}{e.field}: {e.message}" for e in self._errors)
+        self.args = (f"invalid configuration, {len(self._errors)} errors:\n{lines}",)
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        return self._errors
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def raise_all(errors: Sequence[ConfigError]) -> None:
+    """Raise nothing, the one error, or :class:`ConfigErrors` (each listed once, in order)."""
+    unique = list({str(e): e for error in errors for e in error.errors}.values())
+    if len(unique) == 1:
+        raise unique[0]
+    if unique:
+        raise ConfigErrors(unique)
+
+
+#: The errors :func:`validate` collects while it runs (None outside: each rule raises at once).
+_collected: ContextVar[list[ConfigError] | None] = ContextVar("config_errors", default=None)
 
 
 def _require(condition: bool, field_name: str, message: str) -> None:
-    if not condition:
-        raise ConfigError(field_name, message)
+    if condition:
+        return
+    error = ConfigError(field_name, message)
+    collected = _collected.get()
+    if collected is None:
+        raise error
+    collected.append(error)
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``; did you mean 'lambda_memory_mb'?`` when ``known`` has a close spelling of ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.7)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _validate_int(config: PlatformConfig, name: str, low: int, high: int) -> None:
@@ -103,7 +161,8 @@ def _validate_regions(regions: tuple[RegionConfig, ...]) -> None:
         try:
             network = ipaddress.IPv4Network(region.vpc_cidr, strict=True)
         except (ValueError, TypeError) as error:
-            raise ConfigError(f"{where}.vpc_cidr", f"not a valid IPv4 CIDR block: {error}") from error
+            _require(False, f"{where}.vpc_cidr", f"not a valid IPv4 CIDR block: {error}")
+            continue
         _require(
             16 <= network.prefixlen <= 24,
             f"{where}.vpc_cidr",
@@ -171,7 +230,24 @@ def _validate_contracts(config: PlatformConfig) -> None:
 
 
 def validate(config: PlatformConfig) -> PlatformConfig:
-    """Check every field; raise :class:`ConfigError` naming the first offending one."""
+    """Check every field; raise :class:`ConfigError` naming the offending one, or :class:`ConfigErrors` naming
+    every offending one."""
+    errors: list[ConfigError] = []
+    token = _collected.set(errors)
+    try:
+        _validate(config)
+    except ConfigError as error:  # a rule that cannot go on (an unparsable CIDR block)
+        errors.append(error)
+    except (TypeError, ValueError):  # a rule comparing a value of the wrong type, already reported above
+        if not errors:
+            raise
+    finally:
+        _collected.reset(token)
+    raise_all(errors)
+    return config
+
+
+def _validate(config: PlatformConfig) -> None:
     _validate_regions(config.regions)
     suffix = config.environment_suffix
     _require(
@@ -255,7 +331,7 @@ def validate(config: PlatformConfig) -> PlatformConfig:
     for field_name, message in principal_problems(
         config.query_principals, account_id=config.account_id, regions=regions, known_regions=KNOWN_REGIONS
     ):
-        raise ConfigError(field_name, message)
+        _require(False, field_name, message)
     _validate_int(config, "oldest_message_alarm_seconds", 60, 1209600)
     # Athena's per-query data limit starts at 10 MB.
     _validate_int(config, "athena_bytes_scanned_cutoff_mb", 10, 1024 * 1024 * 1024)
@@ -303,4 +379,3 @@ def validate(config: PlatformConfig) -> PlatformConfig:
             "local_endpoint",
             "must be http://127.0.0.1:PORT or http://localhost:PORT",
         )
-    return config
