@@ -1,36 +1,54 @@
 """End to end: ``tap preflight --local`` passes on the running local platform and refuses a constrained one.
 
-One ``tap local up`` (one region, to keep it short) serves both halves: the constraint is switched on and off at
-runtime with ``tap local constrain``, as an operator would.
+One ``tap local up`` (one region, to keep it short, run in a pseudo-terminal as a user would) serves both halves:
+the constraint is switched on and off at runtime with ``tap local constrain``, as an operator would.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from analytics_platform import cli
-from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
+from analytics_platform.local.platform import LocalPaths
+from analytics_platform.local.state import read_outputs, read_state
+from tests.pty_run import run_in_pty
 from tests.schemas import validate
 
 pytestmark = pytest.mark.e2e
 REGION = "eu-west-1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The platform started and stopped as a user does, with ``tap local up`` / ``tap local down`` in a terminal
+    (a pseudo-terminal): their live per-region progress is checked on the way."""
     folder = tmp_path_factory.mktemp("environments")
     (folder / "dev.toml").write_text(f'regions = ["{REGION}"]\n')
     paths = LocalPaths(tmp_path_factory.mktemp("preflight-local"))
     saved = {name: os.environ.get(name) for name in ("TAP_ENVIRONMENTS_DIR", "TAP_LOCAL_HOME")}
     os.environ.update({"TAP_ENVIRONMENTS_DIR": str(folder), "TAP_LOCAL_HOME": str(paths.root)})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    tap = [sys.executable, "-m", "analytics_platform.cli"]
     try:
-        yield platform_up(paths=paths, env="dev")
-        assert platform_down(paths=paths) is True
+        code, shown = run_in_pty([*tap, "local", "up", "--env", "dev"], env=env, cwd=ROOT, timeout=900)
+        assert code == 0, shown[-3000:]
+        # drawn live: the region's row with resources done of planned, then its time
+        assert "\x1b[" in shown and re.search(rf"{REGION}.*\d+/\d+.*done in \d", shown), shown[-3000:]
+        outputs = read_outputs(paths)
+        assert outputs is not None
+        yield outputs
+        code, shown = run_in_pty([*tap, "local", "down"], env=env, cwd=ROOT, timeout=600)
+        assert code == 0 and re.search(rf"{REGION}.*done in \d", shown), shown[-3000:]
+        assert read_state(paths) is None
     finally:
         for name, value in saved.items():
             if value is None:

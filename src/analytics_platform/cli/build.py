@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from analytics_platform.cli.options import Command, Subparsers, add_command, config_options, json_option
 from analytics_platform.cli.reports import CheckedEnvironment, check_document, emit, machine_readable, sarif_document
 from analytics_platform.exit_codes import ExitCode
+from analytics_platform.progress import spinner
 
 if TYPE_CHECKING:
     from analytics_platform.infra.checks import Finding
@@ -58,7 +59,11 @@ def _check_one(args: argparse.Namespace, env: str | None, out: str) -> CheckedEn
         print(f"tap check: {note}")
     if not args.no_synth:
         synth_config(config, out)
-    findings = checked(config, Path(out), with_checkov=not args.skip_checkov)
+    if args.skip_checkov:
+        findings = checked(config, Path(out), with_checkov=False)
+    else:
+        with spinner(f"tap check: checkov on {len(config.regions)} stack(s)"):
+            findings = checked(config, Path(out))
     if not args.skip_validate:
         findings += _terraform_validate(config, Path(out))
     for finding in findings:

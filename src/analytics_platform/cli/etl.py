@@ -10,6 +10,7 @@ from pathlib import Path
 
 from analytics_platform.cli.options import Command, Subparsers, add_command, json_option, reject_ratio
 from analytics_platform.exit_codes import ExitCode
+from analytics_platform.progress import reading
 
 
 def default_output(source: Path) -> Path:
@@ -45,7 +46,8 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
     )
     with tempfile.TemporaryDirectory(prefix="tap-convert-") as work:
         try:
-            result = convert_file(source, target, name=source.name, limits=limits, work_dir=Path(work))
+            with reading(source, f"converting {source.name}", live=False if as_json else None):
+                result = convert_file(source, target, name=source.name, limits=limits, work_dir=Path(work))
         except TransientError as error:  # the disk filled up: nothing about the file itself
             print(f"error: {error}", file=sys.stderr)
             return ExitCode.USAGE

@@ -29,7 +29,8 @@ from analytics_platform.local.state import (
     write_outputs,
     write_state,
 )
-from analytics_platform.local.terraform import TerraformError, TerraformRunner, run_per_region
+from analytics_platform.local.terraform import Events, TerraformError, TerraformRunner, run_per_region
+from analytics_platform.progress import RegionBoard
 
 __all__ = ["LocalPaths", "LocalPlatformError", "platform_down", "platform_up"]
 
@@ -167,8 +168,9 @@ def platform_up(
         runner = TerraformRunner.create(paths.root / "terraform")
         stacks = _stack_dirs(paths, config)
         progress(f"applying {len(regions)} stack(s) with terraform, {'in parallel' if parallel else 'in sequence'}")
-        timings = run_per_region(lambda r: _apply(runner, stacks[r], f"apply-{r}"), regions, parallel=parallel,
-                                 progress=progress)  # fmt: skip
+        with RegionBoard(regions, "applying", say=progress) as board:
+            timings = run_per_region(lambda r: _apply(runner, stacks[r], f"apply-{r}", board.terraform_events(r)),
+                                     regions, parallel=parallel, progress=progress, board=board)  # fmt: skip
         progress(f"applied: {_per_region(timings)}")
         outputs = LocalOutputs(endpoint, {region: _region_outputs(runner, stacks[region]) for region in regions})
         write_outputs(paths, outputs)
@@ -206,19 +208,19 @@ def _per_region(timings: dict[str, float]) -> str:
     return ", ".join(f"{region} {seconds:.1f} s" for region, seconds in timings.items())
 
 
-def _apply(runner: TerraformRunner, stack_dir: Path, log_name: str) -> None:
+def _apply(runner: TerraformRunner, stack_dir: Path, log_name: str, events: Events | None = None) -> None:
     """``apply``, then the settled state recorded (``tap drift`` compares against it)."""
-    runner.apply(stack_dir, log_name)
+    runner.apply(stack_dir, log_name, events)
     runner.settle(stack_dir, log_name)
 
 
-def _destroy(runner: TerraformRunner, stack_dir: Path, log_name: str) -> None:
+def _destroy(runner: TerraformRunner, stack_dir: Path, log_name: str, events: Events | None = None) -> None:
     """``destroy``, once more if it fails: on a loaded machine the endpoint can answer a retried delete with
     "not found" for what the first attempt already deleted; the second run starts from the refreshed state."""
     try:
-        runner.destroy(stack_dir, log_name)
+        runner.destroy(stack_dir, log_name, events)
     except TerraformError:
-        runner.destroy(stack_dir, log_name)
+        runner.destroy(stack_dir, log_name, events)
 
 
 def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], None] = print) -> bool:
@@ -233,8 +235,11 @@ def platform_down(*, paths: LocalPaths | None = None, progress: Callable[[str], 
         runner = TerraformRunner.create(paths.root / "terraform")
         stacks = _stack_dirs(paths, config)
         progress(f"destroying {len(stacks)} stack(s)")
-        timings = run_per_region(lambda r: _destroy(runner, stacks[r], f"destroy-{r}"), list(stacks),
-                                 progress=progress, verb="destroying")  # fmt: skip
+        with RegionBoard(list(stacks), "destroying", say=progress) as board:
+            timings = run_per_region(
+                lambda r: _destroy(runner, stacks[r], f"destroy-{r}", board.terraform_events(r)), list(stacks),
+                progress=progress, verb="destroying", board=board,
+            )  # fmt: skip
         progress(f"destroyed: {_per_region(timings)}")
         remaining = leftovers(state.endpoint, state.regions, state.environment_suffix)
         (paths.root / "leftovers.json").write_text(json.dumps(remaining))

@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from analytics_platform.progress import RegionBoard
 
 PROVIDER = "registry.terraform.io/hashicorp/aws"
 PROVIDER_VERSION = "5.100.0"
@@ -91,24 +93,35 @@ class TerraformRunner:
         env.update(self.extra_env or {})
         return env
 
-    def run(self, stack_dir: Path, *args: str, log_name: str, ok_codes: tuple[int, ...] = (0,)) -> int:
+    def run(
+        self, stack_dir: Path, *args: str, log_name: str, ok_codes: tuple[int, ...] = (0,),
+        events: Events | None = None,
+    ) -> int:  # fmt: skip
         """Run ``terraform <args>`` in ``stack_dir``; raises with the log's tail on an exit code not in ``ok_codes``
-        (``plan -detailed-exitcode`` answers 2 for "changes"); returns the exit code."""
+        (``plan -detailed-exitcode`` answers 2 for "changes"); returns the exit code.
+
+        ``events``: Terraform runs with ``-json`` and each machine-readable message is handed to it as it comes
+        (progress); the log still gets the human text of every message.
+        """
         log = self.log_dir / f"{log_name}.log"
         with log.open("a") as handle:
             handle.write(f"\n$ terraform {' '.join(args)}\n")
             handle.flush()
             started = time.monotonic()
-            result = subprocess.run(
-                ["terraform", *args], cwd=stack_dir, env=self.environment(), stdout=handle,
-                stderr=subprocess.STDOUT, check=False,
-            )  # fmt: skip
+            if events is None:
+                code = subprocess.run(
+                    ["terraform", *args], cwd=stack_dir, env=self.environment(), stdout=handle,
+                    stderr=subprocess.STDOUT, check=False,
+                ).returncode  # fmt: skip
+            else:
+                code = _run_streaming(["terraform", args[0], "-json", *args[1:]], stack_dir, self.environment(),
+                                      handle, events)  # fmt: skip
             # where a region's time goes, command by command, next to the provider's "complete after" lines
-            handle.write(f"$ terraform {args[0]}: exit {result.returncode} after {time.monotonic() - started:.1f} s\n")
-        if result.returncode not in ok_codes:
+            handle.write(f"$ terraform {args[0]}: exit {code} after {time.monotonic() - started:.1f} s\n")
+        if code not in ok_codes:
             tail = "\n".join(log.read_text().splitlines()[-25:])
             raise TerraformError(f"terraform {args[0]} failed in {stack_dir.name} (log: {log}):\n{tail}")
-        return result.returncode
+        return code
 
     def init(self, stack_dir: Path, log_name: str, backend_config: Path | None = None) -> None:
         """``terraform init`` from the mirror (one at a time, see ``_INIT_LOCK``); ``backend_config`` is a partial
@@ -117,14 +130,16 @@ class TerraformRunner:
         with _INIT_LOCK:
             self.run(stack_dir, "init", "-no-color", "-input=false", *extra, log_name=log_name)
 
-    def plan(self, stack_dir: Path, log_name: str, *, plan_file: str, mode: str = "normal") -> bool:
+    def plan(
+        self, stack_dir: Path, log_name: str, *, plan_file: str, mode: str = "normal", events: Events | None = None
+    ) -> bool:
         """``plan -detailed-exitcode -out=plan_file`` (``mode``: normal, destroy or refresh-only); True if the plan
         holds changes."""
         flags = {"normal": [], "destroy": ["-destroy"], "refresh-only": ["-refresh-only"]}[mode]
         code = self.run(
             stack_dir, "plan", "-no-color", "-input=false", "-lock-timeout=120s", "-detailed-exitcode", *flags,
             f"-out={plan_file}",
-            log_name=log_name, ok_codes=(0, 2),
+            log_name=log_name, ok_codes=(0, 2), events=events,
         )  # fmt: skip
         return code == 2
 
@@ -139,14 +154,15 @@ class TerraformRunner:
         document: dict[str, Any] = json.loads(result.stdout)
         return document
 
-    def apply_plan(self, stack_dir: Path, log_name: str, plan_file: str) -> None:
+    def apply_plan(self, stack_dir: Path, log_name: str, plan_file: str, events: Events | None = None) -> None:
         """``apply plan_file`` (a saved plan applies exactly what was shown, nothing more)."""
-        self.run(stack_dir, "apply", "-no-color", "-input=false", "-lock-timeout=120s", plan_file, log_name=log_name)
+        self.run(stack_dir, "apply", "-no-color", "-input=false", "-lock-timeout=120s", plan_file, log_name=log_name,
+                 events=events)  # fmt: skip
 
-    def apply(self, stack_dir: Path, log_name: str) -> None:
+    def apply(self, stack_dir: Path, log_name: str, events: Events | None = None) -> None:
         """``init`` then ``apply -auto-approve``."""
         self.init(stack_dir, log_name)
-        self.run(stack_dir, "apply", "-no-color", "-input=false", "-auto-approve", log_name=log_name)
+        self.run(stack_dir, "apply", "-no-color", "-input=false", "-auto-approve", log_name=log_name, events=events)
 
     def settle(self, stack_dir: Path, log_name: str) -> None:
         """``apply -refresh-only``: record what the provider reads back right after an apply (a bucket's versioning
@@ -156,10 +172,10 @@ class TerraformRunner:
             log_name=log_name,
         )  # fmt: skip
 
-    def destroy(self, stack_dir: Path, log_name: str) -> None:
+    def destroy(self, stack_dir: Path, log_name: str, events: Events | None = None) -> None:
         """``destroy -auto-approve``."""
         self.init(stack_dir, log_name)
-        self.run(stack_dir, "destroy", "-no-color", "-input=false", "-auto-approve", log_name=log_name)
+        self.run(stack_dir, "destroy", "-no-color", "-input=false", "-auto-approve", log_name=log_name, events=events)
 
     def outputs(self, stack_dir: Path) -> dict[str, Any]:
         """``terraform output -json`` of an applied stack: ``{name: value}``."""
@@ -205,6 +221,37 @@ class TerraformRunner:
         return errors
 
 
+#: A consumer of Terraform's machine-readable messages (``terraform ... -json``, one JSON object per line).
+Events = Callable[[dict[str, Any]], None]
+
+
+def _run_streaming(command: list[str], cwd: Path, env: dict[str, str], log: IO[str], events: Events) -> int:
+    """Run ``command`` (a ``-json`` Terraform command), hand each message to ``events`` and write its text to
+    ``log`` (a diagnostic with its detail; a line that is not JSON as it is); returns the exit code."""
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                log.write(line)
+                continue
+            if not isinstance(message, dict):
+                log.write(line)
+                continue
+            text = str(message.get("@message", ""))
+            detail = message.get("diagnostic", {}).get("detail") if message.get("type") == "diagnostic" else None
+            log.write(text + (f"\n{detail}" if detail else "") + "\n")
+            try:
+                events(message)
+            except Exception as error:  # progress must never stop an apply
+                log.write(f"(progress display failed: {type(error).__name__}: {error})\n")
+        log.flush()
+        return process.wait()
+
+
 def validate_stacks(stacks_root: Path, names: Sequence[str], work_dir: Path) -> list[str]:
     """``terraform validate`` of every stack under ``stacks_root`` with the offline provider, on copies in
     ``work_dir`` (the synth output stays free of ``.terraform`` folders); one finding per error."""
@@ -234,25 +281,28 @@ def run_per_region(
     parallel: bool = True,
     progress: Callable[[str], None] = print,
     verb: str = "applying",
+    board: RegionBoard | None = None,
 ) -> dict[str, float]:
     """Run ``action(region)`` for every region, in parallel by default; returns seconds per region.
 
-    Every region is attempted even if another fails; the first failure is raised afterwards.
+    Every region is attempted even if another fails; the first failure is raised afterwards. ``board`` shows each
+    region's progress (by default plain lines through ``progress``).
     """
+    board = board or RegionBoard(list(regions), verb, say=progress, live=False)
     timings: dict[str, float] = {}
     errors: list[BaseException] = []
 
     def one(region: str) -> None:
         started = time.monotonic()
-        progress(f"  [{region}] {verb}...")
+        board.start(region, verb)
         try:
             action(region)
         except BaseException as error:
-            progress(f"  [{region}] FAILED after {time.monotonic() - started:.1f}s")
+            board.finish(region, f"FAILED after {time.monotonic() - started:.1f}s")
             errors.append(error)
             return
         timings[region] = time.monotonic() - started
-        progress(f"  [{region}] done in {timings[region]:.1f}s")
+        board.finish(region, f"done in {timings[region]:.1f}s")
 
     if parallel:
         with ThreadPoolExecutor(max_workers=len(regions) or 1) as pool:

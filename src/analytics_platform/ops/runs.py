@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analytics_platform.ops.deployment import Deployment
+from analytics_platform.progress import RegionBoard
 
 PLAN_FILE = "tap.tfplan"
 #: What a per-region run does: normal plan; plan + apply; destroy plan + apply.
@@ -82,18 +83,22 @@ def run_regions(
     *,
     verb: str,
     out: Callable[[str], None] = print,
+    board: RegionBoard | None = None,
 ) -> list[RegionRun]:
-    """Run ``action(region, run)`` for every region in parallel; a region's exception becomes its FAILED result."""
+    """Run ``action(region, run)`` for every region in parallel; a region's exception becomes its FAILED result.
+    ``board`` shows the progress (by default plain lines through ``out``)."""
     lock = threading.Lock()
 
     def say(text: str) -> None:
         with lock:
             out(text)
 
+    board = board or RegionBoard(list(deployment.regions), verb, say=say, live=False)
+
     def one(region: str) -> RegionRun:
         run = RegionRun(region)
         started = time.monotonic()
-        say(f"  [{region}] {verb}...")
+        board.start(region, verb)
         try:
             action(region, run)
         except Exception as error:  # one region's failure is its own; the others go on
@@ -101,12 +106,12 @@ def run_regions(
         run.seconds = time.monotonic() - started
         if run.error:
             first = run.error.splitlines()[0]
-            say(f"  [{region}] FAILED after {run.seconds:.1f}s: {first}")
+            board.finish(region, f"FAILED after {run.seconds:.1f}s: {first}")
         else:
             ignored = len(run.details.get("emulator_only", []))
             note = f" ({ignored} emulator-only difference(s) left out, see README)" if ignored else ""
             counts = "" if verb == "refreshing" else f": +{run.added} ~{run.changed} -{run.destroyed}"
-            say(f"  [{region}] {run.result}{counts} in {run.seconds:.1f}s{note}")
+            board.finish(region, f"{run.result}{counts} in {run.seconds:.1f}s{note}")
         return run
 
     with ThreadPoolExecutor(max_workers=len(deployment.regions) or 1) as pool:
@@ -133,12 +138,16 @@ def terraform_runs(
     plan deletes or replaces a bucket, table or key stops in that region unless ``allow_data_loss``."""
     mode, apply = ACTIONS[command]
     runner = deployment.runner()
+    verb = {"plan": "planning", "deploy": "deploying", "destroy": "destroying"}[command]
+    # live on a terminal only when the lines go to it (a caller collecting them gets them plain)
+    board = RegionBoard(list(deployment.regions), verb, say=out, live=None if out is print else False)
 
     def action(region: str, run: RegionRun) -> None:
         stack = deployment.stack_dir(region)
         log = f"{command}-{region}"
+        events = board.terraform_events(region)
         runner.init(stack, log, deployment.backend_file(region))
-        changes = runner.plan(stack, log, plan_file=PLAN_FILE, mode=mode)
+        changes = runner.plan(stack, log, plan_file=PLAN_FILE, mode=mode, events=events)
         plan = runner.show_plan(stack, PLAN_FILE)
         ignored = emulator_only_updates(plan) if deployment.local and mode == "normal" else []
         run.added, run.changed, run.destroyed = plan_counts(plan, ignored)
@@ -157,7 +166,9 @@ def terraform_runs(
                 f"the plan deletes or replaces {', '.join(losing)} (their data with them); nothing applied. "
                 "Check the plan (tap plan), then deploy with --allow-data-loss if that is meant"
             )
-        runner.apply_plan(stack, log, PLAN_FILE)
+        board.start(region, "applying")  # the plan's progress starts over with the apply's
+        board.plan(region, run.added + run.changed + run.destroyed)
+        runner.apply_plan(stack, log, PLAN_FILE, events)
         if command == "deploy":
             runner.settle(stack, log)
         run.result = "destroyed" if command == "destroy" else "applied"
@@ -166,8 +177,8 @@ def terraform_runs(
     deployment.synthesize()
     where = f"the local endpoint {deployment.endpoint}" if deployment.local else "AWS"
     out(f"{command}: {len(deployment.regions)} region(s) of {deployment.env} on {where}, in parallel")
-    verb = {"plan": "planning", "deploy": "deploying", "destroy": "destroying"}[command]
-    return run_regions(deployment, action, verb=verb, out=out)
+    with board:
+        return run_regions(deployment, action, verb=verb, out=out, board=board)
 
 
 def summary_table(runs: Sequence[RegionRun], *, drift: bool = False) -> str:
