@@ -40,7 +40,7 @@ def test_every_command_is_listed() -> None:
     assert names == {
         "synth", "check", "bootstrap", "preflight", "plan", "deploy", "destroy", "drift", "jobs", "jobs retry",
         "redrive", "query", "datasets", "etl", "etl convert", "local", "local up", "local down", "local constrain",
-        "demo", "completion",
+        "demo", "completion", "console",
     }  # fmt: skip
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from analytics_platform.analytics.guard import QueryRefusedError, check_query
 from analytics_platform.analytics.query_role import assume_role, chosen_role
 from analytics_platform.analytics.result import QueryResult
 from analytics_platform.analytics.tables import (
     CatalogLocationError,
+    CatalogTable,
     catalog_tables,
     check_locations,
     dataset_stats,
@@ -63,15 +65,9 @@ def query_command(
     return ExitCode.OK
 
 
-def datasets_command(
-    *, region: str, local: bool, as_json: bool, config_path: str | None, env: str | None = None
-) -> int:
-    """``tap datasets``: each dataset's columns and types, current files, rows and last update."""
-    try:
-        target = resolve_target(region, local=local, config_path=config_path, env=env)
-    except TargetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return ExitCode.USAGE
+def dataset_documents(target: RegionTarget) -> tuple[list[CatalogTable], list[dict[str, Any]]]:
+    """The region's catalog tables and, for each, the ``tap datasets --json`` document (``tap.datasets`` schema):
+    columns and types from the catalog, current files, rows and last update from the job table."""
     tables = catalog_tables(target.client("glue"), target.database)
     stats = dataset_stats(target.job_table())
     documents = []
@@ -83,6 +79,19 @@ def datasets_command(
             "files": entry.files if entry else 0, "rows": entry.rows if entry else 0,
             "last_update": entry.last_update if entry else None,
         })  # fmt: skip
+    return tables, documents
+
+
+def datasets_command(
+    *, region: str, local: bool, as_json: bool, config_path: str | None, env: str | None = None
+) -> int:
+    """``tap datasets``: each dataset's columns and types, current files, rows and last update."""
+    try:
+        target = resolve_target(region, local=local, config_path=config_path, env=env)
+    except TargetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ExitCode.USAGE
+    tables, documents = dataset_documents(target)
     if as_json:
         print(json.dumps(documents, indent=2))
         return ExitCode.OK

@@ -6,6 +6,7 @@
 - :mod:`.local`: ``local up|down|constrain``, ``demo``
 - :mod:`.jobs`: ``jobs`` (and ``jobs retry``), ``redrive``
 - :mod:`.analytics`: ``query``, ``datasets``
+- :mod:`.console`: ``console``
 - :mod:`.completion`: ``completion bash|zsh``
 
 Shared option helpers live in :mod:`.options`; exit codes in :mod:`analytics_platform.exit_codes`. Heavy modules
@@ -22,12 +23,12 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from analytics_platform.cli import analytics, build, completion, etl, jobs, local, operations
+from analytics_platform.cli import analytics, build, completion, console, etl, jobs, local, operations
 from analytics_platform.cli.options import Parser
 from analytics_platform.exit_codes import ExitCode
 
 #: The command groups, in the order ``tap --help`` lists them.
-GROUPS = (build, operations, jobs, analytics, etl, local, completion)
+GROUPS = (build, operations, jobs, analytics, console, etl, local, completion)
 
 EPILOG = """\
 exit codes: 0 done, 1 failed (findings, a failed region, a job not re-queued), 2 refused (usage, configuration),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analytics_platform.console import emit, machine_readable
+from analytics_platform.machine_output import emit, machine_readable
 
 if TYPE_CHECKING:
     from analytics_platform.infra.checks import Finding

@@ -9,9 +9,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from analytics_platform.console import emit, machine_readable
 from analytics_platform.exit_codes import ExitCode
 from analytics_platform.infra.config import ConfigError
+from analytics_platform.machine_output import emit, machine_readable
 from analytics_platform.ops.deployment import Deployment, OperationError, resolve_deployment
 from analytics_platform.ops.runs import RegionRun
 
