@@ -4,12 +4,12 @@ VENV ?= .venv
 CHECKOV_VENV ?= .venv-checkov
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast install install-checkov synth check lint benchmark clean
+.PHONY: demo test test-fast install install-checkov install-browser synth check lint benchmark clean
 
 demo: install ## run the whole platform locally, end to end, with sample data
 	$(BIN)/tap demo
 
-test: install install-checkov ## unit, functional and end-to-end tests
+test: install install-checkov install-browser ## unit, functional and end-to-end tests
 	$(BIN)/pytest -q
 
 test-fast: install install-checkov ## unit and functional tests only
@@ -31,6 +31,13 @@ $(CHECKOV_VENV)/.installed:
 	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
 	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30
 	touch $@
+
+# The headless browser the console's end-to-end test drives: Debian's chromium package (as root, or with sudo);
+# TAP_CHROMIUM names another Chromium binary instead.
+install-browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$TAP_CHROMIUM" ] || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 synth: install
 	$(BIN)/tap synth

@@ -306,3 +306,68 @@ def test_the_worker_made_no_call_its_role_does_not_allow(local: dict[str, Any]) 
     denied = local["paths"].runtime / "denied.jsonl"
     # THEN the local endpoint, which checks each call's action and resource against the role, denied none
     assert not denied.exists() or denied.read_text().strip() == "", denied.read_text()
+
+
+# --- the console in a real headless browser ----------------------------------------------------------------------
+def chromium() -> str:
+    """The headless browser: ``$TAP_CHROMIUM`` or ``chromium`` on PATH (``make test`` installs it)."""
+    import os
+    import shutil
+
+    found = os.environ.get("TAP_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "no chromium on PATH: make install-browser (Debian's chromium package), or set TAP_CHROMIUM"
+    return found
+
+
+def browse(url: str, *extra: str) -> str:
+    """The page's DOM once its scripts and fetches have run (``--dump-dom``), or what ``extra`` asks for."""
+    import subprocess
+
+    command = [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--no-first-run", "--virtual-time-budget=20000", *extra, url]  # fmt: skip
+    if not extra:
+        command.insert(-1, "--dump-dom")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_console_shows_every_regions_jobs_and_queries_one_region_in_a_real_browser(
+    local: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import re
+    from urllib.parse import urlencode
+
+    from analytics_platform.cli.console import console_source
+    from analytics_platform.console.server import ConsoleServer
+
+    monkeypatch.setenv("TAP_LOCAL_HOME", str(local["paths"].root))
+    server = ConsoleServer(console_source(local=True, config_path=None, env=None))
+    server.start()
+    try:
+        # WHEN the page is opened after the uploads of the tests above
+        dom = browse(server.url)
+        # THEN every region is shown side by side with its jobs by status, each region having succeeded ones
+        assert 'data-loaded="yes"' in dom, dom[-2000:]
+        for region in REGIONS:
+            block = dom[dom.index(f'id="region-{region}"') :]
+            succeeded = re.search(r'data-status="SUCCEEDED">SUCCEEDED (\d+)<', block)
+            assert succeeded and int(succeeded.group(1)) > 0, block[:1500]
+        assert "visits" in dom and "dead-letter queue" in dom
+        # AND a query bound to us-east-1 returns its rows on the page
+        query = urlencode({"region": "us-east-1", "sql": "SELECT count(*) AS n FROM visits"})
+        dom = browse(f"{server.url}?{query}")
+        assert re.search(r"1 row\(s\) from us-east-1 \(duckdb", dom, re.I), dom[-2000:]
+        assert "<th>n</th>" in dom
+        # AND a query naming another region's data is refused on the page, before it runs
+        query = urlencode({"region": "us-east-1", "sql": "SELECT * FROM analytics_eu_west_1_e2e.visits"})
+        dom = browse(f"{server.url}?{query}")
+        assert '<span id="query-status" class="muted">refused</span>' in dom, dom[-2000:]
+        assert re.search(r'<div id="query-error" class="error">refused: [^<]*eu', dom), dom[-2000:]
+        # AND a screenshot of the console is kept with the test's output
+        shot = tmp_path / "console.png"
+        browse(server.url, f"--screenshot={shot}", "--window-size=1600,1300")
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    finally:
+        server.shutdown()
+        server.server_close()
