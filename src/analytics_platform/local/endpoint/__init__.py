@@ -8,8 +8,9 @@ from pathlib import Path
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from analytics_platform.local.endpoint.fixes import apply_all
 from analytics_platform.local.endpoint.middleware import AwsSemantics
-from analytics_platform.local.endpoint.moto_patches import apply_all, encode_event_key
+from analytics_platform.local.endpoint.moto_patches import encode_event_key
 
 
 @dataclass

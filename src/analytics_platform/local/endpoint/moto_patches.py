@@ -1,16 +1,7 @@
 """Adjustments of moto's own behaviour, so the local endpoint answers as AWS does (applied in its process only).
 
-* moto's Docker-based Lambda invocation on message arrival is switched off (it would use up a receive);
-* a bucket policy statement conditioned only on ``aws:SecureTransport`` is evaluated as AWS does (moto
-  ignores conditions, which would make the TLS-only ``Deny`` deny everything on the plain-HTTP loopback);
-* S3's EventBridge events carry the object key URL-encoded in form encoding, as AWS sends them (moto puts the
-  raw key there, so a worker that decodes keys as it must on AWS would fetch ``a b.csv`` for ``a+b.csv``);
-* ListObjectVersions honours ``encoding-type=url`` (Terraform's bucket force-destroy relies on it);
-* a schedule rule matches no event (moto sent every S3 event to the dead-letter sweep's function too), and a
-  disabled rule delivers nothing (moto delivered S3's events through disabled rules);
-* SetQueueAttributes changes only the attributes it names (moto dropped the queue's policy on any other change);
-* deleting a key that has a delete marker from a bucket whose versioning is suspended answers as S3 does (moto
-  failed with a 500 on the marker, so a bucket with a superseded output could never be force-destroyed).
+Each is a registered emulator fix (:mod:`.fixes`): what moto does, what AWS does and the test proving it are
+declared on the function; the README's table is generated from them. S3's events are in :mod:`.s3_events`.
 """
 
 from __future__ import annotations
@@ -20,7 +11,14 @@ import threading
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
+from analytics_platform.local.endpoint.fixes import emulator_fix, install
 
+
+@emulator_fix(
+    moto="invokes the function in Docker on message arrival; without Docker that fails and uses up one receive",
+    aws="the Lambda service polls the queue; a receive is spent only on a delivery",
+    test="tests/e2e/test_local_platform.py::test_message_failing_every_attempt_reaches_the_dlq_after_exactly_three",
+)
 def disable_moto_event_source_invocation() -> None:
     """Stop moto from invoking functions itself when a message arrives.
 
@@ -37,15 +35,12 @@ def disable_moto_event_source_invocation() -> None:
             return iter(())
 
     original_init = sqs_models.Queue.__init__
-    if getattr(original_init, "_tap_patched", False):
-        return
 
     def patched_init(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
         self.lambda_event_source_mappings = PolledByLocalRuntime()
 
-    patched_init._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
-    sqs_models.Queue.__init__ = patched_init  # type: ignore[method-assign]  # the patch itself
+    install(sqs_models.Queue, "__init__", patched_init)
 
 
 def _is_transport_condition_only(statement: dict[str, Any]) -> bool:
@@ -53,6 +48,11 @@ def _is_transport_condition_only(statement: dict[str, Any]) -> bool:
     return set(condition) == {"Bool"} and set(condition["Bool"]) == {"aws:SecureTransport"}
 
 
+@emulator_fix(
+    moto="ignores policy conditions: the TLS-only Deny denies every request",
+    aws="the bucket policy's Deny applies only when aws:SecureTransport is false",
+    test="tests/e2e/test_local_platform.py::test_good_file_succeeds_with_readable_parquet_in_its_region",
+)
 def honour_secure_transport_condition() -> None:
     """Evaluate the bucket's TLS-only statement as AWS does, instead of as an unconditional Deny.
 
@@ -63,9 +63,6 @@ def honour_secure_transport_condition() -> None:
     """
     from moto.iam.access_control import IAMPolicy, PermissionResult
     from moto.s3 import models as s3_models
-
-    if getattr(s3_models.FakeBucket.get_permission, "_tap_patched", False):
-        return
 
     def get_permission(self: Any, action: str, resource: str) -> Any:
         if self.policy is None:
@@ -78,8 +75,7 @@ def honour_secure_transport_condition() -> None:
             return PermissionResult.NEUTRAL
         return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(action, resource)
 
-    get_permission._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
-    s3_models.FakeBucket.get_permission = get_permission  # type: ignore[method-assign]  # the patch itself
+    install(s3_models.FakeBucket, "get_permission", get_permission)
 
 
 class _EncodedKey:
@@ -102,6 +98,11 @@ def encode_event_key(key: str) -> str:
     return quote_plus(key, safe="/")
 
 
+@emulator_fix(
+    moto="ignores encoding-type=url; a control character in a key answers 500",
+    aws="ListObjectVersions with encoding-type=url returns URL-encoded keys, prefix and markers",
+    test="tests/functional/test_local_endpoint.py::test_version_listings_encode_keys_when_asked_so_a_bucket_can_be_emptied",
+)
 def encode_keys_in_version_listings() -> None:
     """ListObjectVersions with ``encoding-type=url`` returns URL-encoded keys (and prefix, markers), as S3 does.
 
@@ -114,8 +115,6 @@ def encode_keys_in_version_listings() -> None:
     from moto.s3.responses import S3Response
 
     original = S3Response.list_object_versions
-    if getattr(original, "_tap_patched", False):
-        return
     listing = S3Backend.list_object_versions
     encoding = threading.local()  # set while one request thread renders an encoded listing
 
@@ -153,12 +152,15 @@ def encode_keys_in_version_listings() -> None:
             text = text.replace("</Name>", "</Name><EncodingType>url</EncodingType>", 1)
         return status, headers, text
 
-    backend_list_object_versions._tap_patched = True  # type: ignore[attr-defined]  # applied once
-    S3Backend.list_object_versions = backend_list_object_versions  # type: ignore[method-assign,assignment]  # the patch itself
-    list_object_versions._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
-    S3Response.list_object_versions = list_object_versions  # type: ignore[method-assign]  # the patch itself
+    install(S3Backend, "list_object_versions", backend_list_object_versions)
+    install(S3Response, "list_object_versions", list_object_versions)
 
 
+@emulator_fix(
+    moto="a schedule rule matches every event; a disabled rule still delivers; one failing target stops the others",
+    aws="a schedule rule matches no event; a disabled rule delivers nothing",
+    test="tests/functional/test_local_endpoint.py::test_a_schedule_rule_does_not_swallow_s3_events_meant_for_other_rules",
+)
 def schedule_rules_match_no_events() -> None:
     """A rule with a schedule and no event pattern matches no event, as on AWS.
 
@@ -170,8 +172,6 @@ def schedule_rules_match_no_events() -> None:
     from moto.events.models import Rule
 
     original = Rule.send_to_targets
-    if getattr(original, "_tap_patched", False):
-        return
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
         if self.state != "ENABLED" or (self.scheduled_expression and not self.event_pattern._raw_pattern):
@@ -181,10 +181,14 @@ def schedule_rules_match_no_events() -> None:
         except Exception:  # one rule's failing target must not stop delivery to the other rules, as on AWS
             return
 
-    send_to_targets._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
-    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]  # the patch itself
+    install(Rule, "send_to_targets", send_to_targets)
 
 
+@emulator_fix(
+    moto="an ARN without the account finds no workgroup; an untagged workgroup has no tag list",
+    aws="tag calls find the workgroup; an untagged workgroup lists no tags",
+    test="tests/e2e/test_local_platform.py::test_good_file_succeeds_with_readable_parquet_in_its_region",
+)
 def athena_tags_by_workgroup_arn() -> None:
     """Athena's tag calls find a workgroup by the ARN Terraform builds, and an untagged workgroup has no tags.
 
@@ -195,8 +199,6 @@ def athena_tags_by_workgroup_arn() -> None:
     from moto.athena.models import AthenaBackend
 
     original = AthenaBackend.list_tags_for_resource
-    if getattr(original, "_tap_patched", False):
-        return
     tag, untag = AthenaBackend.tag_resource, AthenaBackend.untag_resource
 
     def full_arn(backend: Any, arn: str) -> str:
@@ -213,8 +215,7 @@ def athena_tags_by_workgroup_arn() -> None:
             return {"Tags": []}
         return found
 
-    list_tags_for_resource._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
-    AthenaBackend.list_tags_for_resource = list_tags_for_resource  # type: ignore[method-assign]  # the patch itself
+    install(AthenaBackend, "list_tags_for_resource", list_tags_for_resource)
 
     def tag_resource(self: Any, resource_arn: str, tags: Any) -> Any:
         return tag(self, full_arn(self, resource_arn), tags)
@@ -222,10 +223,15 @@ def athena_tags_by_workgroup_arn() -> None:
     def untag_resource(self: Any, resource_arn: str, tag_keys: Any) -> Any:
         return untag(self, full_arn(self, resource_arn), tag_keys)
 
-    AthenaBackend.tag_resource = tag_resource  # type: ignore[method-assign]  # the same ARN fix
-    AthenaBackend.untag_resource = untag_resource  # type: ignore[method-assign]  # the same ARN fix
+    install(AthenaBackend, "tag_resource", tag_resource)
+    install(AthenaBackend, "untag_resource", untag_resource)
 
 
+@emulator_fix(
+    moto="SetQueueAttributes without Policy drops the queue policy",
+    aws="SetQueueAttributes changes only the attributes it names",
+    test="tests/functional/test_local_endpoint.py::test_changing_one_queue_attribute_keeps_the_queue_policy",
+)
 def queue_attributes_keep_the_policy() -> None:
     """SetQueueAttributes without ``Policy`` leaves the queue's policy as it is, as SQS does.
 
@@ -235,8 +241,6 @@ def queue_attributes_keep_the_policy() -> None:
     from moto.sqs.models import Queue
 
     original = Queue._set_attributes
-    if getattr(original, "_tap_patched", False):
-        return
 
     def set_attributes(self: Any, attributes: dict[str, Any], now: Any = None) -> None:
         policy = getattr(self, "policy", None)
@@ -247,10 +251,14 @@ def queue_attributes_keep_the_policy() -> None:
         if "Policy" not in attributes:
             self.policy = policy
 
-    set_attributes._tap_patched = True  # type: ignore[attr-defined]  # marks the patch so it is applied once
-    Queue._set_attributes = set_attributes  # type: ignore[method-assign]  # the patch itself
+    install(Queue, "_set_attributes", set_attributes)
 
 
+@emulator_fix(
+    moto="deleting a key with a delete marker answers 500 once versioning is suspended",
+    aws="the key and its marker are deleted",
+    test="tests/functional/test_local_endpoint.py::test_a_key_with_a_delete_marker_can_be_deleted_after_versioning_is_suspended",
+)
 def delete_markers_can_be_disposed() -> None:
     """A delete marker can be dropped with its key, as every other version can.
 
@@ -261,24 +269,7 @@ def delete_markers_can_be_disposed() -> None:
     """
     from moto.s3.models import FakeDeleteMarker
 
-    if hasattr(FakeDeleteMarker, "dispose"):
-        return
-
     def dispose(self: Any, garbage: bool = False) -> None:
         return None
 
-    FakeDeleteMarker.dispose = dispose  # type: ignore[attr-defined]  # the patch itself
-
-
-def apply_all() -> None:
-    """Every adjustment above, and S3's EventBridge events (:mod:`.s3_events`)."""
-    from analytics_platform.local.endpoint.s3_events import patch_s3_events
-
-    athena_tags_by_workgroup_arn()
-    disable_moto_event_source_invocation()
-    honour_secure_transport_condition()
-    patch_s3_events()
-    encode_keys_in_version_listings()
-    schedule_rules_match_no_events()
-    queue_attributes_keep_the_policy()
-    delete_markers_can_be_disposed()
+    install(FakeDeleteMarker, "dispose", dispose)

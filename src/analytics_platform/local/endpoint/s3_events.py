@@ -22,6 +22,8 @@ import uuid
 from typing import Any
 from urllib.parse import quote_plus
 
+from analytics_platform.local.endpoint.fixes import emulator_fix, install
+
 _LOCK = threading.Lock()
 _COUNTER = itertools.count()
 _LAST = [0]
@@ -86,13 +88,18 @@ def send_deleted(account_id: str, bucket: Any, key_name: str, version_id: str | 
         return
 
 
+@emulator_fix(
+    moto="one fixed sequencer, the key unencoded, no event for a delete marker; with versioning suspended an "
+    "upload or a delete drops the older versions",
+    aws="EventBridge events with a growing sequencer, the etag and the key form-encoded; Object Deleted for every "
+    "delete; suspended versioning replaces only the null version",
+    test="tests/functional/test_local_endpoint.py::test_s3_eventbridge_events_carry_the_key_encoded_as_aws_sends_it",
+)
 def patch_s3_events() -> None:
     """Install the events above and S3's suspended-versioning behaviour into moto."""
     from moto.s3 import notifications
     from moto.s3.models import FakeDeleteMarker, S3Backend
 
-    if getattr(notifications._send_event_bridge_message, "_tap_patched", False):
-        return
     original_delete = S3Backend.delete_object
     original_put = S3Backend.put_object
 
@@ -123,10 +130,9 @@ def patch_s3_events() -> None:
             bucket.keys.setlist(key_name, [*kept, new_key])  # S3 replaces only the null version
         return new_key
 
-    send_event_bridge_message._tap_patched = True  # type: ignore[attr-defined]  # applied once
     notifications._send_event_bridge_message = send_event_bridge_message
-    S3Backend.delete_object = delete_object  # type: ignore[method-assign]  # the patch itself
-    S3Backend.put_object = put_object  # type: ignore[method-assign]  # the patch itself
+    install(S3Backend, "delete_object", delete_object)
+    install(S3Backend, "put_object", put_object)
 
 
 def _delete_suspended(backend: Any, bucket: Any, key_name: str, version_id: str | None, marker_class: Any) -> Any:
