@@ -446,7 +446,7 @@ class FakeRunner:
     def region(log: str) -> str:
         return log.split("-", 1)[1]
 
-    def plan(self, stack: Path, log: str, *, plan_file: str, mode: str = "normal") -> bool:
+    def plan(self, stack: Path, log: str, *, plan_file: str, mode: str = "normal", events: Any = None) -> bool:
         self.modes[self.region(log)] = mode
         plan = self.plans[self.region(log)]
         assert isinstance(plan, dict)
@@ -457,7 +457,7 @@ class FakeRunner:
         assert isinstance(plan, dict)
         return plan
 
-    def apply_plan(self, stack: Path, log: str, plan_file: str) -> None:
+    def apply_plan(self, stack: Path, log: str, plan_file: str, events: Any = None) -> None:
         self.applied.append(self.region(log))
 
     def settle(self, stack: Path, log: str) -> None:
