@@ -63,7 +63,7 @@ class FakeRunner:
     def create(cls, work_dir: Path) -> FakeRunner:
         return cls()
 
-    def destroy(self, stack_dir: Path, log_name: str) -> None:
+    def destroy(self, stack_dir: Path, log_name: str, events: object = None) -> None:
         self.destroyed.append(stack_dir)
 
 
