@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 from boto3.dynamodb.conditions import Key
 
-from analytics_platform.etl.jobs import DAY_INDEX, STATUS_INDEX, iso
+from analytics_platform.etl.job_values import DAY_INDEX, STATUS_INDEX, iso
 from analytics_platform.exit_codes import ExitCode
 from analytics_platform.local.clients import local_resource
 from analytics_platform.local.state import LocalPaths, read_outputs, read_state

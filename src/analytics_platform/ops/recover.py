@@ -39,7 +39,7 @@ from analytics_platform.etl.job_values import (
     RUNNING,
     SUCCEEDED,
     SUPERSEDED,
-    _is_condition_failure,
+    is_condition_failure,
     iso,
 )
 from analytics_platform.exit_codes import ExitCode
@@ -626,7 +626,7 @@ def _mark_pending(table: Any, item: dict[str, Any], now: datetime, *, resend: bo
             ExpressionAttributeNames=names, ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
         )  # fmt: skip
     except ClientError as error:
-        if _is_condition_failure(error):
+        if is_condition_failure(error):
             return None
         raise
     return dict(response["Attributes"])
@@ -641,7 +641,7 @@ def _put_back(table: Any, item: dict[str, Any], *, stamp: str) -> bool:
             ExpressionAttributeValues={":pending": PENDING, ":stamp": stamp, ":attempts": item.get("attempts", 0)},
         )
     except ClientError as error:
-        if _is_condition_failure(error):
+        if is_condition_failure(error):
             return False  # a delivery took it meanwhile: its message did arrive after all
         raise
     except BotoCoreError:
