@@ -13,9 +13,9 @@ States: ``PENDING -> RUNNING -> SUCCEEDED | FAILED | DEAD_LETTERED | SUPERSEDED 
   message may always take its own lease back; another owner's live lease means "retry later", never "done".
 * ``DEAD_LETTERED`` is terminal for the upload but not final for the object version: a later delivery of it
   (a DLQ redrive, a duplicate event) claims it again.
-* ``FAILED | DEAD_LETTERED -> PENDING`` happens only on purpose, by ``tap jobs retry``
-  (:mod:`analytics_platform.ops.recover`): it moves the previous outcome into the ``history`` list, counts
-  ``retries`` up and re-queues the version's event; the claim then takes the PENDING job as any new delivery's,
+* ``FAILED | DEAD_LETTERED -> PENDING`` happens only on purpose, by ``tap jobs retry`` through
+  :func:`.job_transitions.requeue`: it moves the previous outcome into the ``history`` list and counts ``retries``
+  up, and the retry re-queues the version's event; the claim then takes the PENDING job as any new delivery's,
   with ``attempts`` counting on.
 """
 

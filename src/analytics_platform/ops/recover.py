@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from analytics_platform.analytics.target import RegionTarget, TargetError, resolve_target
 from analytics_platform.etl.events import UNVERSIONED, object_created_event, parse_object_created
+from analytics_platform.etl.job_transitions import left_pending_by_retry, put_back, requeue
 from analytics_platform.etl.job_values import (
     DELETED,
     PENDING,
@@ -39,7 +40,6 @@ from analytics_platform.etl.job_values import (
     RUNNING,
     SUCCEEDED,
     SUPERSEDED,
-    is_condition_failure,
     iso,
 )
 from analytics_platform.exit_codes import ExitCode
@@ -314,9 +314,6 @@ GONE_CODES = frozenset({
     "404", "NoSuchKey", "NoSuchVersion", "NotFound", "403", "AccessDenied", "Forbidden", "405", "MethodNotAllowed",
     "400", "InvalidArgument",
 })  # fmt: skip
-#: Fields of the previous outcome that a retry moves into ``history`` and removes from the record, so the new
-#: outcome never shows a stale error, end time or quarantine file.
-CLEARED_FIELDS = ("error_type", "error_message", "finished_at", "dead_lettered_at", "duration_ms", "quarantine_uri")
 _REFUSALS = {
     RUNNING: "RUNNING: a delivery is processing it (a later delivery takes it over if that one died)",
     PENDING: "PENDING: its message is in the work queue and will be processed",
@@ -452,7 +449,7 @@ class _Retrier:
         if item is None:
             return JobRetry(job_id, RetryOutcome.NOT_FOUND, f"no such job in {self.region}'s job table")
         now = self.clock()
-        resend = item.get("job_status") == PENDING and _left_pending_by_retry(item)
+        resend = item.get("job_status") == PENDING and left_pending_by_retry(item)
         refusal = self._refusal(item, now, resend)
         if refusal is not None:
             return self._result(item, RetryOutcome.REFUSED, refusal)
@@ -502,7 +499,7 @@ class _Retrier:
 
     def _requeue(self, item: dict[str, Any], body: str, now: datetime, resend: bool) -> JobRetry:
         """Steps 3 and 4: the conditional write, then the message (put back if it cannot be sent)."""
-        written = _mark_pending(self.table, item, now, resend=resend)
+        written = requeue(self.table, item, now, resend=resend)
         if written is None:
             current = (self._read(str(item["job_id"])) or {}).get("job_status")
             return self._result(item, RetryOutcome.RACED, f"not re-queued: the job changed meanwhile (now "
@@ -511,7 +508,7 @@ class _Retrier:
         try:
             self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
         except (ClientError, BotoCoreError) as error:
-            restored = _put_back(self.table, item, stamp=iso(now))
+            restored = put_back(self.table, item, stamp=iso(now))
             after = "the job is as it was" if restored else "the job stays PENDING; retry it again later to resend"
             return self._result(item, RetryOutcome.SEND_FAILED, f"sending to the work queue failed ({error}); {after}",
                                 retries)  # fmt: skip
@@ -519,12 +516,6 @@ class _Retrier:
         what = "sent again (its earlier retry message may have been lost)" if resend else f"re-queued (retry {retries})"
         return self._result(item, RetryOutcome.REQUEUED, f"{what}; it was {item['job_status']} after {attempts} "
                             "attempt(s)", retries)  # fmt: skip
-
-
-def _left_pending_by_retry(item: dict[str, Any]) -> bool:
-    """A PENDING job whose last retry no delivery has claimed yet (a claim counts ``attempts`` up)."""
-    history = item.get("history") or []
-    return bool(history) and "retried_at" in item and history[-1].get("attempts") == item.get("attempts", 0)
 
 
 def _parse_iso(value: str) -> datetime:
@@ -573,80 +564,6 @@ def retry_event_body(item: dict[str, Any], *, size: int, region: str, now: datet
     if isinstance(detail, dict):
         detail["reason"] = RETRY_REASON
     return json.dumps(event)
-
-
-def history_entry(item: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The previous outcome as one ``history`` element."""
-    entry: dict[str, Any] = {"status": item.get("job_status"), "attempts": item.get("attempts", 0),
-                             "retried_at": iso(now)}  # fmt: skip
-    ended = item.get("finished_at") or item.get("dead_lettered_at")
-    for name, value in (
-        ("error_type", item.get("error_type")), ("error_message", item.get("error_message")), ("ended_at", ended),
-        ("updated_at", item.get("updated_at")), ("quarantine_uri", item.get("quarantine_uri")),
-    ):  # fmt: skip
-        if value is not None:
-            entry[name] = value
-    return entry
-
-
-def _read_condition(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """A condition that holds only while status, attempts, retries and retried_at are what ``item`` says."""
-    values: dict[str, Any] = {":was_status": item["job_status"], ":was_attempts": item.get("attempts", 0)}
-    condition = "job_status = :was_status AND "
-    condition += "attempts = :was_attempts" if "attempts" in item else "attribute_not_exists(attempts)"
-    if "retries" in item:
-        condition += " AND #retries = :was_retries"
-        values[":was_retries"] = item["retries"]
-    else:
-        condition += " AND attribute_not_exists(#retries)"
-    if "retried_at" in item:  # two retries resending one PENDING job: the first one's new stamp stops the second
-        condition += " AND retried_at = :was_retried_at"
-        values[":was_retried_at"] = item["retried_at"]
-    return condition, values
-
-
-def _mark_pending(table: Any, item: dict[str, Any], now: datetime, *, resend: bool) -> dict[str, Any] | None:
-    """The conditional write of step 3 (``resend``: only a new ``retried_at``); the new record, or None if lost."""
-    condition, values = _read_condition(item)
-    values.update({":pending": PENDING, ":now": iso(now)})
-    names = {"#retries": "retries"}
-    if resend:
-        expression = "SET job_status = :pending, retried_at = :now, updated_at = :now"
-    else:
-        names["#history"] = "history"
-        values.update({":entry": [history_entry(item, now)], ":empty": [], ":one": 1})
-        expression = (
-            "SET job_status = :pending, retried_at = :now, updated_at = :now, "
-            "#history = list_append(if_not_exists(#history, :empty), :entry) "
-            f"REMOVE {', '.join(CLEARED_FIELDS)}, job_owner, lease_expires_at ADD #retries :one"
-        )
-    try:
-        response = table.update_item(
-            Key={"job_id": item["job_id"]}, UpdateExpression=expression, ConditionExpression=condition,
-            ExpressionAttributeNames=names, ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
-        )  # fmt: skip
-    except ClientError as error:
-        if is_condition_failure(error):
-            return None
-        raise
-    return dict(response["Attributes"])
-
-
-def _put_back(table: Any, item: dict[str, Any], *, stamp: str) -> bool:
-    """Restore the record read in step 1, if it is still the PENDING one this retry wrote."""
-    try:
-        table.put_item(
-            Item=item,
-            ConditionExpression="job_status = :pending AND retried_at = :stamp AND attempts = :attempts",
-            ExpressionAttributeValues={":pending": PENDING, ":stamp": stamp, ":attempts": item.get("attempts", 0)},
-        )
-    except ClientError as error:
-        if is_condition_failure(error):
-            return False  # a delivery took it meanwhile: its message did arrive after all
-        raise
-    except BotoCoreError:
-        return False
-    return True
 
 
 # --- commands -------------------------------------------------------------------------------------------------
