@@ -19,7 +19,7 @@ from analytics_platform.etl.catalog import DatasetCatalog
 from analytics_platform.etl.events import DELETE_MARKER_CREATED, PERMANENTLY_DELETED
 from analytics_platform.etl.exceptions import TransientError
 from analytics_platform.etl.worker import Budget
-from analytics_platform.ops.recover import retry_jobs
+from analytics_platform.ops.retry import retry_jobs
 from tests.functional.conftest import BUCKET, DATABASE, REGION, Platform
 from tests.functional.test_query_truth import (
     CORRECTED,

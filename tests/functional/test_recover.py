@@ -18,6 +18,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from analytics_platform.analytics import target as target_module
+from analytics_platform.cli import jobs as cli_jobs
 from analytics_platform.etl import handler as handler_module
 from analytics_platform.etl import worker as worker_module
 from analytics_platform.etl.events import encode_key, parse_object_created
@@ -25,15 +27,10 @@ from analytics_platform.etl.exceptions import TransientError
 from analytics_platform.etl.jobs import JobTracker, delivery_owner
 from analytics_platform.etl.sweeper import sweep_dead_letters
 from analytics_platform.local.jobs_query import parse_since
-from analytics_platform.ops import recover
-from analytics_platform.ops.recover import (
-    RedriveMethod,
-    RetryOutcome,
-    RetryReport,
-    redrive,
-    retry_jobs,
-    select_jobs,
-)
+from analytics_platform.ops import redrive as redrive_ops
+from analytics_platform.ops import retry as retry_ops
+from analytics_platform.ops.redrive import RedriveMethod, redrive
+from analytics_platform.ops.retry import RetryOutcome, RetryReport, retry_jobs, select_jobs
 
 from .conftest import BUCKET, FIXTURES, REGION, TABLE, Platform, create_job_table
 
@@ -45,7 +42,7 @@ BAD_JSON = b"[1, 2"
 @pytest.fixture
 def queues(platform: Platform) -> Platform:
     """The platform with the stack's redrive policy: the work queue moves a message to the DLQ after 3 receives."""
-    dlq_arn = recover.queue_arn(platform.sqs, platform.dlq_url)
+    dlq_arn = redrive_ops.queue_arn(platform.sqs, platform.dlq_url)
     platform.sqs.set_queue_attributes(
         QueueUrl=platform.queue_url,
         Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})},
@@ -418,7 +415,7 @@ def test_a_retry_that_died_before_sending_is_picked_up_by_the_next_retry(platfor
     # WHEN retried at once THEN it waits (the message may be on its way)
     assert retry(platform, job_ids=[ident]).jobs[0].outcome is RetryOutcome.REFUSED
     # WHEN retried after the resend delay THEN its message is sent again, without a second history entry
-    later = datetime.now(UTC) + timedelta(seconds=recover.RESEND_AFTER_SECONDS + 1)
+    later = datetime.now(UTC) + timedelta(seconds=retry_ops.RESEND_AFTER_SECONDS + 1)
     [result] = retry(platform, job_ids=[ident], clock=lambda: later).jobs
     assert result.outcome is RetryOutcome.REQUEUED and "sent again" in result.message
     # AND the worker finishes it
@@ -527,7 +524,7 @@ def target(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto
         seen.append({"region": region, **kwargs})
         return resolved
 
-    monkeypatch.setattr(recover, "resolve_target", resolve)
+    monkeypatch.setattr(target_module, "resolve_target", resolve)
     yield resolved
     assert seen and all(call["region"] == REGION for call in seen)
 
@@ -540,21 +537,21 @@ def test_the_commands_report_what_they_did(
     failed = job_id(queues, *fail_for_lack_of_disk(queues, "raw/sales/cmd-failed.csv"))
     common = {"region": REGION, "local": True, "config_path": None, "env": "dev"}
     # WHEN `tap redrive --region R --local`
-    assert recover.redrive_command(**common) == 0
+    assert cli_jobs.redrive_command(**common) == 0
     out = capsys.readouterr().out
     assert "receive-send-delete" in out and "moved 1 message(s)" in out
     assert deliver(queues) == {"batchItemFailures": []} and queues.job(*dead)["job_status"] == "SUCCEEDED"
     capsys.readouterr()  # the handler's metrics
     # WHEN `tap jobs retry ID ID --region R`, one of them already done THEN one line each and exit 1
-    assert recover.retry_command(**common, job_ids=[failed, job_id(queues, *dead)]) == 1
+    assert cli_jobs.retry_command(**common, job_ids=[failed, job_id(queues, *dead)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"{failed}  requeued") and "raw/sales/cmd-failed.csv" in lines[0]
     assert "refused" in lines[1] and lines[-1] == f"1 of 2 job(s) re-queued in {REGION}"
     # WHEN `--status FAILED --since 1h` finds none left THEN it says so, exit 0
-    assert recover.retry_command(**common, status="FAILED", since="1h") == 0
+    assert cli_jobs.retry_command(**common, status="FAILED", since="1h") == 0
     assert "no FAILED job" in capsys.readouterr().out
     # WHEN the arguments are wrong THEN exit 2 and nothing done
-    assert recover.retry_command(**common, status="FAILED", since="yesterday") == 2
+    assert cli_jobs.retry_command(**common, status="FAILED", since="yesterday") == 2
     assert "--since" in capsys.readouterr().err
 
 
@@ -565,8 +562,8 @@ def test_the_commands_refuse_a_local_platform_that_is_not_up(
     monkeypatch.setenv("TAP_LOCAL_HOME", str(tmp_path / "nothing"))
     common = {"region": REGION, "local": True, "config_path": None}
     # WHEN either command runs with --local THEN exit 2 with the reason
-    assert recover.redrive_command(**common) == 2
-    assert recover.retry_command(**common, job_ids=["0" * 32]) == 2
+    assert cli_jobs.redrive_command(**common) == 2
+    assert cli_jobs.retry_command(**common, job_ids=["0" * 32]) == 2
     assert "not up" in capsys.readouterr().err
 
 

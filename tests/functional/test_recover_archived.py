@@ -12,7 +12,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
 from analytics_platform.ops.archived import archived_version
-from analytics_platform.ops.recover import RedriveMethod, RetryOutcome, redrive
+from analytics_platform.ops.redrive import RedriveMethod, redrive
+from analytics_platform.ops.retry import RetryOutcome
 
 from .conftest import BUCKET, Platform
 from .test_recover import dead_letter, deliver, fail_for_lack_of_disk, queues, retry, visible

@@ -16,7 +16,11 @@ from analytics_platform.analytics.target import RegionTarget
 
 #: Longest a query may take before ``tap query`` cancels it.
 DEFAULT_TIMEOUT_SECONDS = 600.0
-FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+#: Athena's query execution states (not job states) in which a query has ended.
+ATHENA_SUCCEEDED = "SUCCEEDED"
+ATHENA_FAILED = "FAILED"
+ATHENA_CANCELLED = "CANCELLED"
+FINAL_STATES = frozenset({ATHENA_SUCCEEDED, ATHENA_FAILED, ATHENA_CANCELLED})
 _INTEGERS = {"tinyint", "smallint", "integer", "int", "bigint"}
 _FLOATS = {"double", "float", "real"}
 
@@ -67,7 +71,7 @@ def run_athena(
     except BaseException:
         athena.stop_query_execution(QueryExecutionId=query_id)
         raise
-    if status["State"] != "SUCCEEDED":
+    if status["State"] != ATHENA_SUCCEEDED:
         reason = status.get("StateChangeReason") or status.get("AthenaError", {}).get("ErrorMessage", "no reason given")
         raise AthenaQueryError(f"Athena query {query_id} {status['State']}: {reason}")
     columns: list[str] = []

@@ -10,8 +10,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from analytics_platform.etl.catalog import PARTITION_KEY, glue_columns
-from analytics_platform.etl.job_values import SUCCEEDED
-from analytics_platform.etl.jobs import STATUS_INDEX
+from analytics_platform.etl.job_values import STATUS_INDEX, SUCCEEDED
 
 
 @dataclass(frozen=True)

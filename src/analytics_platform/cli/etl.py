@@ -37,6 +37,7 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
         print(f"error: the output's folder {target.parent} does not exist", file=sys.stderr)
         return ExitCode.USAGE
     from analytics_platform.etl.exceptions import TransientError
+    from analytics_platform.etl.job_values import JobStatus
     from analytics_platform.etl.settings import Settings
     from analytics_platform.etl.transform import Limits, convert_file
 
@@ -53,14 +54,15 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
             return ExitCode.USAGE
     if result.failure is not None:
         failure = result.failure
-        summary = {"status": "FAILED", "error_type": type(failure).__name__, "error": str(failure)}
-        print(json.dumps(summary, indent=2) if as_json else f"FAILED ({type(failure).__name__}): {failure}")
+        summary = {"status": JobStatus.FAILED.value, "error_type": type(failure).__name__, "error": str(failure)}
+        text = f"{summary['status']} ({summary['error_type']}): {failure}"
+        print(json.dumps(summary, indent=2) if as_json else text)
         return ExitCode.FAILED
-    summary = {"status": "SUCCEEDED", **result.summary()}
+    summary = {"status": JobStatus.SUCCEEDED.value, **result.summary()}
     if as_json:
         print(json.dumps(summary, indent=2))
         return ExitCode.OK
-    print(f"SUCCEEDED  {source} -> {target}")
+    print(f"{JobStatus.SUCCEEDED.value}  {source} -> {target}")
     print(f"  format:   {summary['format']}")
     print(f"  rows:     {result.rows_in} in, {result.rows_out} out, {result.rows_rejected} rejected")
     print(f"  size:     {result.bytes_in} bytes in, {result.bytes_out} bytes Parquet (zstd)")

@@ -1,17 +1,32 @@
-"""The values of job records: states, the result of a transform, and the attributes each write sets."""
+"""The values of job records: states, the table's key and index names, the result of a transform, and the
+attributes each write sets.
+
+The one place these are defined: the worker (:mod:`.jobs`), the stack's table
+(:mod:`analytics_platform.infra.constructs.job_table`) and the commands all import them from here. Light on
+purpose (no boto3 / botocore at import time): the stack and the CLI's parser import it too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
-
-from botocore.exceptions import ClientError
+from typing import TYPE_CHECKING, Any
 
 from analytics_platform.etl.settings import LEASE_MARGIN_SECONDS
 
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
 MAX_ERROR_MESSAGE = 2000
+
+#: The table's partition key: one record per object version.
+JOB_KEY = "job_id"
+#: Index names and their (hash, range) keys: jobs by day + time, by status + time.
+DAY_INDEX = "by-day"
+DAY_INDEX_KEYS = ("job_day", "created_at")
+STATUS_INDEX = "by-status"
+STATUS_INDEX_KEYS = ("job_status", "created_at")
 
 
 class JobStatus(StrEnum):
@@ -80,7 +95,8 @@ class JobResult:
     schema: list[str] = field(default_factory=list)
 
 
-def _is_condition_failure(error: ClientError) -> bool:
+def is_condition_failure(error: ClientError) -> bool:
+    """Whether a DynamoDB write was refused by its condition (the record is not in the state it expected)."""
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 

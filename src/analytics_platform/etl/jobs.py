@@ -13,9 +13,9 @@ States: ``PENDING -> RUNNING -> SUCCEEDED | FAILED | DEAD_LETTERED | SUPERSEDED 
   message may always take its own lease back; another owner's live lease means "retry later", never "done".
 * ``DEAD_LETTERED`` is terminal for the upload but not final for the object version: a later delivery of it
   (a DLQ redrive, a duplicate event) claims it again.
-* ``FAILED | DEAD_LETTERED -> PENDING`` happens only on purpose, by ``tap jobs retry``
-  (:mod:`analytics_platform.ops.recover`): it moves the previous outcome into the ``history`` list, counts
-  ``retries`` up and re-queues the version's event; the claim then takes the PENDING job as any new delivery's,
+* ``FAILED | DEAD_LETTERED -> PENDING`` happens only on purpose, by ``tap jobs retry`` through
+  :func:`.job_transitions.requeue`: it moves the previous outcome into the ``history`` list and counts ``retries``
+  up, and the retry re-queues the version's event; the claim then takes the PENDING job as any new delivery's,
   with ``attempts`` counting on.
 """
 
@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from analytics_platform.etl.events import ObjectRef
 from analytics_platform.etl.exceptions import JobAlreadyFinishedError, JobInProgressError
 from analytics_platform.etl.job_values import (
+    DAY_INDEX,
     DEAD_LETTERED,
     DELETED,
     FAILED,
@@ -36,14 +37,15 @@ from analytics_platform.etl.job_values import (
     MAX_ERROR_MESSAGE,
     PENDING,
     RUNNING,
+    STATUS_INDEX,
     SUCCEEDED,
     SUPERSEDED,
     TERMINAL,
     JobResult,
     JobStatus,
-    _is_condition_failure,
     delivery_owner,
     error_values,
+    is_condition_failure,
     iso,
     lease_expiry,
     result_values,
@@ -53,10 +55,6 @@ __all__ = [
     "DAY_INDEX", "DEAD_LETTERED", "DELETED", "FAILED", "FINISHED", "PENDING", "RUNNING", "STATUS_INDEX", "SUCCEEDED",
     "SUPERSEDED", "TERMINAL", "JobResult", "JobStatus", "JobTracker", "delivery_owner", "iso", "lease_expiry",
 ]  # fmt: skip
-
-#: Index names and keys, equal to the stack's (a unit test keeps them in step).
-DAY_INDEX = "by-day"
-STATUS_INDEX = "by-status"
 
 
 class JobTracker:
@@ -101,7 +99,7 @@ class JobTracker:
         try:
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
         except ClientError as error:
-            if not _is_condition_failure(error):
+            if not is_condition_failure(error):
                 raise
             return False
         return True
@@ -141,7 +139,7 @@ class JobTracker:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if not _is_condition_failure(error):
+            if not is_condition_failure(error):
                 raise
             current = self.get(job_id) or {}
             status = current.get("job_status")
@@ -177,7 +175,7 @@ class JobTracker:
         try:
             self._table.update_item(**self._finish_update(job_id, owner, values, remove))
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 return False  # the lease was taken over; the new owner records the outcome
             raise
         return True
@@ -293,7 +291,7 @@ class JobTracker:
                 },
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 return False
             raise
         return True

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from analytics_platform.etl.catalog import DatasetCatalog, written_columns
 from analytics_platform.etl.exceptions import TransientError
-from analytics_platform.etl.job_values import PENDING, RETIRED, SUCCEEDED, _is_condition_failure, iso
+from analytics_platform.etl.job_values import PENDING, RETIRED, SUCCEEDED, is_condition_failure, iso
 from analytics_platform.etl.settings import STAGING_PREFIX
 
 MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -107,7 +107,7 @@ class Outputs:
                 ExpressionAttributeValues={":now": iso(self._clock()), ":succeeded": SUCCEEDED},
             )  # fmt: skip
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 return False
             raise
         return True
@@ -190,7 +190,7 @@ class Outputs:
                 },
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 return False
             raise
         return True

@@ -22,8 +22,7 @@ from boto3.dynamodb.conditions import Key
 
 from analytics_platform.etl import latest
 from analytics_platform.etl.events import ObjectRef
-from analytics_platform.etl.job_values import DELETED, SUCCEEDED, SUPERSEDED
-from analytics_platform.etl.jobs import STATUS_INDEX
+from analytics_platform.etl.job_values import DELETED, STATUS_INDEX, SUCCEEDED, SUPERSEDED
 from analytics_platform.etl.outputs import Outputs
 
 #: A SUCCEEDED job is promoted by its own delivery within seconds; reconciliation leaves it that long first.

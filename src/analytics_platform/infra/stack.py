@@ -9,6 +9,7 @@ from constructs import Construct
 
 from analytics_platform.etl import metrics as worker_metrics
 from analytics_platform.etl.contracts import contracts_to_json
+from analytics_platform.etl.job_values import STATUS_INDEX
 from analytics_platform.etl.notify import SOURCE as JOB_EVENT_SOURCE
 from analytics_platform.etl.settings import (
     ATHENA_RESULTS_PREFIX,
@@ -26,7 +27,7 @@ from analytics_platform.infra.constructs.drift import DriftAlarm
 from analytics_platform.infra.constructs.encryption import RegionKey, key_deletion_window_days
 from analytics_platform.infra.constructs.etl_function import EtlFunction
 from analytics_platform.infra.constructs.events import UploadEvents
-from analytics_platform.infra.constructs.job_table import STATUS_INDEX, JobTable
+from analytics_platform.infra.constructs.job_table import JobTable
 from analytics_platform.infra.constructs.monitoring import AlarmSettings, Monitoring
 from analytics_platform.infra.constructs.network import Network
 from analytics_platform.infra.constructs.provider import regional_provider

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 
 from analytics_platform.etl.events import ObjectRef
-from analytics_platform.etl.job_values import settled
+from analytics_platform.etl.job_values import FAILED, SUCCEEDED, settled
 from analytics_platform.exit_codes import ExitCode
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.jobs_query import format_rows, query_jobs
@@ -46,10 +46,10 @@ class Sample:
 
 
 DEMO_SAMPLES = (
-    Sample("orders.csv", "raw/orders/orders.csv", "SUCCEEDED", rows_out=40, rows_rejected=1),
-    Sample("clicks.jsonl", "raw/clicks/clicks.jsonl", "SUCCEEDED", rows_out=25),
-    Sample("sensors.csv", "raw/sensors/sensors.csv.gz", "SUCCEEDED", rows_out=30, compress=True),
-    Sample("broken.json", "raw/orders/broken.json", "FAILED", rows_out=0),
+    Sample("orders.csv", "raw/orders/orders.csv", SUCCEEDED, rows_out=40, rows_rejected=1),
+    Sample("clicks.jsonl", "raw/clicks/clicks.jsonl", SUCCEEDED, rows_out=25),
+    Sample("sensors.csv", "raw/sensors/sensors.csv.gz", SUCCEEDED, rows_out=30, compress=True),
+    Sample("broken.json", "raw/orders/broken.json", FAILED, rows_out=0),
 )
 
 
@@ -111,7 +111,7 @@ def check_region(
         if status != sample.status:
             problems.append(f"{region} {sample.key}: expected {sample.status}, got {status}")
             continue
-        if status == "SUCCEEDED":
+        if status == SUCCEEDED:
             if (rows, int(record.get("rows_rejected", 0))) != (sample.rows_out, sample.rows_rejected):
                 problems.append(f"{region} {sample.key}: rows {rows}/{record.get('rows_rejected')} unexpected")
             read_back = parquet_rows(s3, record["output_uri"])
@@ -141,7 +141,7 @@ def query_region(region: str, outputs: LocalOutputs) -> list[str]:
     print(f'\n$ tap query --local --region {region} "{DEMO_QUERY}"')
     result = run_query(target_from_outputs(outputs, region), DEMO_QUERY)
     print(result.table())
-    expected = sum(s.rows_out for s in DEMO_SAMPLES if s.key.startswith("raw/orders/") and s.status == "SUCCEEDED")
+    expected = sum(s.rows_out for s in DEMO_SAMPLES if s.key.startswith("raw/orders/") and s.status == SUCCEEDED)
     counted = sum(int(row[1]) for row in result.rows)
     return [] if counted == expected else [f"{region}: the query counts {counted} orders, not {expected}"]
 

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 from boto3.dynamodb.conditions import Key
 
-from analytics_platform.etl.jobs import DAY_INDEX, STATUS_INDEX, iso
+from analytics_platform.etl.job_values import DAY_INDEX, STATUS_INDEX, JobStatus, iso
 from analytics_platform.exit_codes import ExitCode
 from analytics_platform.local.clients import local_resource
 from analytics_platform.local.state import LocalPaths, read_outputs, read_state
@@ -91,13 +91,13 @@ def format_rows(items: list[dict[str, Any]]) -> list[str]:
     lines = [header, "-" * len(header)]
     for item in items:
         detail = item.get("input_key", "")
-        if item.get("job_status") == "FAILED":
+        if item.get("job_status") == JobStatus.FAILED:
             detail += f"  ({item.get('error_type')}: {str(item.get('error_message', ''))[:60]})"
-        elif item.get("job_status") == "DEAD_LETTERED":
+        elif item.get("job_status") == JobStatus.DEAD_LETTERED:
             detail += f"  (retries exhausted: {str(item.get('error_message', ''))[:60]})"
-        elif item.get("job_status") == "SUPERSEDED":
+        elif item.get("job_status") == JobStatus.SUPERSEDED:
             detail += f"  (superseded by {item.get('superseded_by')})"
-        elif item.get("job_status") == "DELETED":
+        elif item.get("job_status") == JobStatus.DELETED:
             detail += f"  (deleted from raw/: {item.get('superseded_by')})"
         lines.append(
             f"{item['created_at']:<25} {item['job_status']:<10} {item.get('dataset', '')!s:<12} "

@@ -19,6 +19,8 @@ from analytics_platform.ops.deployment import Deployment
 from analytics_platform.progress import RegionBoard
 
 PLAN_FILE = "tap.tfplan"
+#: A region run's result when its action raised (a run's result, not a job state).
+RUN_FAILED = "FAILED"
 #: What a per-region run does: normal plan; plan + apply; destroy plan + apply.
 ACTIONS = {"plan": ("normal", False), "deploy": ("normal", True), "destroy": ("destroy", True)}
 
@@ -102,7 +104,7 @@ def run_regions(
         try:
             action(region, run)
         except Exception as error:  # one region's failure is its own; the others go on
-            run.result, run.error = "FAILED", f"{type(error).__name__}: {error}"
+            run.result, run.error = RUN_FAILED, f"{type(error).__name__}: {error}"
         run.seconds = time.monotonic() - started
         if run.error:
             first = run.error.splitlines()[0]

@@ -11,12 +11,11 @@ from cdktf_cdktf_provider_aws.dynamodb_table import (
 )
 from constructs import Construct
 
-#: Attribute and index names shared with the worker (``etl.jobs``) - kept equal by a unit test.
-PARTITION_KEY = "job_id"
-DAY_INDEX = "by-day"
-DAY_INDEX_KEYS = ("job_day", "created_at")
-STATUS_INDEX = "by-status"
-STATUS_INDEX_KEYS = ("job_status", "created_at")
+# The key and index names are the worker's own, defined once in the job model.
+from analytics_platform.etl.job_values import DAY_INDEX, DAY_INDEX_KEYS, STATUS_INDEX, STATUS_INDEX_KEYS
+from analytics_platform.etl.job_values import JOB_KEY as PARTITION_KEY
+
+__all__ = ["DAY_INDEX", "DAY_INDEX_KEYS", "PARTITION_KEY", "STATUS_INDEX", "STATUS_INDEX_KEYS", "JobTable"]
 
 
 class JobTable(Construct):
