@@ -35,6 +35,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
 from constructs import Construct
 
 from analytics_platform.etl.settings import QUARANTINE_PREFIX, RAW_PREFIX
+from analytics_platform.infra.iam import deny_insecure_transport_policy
 
 #: Key prefixes that move to Glacier: the uploads and the rejects. ``processed/`` stays in S3 Standard, so
 #: the Parquet stays queryable however old it is.
@@ -182,21 +183,7 @@ class DataBucket(Construct):
             self,
             "tls-only",
             bucket=self.bucket.id,
-            policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "DenyInsecureTransport",
-                            "Effect": "Deny",
-                            "Principal": "*",
-                            "Action": "s3:*",
-                            "Resource": [self.bucket.arn, f"{self.bucket.arn}/*"],
-                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        }
-                    ],
-                }
-            ),
+            policy=json.dumps(deny_insecure_transport_policy(self.bucket.arn)),
             depends_on=[public_access],
         )
         self.notification = S3BucketNotification(self, "eventbridge", bucket=self.bucket.id, eventbridge=True)
