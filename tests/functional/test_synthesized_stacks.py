@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from analytics_platform.infra.checks import checkov_suppressions, run_checkov
+from analytics_platform.infra.checkov import checkov_suppressions, run_checkov
 from analytics_platform.local.terraform import TerraformRunner, run_per_region
 
 ROOT = Path(__file__).resolve().parents[2]
