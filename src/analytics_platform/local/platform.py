@@ -29,7 +29,8 @@ from analytics_platform.local.state import (
     write_outputs,
     write_state,
 )
-from analytics_platform.local.terraform import Events, TerraformError, TerraformRunner, run_per_region
+from analytics_platform.local.terraform import TerraformError, TerraformRunner
+from analytics_platform.local.terraform_runs import Events, run_per_region
 from analytics_platform.progress import RegionBoard
 
 __all__ = ["LocalPaths", "LocalPlatformError", "platform_down", "platform_up"]
