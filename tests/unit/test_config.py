@@ -222,7 +222,7 @@ def test_one_definition_drives_validation_environment_and_parsing() -> None:
     from dataclasses import fields
 
     from analytics_platform.etl.settings import Settings, Tunables
-    from analytics_platform.infra.stack import worker_environment
+    from analytics_platform.infra.worker_wiring import worker_environment
 
     changed = {"max_object_mb": 100, "max_reject_ratio": 0.5, "max_receive_count": 7}
     assert set(changed) == {f.name for f in fields(Tunables)}, "a new setting needs a value in this test"
