@@ -138,37 +138,8 @@ class DataBucket(Construct):
             bucket=self.bucket.id,
             versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
         )
-        S3BucketServerSideEncryptionConfigurationA(
-            self,
-            "encryption",
-            bucket=self.bucket.id,
-            rule=[
-                S3BucketServerSideEncryptionConfigurationRuleA(
-                    apply_server_side_encryption_by_default=(
-                        S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
-                            sse_algorithm="aws:kms" if kms_key_arn else "AES256", kms_master_key_id=kms_key_arn
-                        )
-                    ),
-                    # A bucket key cuts the KMS requests (and their cost) of every object read and write.
-                    bucket_key_enabled=True if kms_key_arn else None,
-                )
-            ],
-        )
-        public_access = S3BucketPublicAccessBlock(
-            self,
-            "public-access",
-            bucket=self.bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-        )
-        S3BucketOwnershipControls(
-            self,
-            "ownership",
-            bucket=self.bucket.id,
-            rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
-        )
+        self._encryption(kms_key_arn)
+        public_access = self._private()
         S3BucketLifecycleConfiguration(
             self,
             "lifecycle",
@@ -187,3 +158,41 @@ class DataBucket(Construct):
             depends_on=[public_access],
         )
         self.notification = S3BucketNotification(self, "eventbridge", bucket=self.bucket.id, eventbridge=True)
+
+    def _encryption(self, kms_key_arn: str | None) -> None:
+        """Default encryption: SSE-KMS with ``kms_key_arn`` and a bucket key, else SSE-S3."""
+        S3BucketServerSideEncryptionConfigurationA(
+            self,
+            "encryption",
+            bucket=self.bucket.id,
+            rule=[
+                S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default=(
+                        S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                            sse_algorithm="aws:kms" if kms_key_arn else "AES256", kms_master_key_id=kms_key_arn
+                        )
+                    ),
+                    # A bucket key cuts the KMS requests (and their cost) of every object read and write.
+                    bucket_key_enabled=True if kms_key_arn else None,
+                )
+            ],
+        )
+
+    def _private(self) -> S3BucketPublicAccessBlock:
+        """Public access blocked every way, ACLs off (the bucket owner owns every object); returns the block."""
+        public_access = S3BucketPublicAccessBlock(
+            self,
+            "public-access",
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+        )
+        S3BucketOwnershipControls(
+            self,
+            "ownership",
+            bucket=self.bucket.id,
+            rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
+        )
+        return public_access
