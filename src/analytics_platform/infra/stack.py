@@ -10,12 +10,11 @@ from constructs import Construct
 from analytics_platform.etl.settings import ATHENA_RESULTS_PREFIX, RAW_PREFIX, STAGING_PREFIX
 from analytics_platform.infra import iam
 from analytics_platform.infra.config import PlatformConfig, RegionConfig
-from analytics_platform.infra.constructs.analytics import Analytics
+from analytics_platform.infra.constructs.analytics_catalog import Analytics
 from analytics_platform.infra.constructs.data_bucket import DataBucket
-from analytics_platform.infra.constructs.drift import DriftAlarm
+from analytics_platform.infra.constructs.drift_alarm import DriftAlarm
 from analytics_platform.infra.constructs.encryption import RegionKey, key_deletion_window_days
 from analytics_platform.infra.constructs.etl_function import EtlFunction
-from analytics_platform.infra.constructs.events import UploadEvents
 from analytics_platform.infra.constructs.job_table import JobTable
 from analytics_platform.infra.constructs.monitoring import AlarmSettings, Monitoring
 from analytics_platform.infra.constructs.network import Network
@@ -23,6 +22,7 @@ from analytics_platform.infra.constructs.provider import regional_provider
 from analytics_platform.infra.constructs.query_role import QueryRole
 from analytics_platform.infra.constructs.queues import WorkQueues
 from analytics_platform.infra.constructs.sweep import DeadLetterSweep
+from analytics_platform.infra.constructs.upload_events import UploadEvents
 from analytics_platform.infra.names import ResourceNames
 from analytics_platform.infra.worker_wiring import worker_environment, worker_statements
 from analytics_platform.packaging import LambdaPackage
