@@ -339,7 +339,7 @@ def test_the_console_shows_every_regions_jobs_and_queries_one_region_in_a_real_b
     from urllib.parse import urlencode
 
     from analytics_platform.cli.console import console_source
-    from analytics_platform.console.server import ConsoleServer
+    from analytics_platform.console.web_server import ConsoleServer
 
     monkeypatch.setenv("TAP_LOCAL_HOME", str(local["paths"].root))
     server = ConsoleServer(console_source(local=True, config_path=None, env=None))

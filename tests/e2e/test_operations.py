@@ -24,7 +24,7 @@ from analytics_platform.etl.job_values import settled
 from analytics_platform.infra.names import DRIFT_METRIC, DRIFT_NAMESPACE, LOCAL_ACCOUNT_ID, ResourceNames
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.platform import LocalPaths, leftovers, platform_down, platform_up
-from analytics_platform.ops.commands import bootstrap_command, drift_command, terraform_command
+from analytics_platform.ops.stack_commands import bootstrap_command, drift_command, terraform_command
 
 pytestmark = pytest.mark.e2e
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")

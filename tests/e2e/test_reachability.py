@@ -20,7 +20,7 @@ from analytics_platform.etl.events import ObjectRef, object_created_event
 from analytics_platform.etl.job_values import settled
 from analytics_platform.local.clients import local_client, local_resource
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
-from analytics_platform.local.reachability import ROUTES_TTL_SECONDS
+from analytics_platform.local.vpc_reachability import ROUTES_TTL_SECONDS
 
 pytestmark = pytest.mark.e2e
 REGION = "eu-west-1"

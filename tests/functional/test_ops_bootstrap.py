@@ -13,10 +13,10 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from analytics_platform.infra.config import PlatformConfig
-from analytics_platform.ops import bootstrap as bootstrap_module
-from analytics_platform.ops.bootstrap import BLOCK_ALL, LOCK_KEY, bootstrap, bootstrap_region, tls_only_policy
-from analytics_platform.ops.commands import bootstrap_command
+from analytics_platform.ops import state_storage as bootstrap_module
 from analytics_platform.ops.deployment import Deployment, resolve_deployment
+from analytics_platform.ops.stack_commands import bootstrap_command
+from analytics_platform.ops.state_storage import BLOCK_ALL, LOCK_KEY, bootstrap, bootstrap_region, tls_only_policy
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
 
@@ -284,7 +284,7 @@ def test_a_bucket_name_owned_by_another_account_is_refused(aws: None, monkeypatc
 def test_an_environment_with_a_local_backend_gets_nothing_created(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from analytics_platform.ops import commands
+    from analytics_platform.ops import stack_commands as commands
 
     with mock_aws():
         monkeypatch.setattr(

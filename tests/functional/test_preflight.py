@@ -25,7 +25,7 @@ from analytics_platform.infra.account import resolve_account_offline
 from analytics_platform.infra.config import load_config
 from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client
 from analytics_platform.local.endpoint import Endpoint, start_endpoint
-from analytics_platform.local.endpoint.account import AccountConstraints, write_constraints
+from analytics_platform.local.endpoint.account_answers import AccountConstraints, write_constraints
 from analytics_platform.ops.deployment import Deployment
 from analytics_platform.ops.preflight import CheckResult, run_preflight
 from tests.schemas import validate

@@ -22,7 +22,8 @@ STACK = {"resource": {"terraform_data": {f"r{i}": {"input": str(i)} for i in ran
 SCRIPT = """
 import sys
 from pathlib import Path
-from analytics_platform.local.terraform import TerraformRunner, run_per_region
+from analytics_platform.local.terraform import TerraformRunner
+from analytics_platform.local.terraform_runs import run_per_region
 from analytics_platform.progress import RegionBoard
 work, stacks = Path(sys.argv[1]), Path(sys.argv[2])
 runner = TerraformRunner.create(work)

@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from analytics_platform.analytics import commands
-from analytics_platform.analytics.query_role import assume_role, chosen_role
+from analytics_platform.analytics.role_session import assume_role, chosen_role
 from analytics_platform.analytics.target import RegionTarget, TargetError, aws_target
 from analytics_platform.cli import build_parser
 from analytics_platform.etl.arns import partition_of

@@ -22,10 +22,10 @@ from analytics_platform.etl import handler as handler_module
 from analytics_platform.etl.clients import WORKER_SERVICES, EndpointType
 from analytics_platform.etl.exceptions import TransientError
 from analytics_platform.infra.config import PlatformConfig
-from analytics_platform.local import reachability
+from analytics_platform.local import vpc_reachability as reachability
 from analytics_platform.local.clients import local_client
-from analytics_platform.local.reachability import Blackhole, endpoint_variable
 from analytics_platform.local.server import LocalLambdaService
+from analytics_platform.local.vpc_reachability import Blackhole, endpoint_variable
 from tests.functional.conftest import FakeContext, Platform
 
 GOOD_CSV = b"id,name\n1,a\n2,b\n"

@@ -15,8 +15,10 @@ import pytest
 from analytics_platform import cli
 from analytics_platform.exit_codes import ExitCode
 from analytics_platform.infra.names import stack_id
-from analytics_platform.ops import commands, runs
-from analytics_platform.ops.drift import Drift, DriftReport
+from analytics_platform.ops import runs
+from analytics_platform.ops import stack_commands as commands
+from analytics_platform.ops.drift import DriftReport
+from analytics_platform.ops.drift_compare import Drift
 from analytics_platform.ops.runs import RegionRun
 from tests.conftest import UNIT_ACCOUNT
 from tests.schemas import validate

@@ -222,7 +222,7 @@ def test_one_definition_drives_validation_environment_and_parsing() -> None:
     from dataclasses import fields
 
     from analytics_platform.etl.settings import Settings, Tunables
-    from analytics_platform.infra.stack import worker_environment
+    from analytics_platform.infra.worker_wiring import worker_environment
 
     changed = {"max_object_mb": 100, "max_reject_ratio": 0.5, "max_receive_count": 7}
     assert set(changed) == {f.name for f in fields(Tunables)}, "a new setting needs a value in this test"
@@ -239,7 +239,7 @@ def test_one_definition_drives_validation_environment_and_parsing() -> None:
 
 # --- named environments (issue 10) ----------------------------------------------------------------------------
 def test_the_repositorys_environments_load_validated_with_their_own_suffix_and_state() -> None:
-    from analytics_platform.infra.config import environment_names, isolation_findings
+    from analytics_platform.infra.environments import environment_names, isolation_findings
 
     names = environment_names(environ={})
     assert {"dev", "staging", "prod"} <= set(names)
@@ -266,7 +266,7 @@ def test_an_environment_is_overridden_by_config_but_never_moved_to_another_suffi
 
 
 def test_unknown_bad_and_colliding_environments_are_clear_errors(tmp_path: Path) -> None:
-    from analytics_platform.infra.config import isolation_findings
+    from analytics_platform.infra.environments import isolation_findings
 
     environ = {"TAP_ENVIRONMENTS_DIR": str(tmp_path)}
     (tmp_path / "a.toml").write_text('environment_suffix = "shared"\n')
@@ -301,7 +301,7 @@ def test_an_unknown_encryption_mode_is_rejected_naming_the_field(value: object) 
 
 
 def test_zone_ids_of_each_region_are_accepted() -> None:
-    from analytics_platform.infra.validation import zone_id_prefix
+    from analytics_platform.infra.region_validation import zone_id_prefix
 
     assert [zone_id_prefix(r) for r in ("us-east-1", "eu-west-1", "ap-southeast-1", "ap-northeast-3", "ca-central-1",
                                         "me-south-1", "us-west-2")] == [

@@ -21,7 +21,7 @@ from analytics_platform.infra.names import stack_id
 from analytics_platform.local.state import LocalPaths, LocalState, config_document, write_state
 from analytics_platform.ops import runs
 from analytics_platform.ops.deployment import Deployment, OperationError, resolve_deployment
-from analytics_platform.ops.drift import Drift, changed_attributes, cross_region_drift, deployed_drift
+from analytics_platform.ops.drift_compare import Drift, changed_attributes, cross_region_drift, deployed_drift
 from analytics_platform.ops.emulator import emulator_filter, emulator_only
 from analytics_platform.ops.runs import RegionRun, confirm_destroy, plan_counts, run_regions, summary_table
 

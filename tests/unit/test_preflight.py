@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError
 
 from analytics_platform import cli
 from analytics_platform.infra.config import PlatformConfig, RegionConfig, with_account
-from analytics_platform.ops import commands, runs
+from analytics_platform.ops import runs
+from analytics_platform.ops import stack_commands as commands
 from analytics_platform.ops.deployment import Deployment
 from analytics_platform.ops.preflight import CheckResult, check_region, report_json, report_table
 

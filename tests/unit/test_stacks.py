@@ -10,11 +10,11 @@ import pytest
 
 from analytics_platform.etl import jobs as etl_jobs
 from analytics_platform.infra import iam
+from analytics_platform.infra.checkov import checkov_suppressions
 from analytics_platform.infra.checks import (
     check_consistency,
     check_iam,
     check_residency,
-    checkov_suppressions,
     run_checks,
 )
 from analytics_platform.infra.constructs import job_table

@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from analytics_platform.analytics.guard import QueryRefusedError, check_query
-from analytics_platform.analytics.query_role import assume_role, chosen_role
 from analytics_platform.analytics.result import QueryResult
+from analytics_platform.analytics.role_session import assume_role, chosen_role
 from analytics_platform.analytics.tables import (
     CatalogLocationError,
     CatalogTable,

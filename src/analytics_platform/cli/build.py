@@ -115,7 +115,7 @@ def _check_all(args: argparse.Namespace) -> tuple[list[CheckedEnvironment], list
     if not args.all_envs:
         return [_check_one(args, args.env, args.out)], []
     from analytics_platform.infra.checks import Finding
-    from analytics_platform.infra.config import environment_names, isolation_findings
+    from analytics_platform.infra.environments import environment_names, isolation_findings
 
     names = environment_names()
     if not names:

@@ -10,14 +10,14 @@ from analytics_platform.cli.options import Command, Subparsers, add_command, con
 from analytics_platform.exit_codes import ExitCode
 
 if TYPE_CHECKING:
-    from analytics_platform.console.server import ConsoleSource
+    from analytics_platform.console.web_server import ConsoleSource
 
 
 def console_source(*, local: bool, config_path: str | None, env: str | None) -> ConsoleSource:
-    """The :class:`~analytics_platform.console.server.ConsoleSource` of the running local platform or of the
+    """The :class:`~analytics_platform.console.web_server.ConsoleSource` of the running local platform or of the
     environment on AWS."""
     from analytics_platform.analytics.target import TargetError, aws_target, local_target
-    from analytics_platform.console.server import ConsoleSource
+    from analytics_platform.console.web_server import ConsoleSource
     from analytics_platform.local.state import LocalPaths, read_outputs, read_state
 
     if local:
@@ -37,7 +37,7 @@ def console_source(*, local: bool, config_path: str | None, env: str | None) -> 
 
 def _cmd_console(args: argparse.Namespace) -> int:
     from analytics_platform.analytics.target import TargetError
-    from analytics_platform.console.server import ConsoleServer
+    from analytics_platform.console.web_server import ConsoleServer
 
     try:
         source = console_source(local=args.local, config_path=args.config, env=args.env)

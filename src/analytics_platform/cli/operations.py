@@ -9,7 +9,7 @@ from analytics_platform.cli.options import Command, Subparsers, add_command, jso
 
 
 def _cmd_bootstrap(args: argparse.Namespace) -> int:
-    from analytics_platform.ops.commands import bootstrap_command
+    from analytics_platform.ops.stack_commands import bootstrap_command
 
     return bootstrap_command(env=args.env, regions=args.region, local=args.local, config_path=args.config)
 
@@ -23,7 +23,7 @@ def _cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def _cmd_terraform(args: argparse.Namespace) -> int:
-    from analytics_platform.ops.commands import terraform_command
+    from analytics_platform.ops.stack_commands import terraform_command
 
     return terraform_command(
         args.command, env=args.env, regions=args.region, local=args.local, config_path=args.config,
@@ -33,7 +33,7 @@ def _cmd_terraform(args: argparse.Namespace) -> int:
 
 
 def _cmd_drift(args: argparse.Namespace) -> int:
-    from analytics_platform.ops.commands import drift_command
+    from analytics_platform.ops.stack_commands import drift_command
 
     return drift_command(
         env=args.env,

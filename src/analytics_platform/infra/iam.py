@@ -112,6 +112,28 @@ def policy_document(statements: Iterable[Statement]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [s.render() for s in statements]}, indent=2)
 
 
+def deny_insecure_transport_policy(bucket_arn: str) -> dict[str, Any]:
+    """A bucket policy denying every request to the bucket (``bucket_arn``) and its objects that is not over TLS.
+
+    ``bucket_arn`` is the data bucket's Terraform token or, for the state bucket ``tap bootstrap`` puts in place, the
+    ARN in its region's partition (:func:`analytics_platform.etl.arns.s3_bucket_arn`); a plain dict, so the stack can
+    render it with its tokens and bootstrap can compare it with the bucket's policy.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
 def assume_role_document(service: str, source_account: str | None = None) -> str:
     """Trust policy letting one AWS service principal assume the role."""
     statement: dict[str, Any] = {

@@ -8,7 +8,7 @@ Anything else times out on AWS.
 
 :func:`unreachable` applies that rule to a :class:`FunctionNetwork`. ``tap check`` builds one from the synthesized
 JSON (:func:`stack_findings`, no cdktf import), the local runtime from the EC2 API of the applied stack
-(``local.reachability``).
+(``local.vpc_reachability``).
 """
 
 from __future__ import annotations

@@ -7,26 +7,14 @@ from pathlib import Path
 from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
 from constructs import Construct
 
-from analytics_platform.etl import metrics as worker_metrics
-from analytics_platform.etl.contracts import contracts_to_json
-from analytics_platform.etl.job_values import STATUS_INDEX
-from analytics_platform.etl.notify import SOURCE as JOB_EVENT_SOURCE
-from analytics_platform.etl.settings import (
-    ATHENA_RESULTS_PREFIX,
-    PROCESSED_PREFIX,
-    QUARANTINE_PREFIX,
-    RAW_PREFIX,
-    STAGING_PREFIX,
-    Settings,
-)
+from analytics_platform.etl.settings import ATHENA_RESULTS_PREFIX, RAW_PREFIX, STAGING_PREFIX
 from analytics_platform.infra import iam
 from analytics_platform.infra.config import PlatformConfig, RegionConfig
-from analytics_platform.infra.constructs.analytics import Analytics
+from analytics_platform.infra.constructs.analytics_catalog import Analytics
 from analytics_platform.infra.constructs.data_bucket import DataBucket
-from analytics_platform.infra.constructs.drift import DriftAlarm
+from analytics_platform.infra.constructs.drift_alarm import DriftAlarm
 from analytics_platform.infra.constructs.encryption import RegionKey, key_deletion_window_days
 from analytics_platform.infra.constructs.etl_function import EtlFunction
-from analytics_platform.infra.constructs.events import UploadEvents
 from analytics_platform.infra.constructs.job_table import JobTable
 from analytics_platform.infra.constructs.monitoring import AlarmSettings, Monitoring
 from analytics_platform.infra.constructs.network import Network
@@ -34,32 +22,13 @@ from analytics_platform.infra.constructs.provider import regional_provider
 from analytics_platform.infra.constructs.query_role import QueryRole
 from analytics_platform.infra.constructs.queues import WorkQueues
 from analytics_platform.infra.constructs.sweep import DeadLetterSweep
+from analytics_platform.infra.constructs.upload_events import UploadEvents
+from analytics_platform.infra.names import ResourceNames
+from analytics_platform.infra.worker_wiring import worker_environment, worker_statements
 from analytics_platform.packaging import LambdaPackage
 
-#: Job state events go to the region's default bus, where users' own rules can match them.
-DEFAULT_EVENT_BUS = "default"
 #: Days a staged Parquet may wait (a job SUCCEEDED before its promotion is promoted within minutes).
 STAGING_RETENTION_DAYS = 7
-
-
-def worker_environment(config: PlatformConfig, region: str, *, queue_url: str, dlq_url: str) -> dict[str, str]:
-    """The function's environment: the worker's :class:`Settings` plus Powertools' names.
-
-    ``AWS_REGION`` is reserved by Lambda; the data region is passed on its own so the worker can refuse an
-    event from any other region.
-    """
-    names = config.names(region)
-    settings = Settings(
-        region=region, bucket=names.bucket, table=names.table, queue_url=queue_url, dlq_url=dlq_url,
-        glue_database=names.glue_database, contracts_json=contracts_to_json(config.datasets), tunables=config.worker,
-        event_bus=DEFAULT_EVENT_BUS,
-    )  # fmt: skip
-    return {
-        **settings.to_environment(),
-        "POWERTOOLS_SERVICE_NAME": names.function,
-        "POWERTOOLS_METRICS_NAMESPACE": worker_metrics.NAMESPACE,
-        "LOG_LEVEL": "INFO",
-    }
 
 
 class RegionalStack(TerraformStack):
@@ -68,6 +37,9 @@ class RegionalStack(TerraformStack):
     Exposes the constructs as attributes (``encryption`` - the region's KMS key, ``None`` unless
     ``encryption = "kms"`` -, ``network``, ``data``, ``analytics``, ``jobs``, ``queues``, ``events``, ``worker``,
     ``monitoring``, ``query`` - the region's query role) and declares the stack outputs.
+
+    The constructs are created in one fixed order (backend, provider, key, network, storage, queues, worker,
+    operations, outputs), each directly under the stack, so their Terraform ids are their construct ids.
     """
 
     def __init__(
@@ -88,22 +60,38 @@ class RegionalStack(TerraformStack):
             account_id=names.account_id,
         )  # fmt: skip
         partition, account_id = account.partition, account.account_id
-        self.encryption = (
-            RegionKey(
-                self, "encryption", region=name, partition=partition, account_id=account_id,
-                alias_name=names.encryption_key_alias, log_group_names=(names.log_group, names.flow_log_group),
-                alarm_name_pattern=names.alarm_pattern,
-                deletion_window_days=key_deletion_window_days(config.deletion_protection),
-            )
-            if config.encryption == "kms"
-            else None
-        )  # fmt: skip
+        self.encryption = self._region_key(config, names, name, partition, account_id)
         key_arn = self.encryption.arn if self.encryption else None
+        self.network = self._network(config, region, names, account_id, key_arn)
+        self._storage(config, names, key_arn)
+        statements = worker_statements(
+            names, partition=partition, region=name, account_id=account_id, data=self.data, jobs=self.jobs,
+            queues=self.queues, network=self.network, key_arn=key_arn,
+        )  # fmt: skip
+        self.worker = self._worker(config, names, name, package, statements, key_arn)
+        self._operations(config, names, name, partition, account_id, key_arn, construct_id)
+        self._outputs(name)
 
-        self.network = Network(
+    def _region_key(
+        self, config: PlatformConfig, names: ResourceNames, region: str, partition: str, account_id: str
+    ) -> RegionKey | None:
+        """The region's customer-managed key with ``encryption = "kms"``, else None."""
+        if config.encryption != "kms":
+            return None
+        return RegionKey(
+            self, "encryption", region=region, partition=partition, account_id=account_id,
+            alias_name=names.encryption_key_alias, log_group_names=(names.log_group, names.flow_log_group),
+            alarm_name_pattern=names.alarm_pattern,
+            deletion_window_days=key_deletion_window_days(config.deletion_protection),
+        )  # fmt: skip
+
+    def _network(
+        self, config: PlatformConfig, region: RegionConfig, names: ResourceNames, account_id: str, key_arn: str | None
+    ) -> Network:
+        return Network(
             self,
             "network",
-            region=name,
+            region=region.region,
             cidr=region.vpc_cidr,
             az_count=region.az_count,
             az_ids=region.az_ids,
@@ -114,6 +102,10 @@ class RegionalStack(TerraformStack):
             log_retention_days=config.log_retention_days,
             kms_key_arn=key_arn,
         )
+
+    def _storage(self, config: PlatformConfig, names: ResourceNames, key_arn: str | None) -> None:
+        """``data`` (the bucket), ``analytics`` (catalog and workgroup), ``jobs`` (the table), ``queues`` and
+        ``events`` (the upload rule feeding the queue)."""
         self.data = DataBucket(
             self, "data", bucket_name=names.bucket, glacier_transition_days=config.glacier_transition_days,
             noncurrent_version_expiration_days=config.noncurrent_version_expiration_days,
@@ -147,35 +139,12 @@ class RegionalStack(TerraformStack):
             raw_prefix=RAW_PREFIX,
             queues=self.queues,
         )
-        bucket_arn = self.data.bucket.arn
-        statements = [
-            iam.read_objects(bucket_arn, RAW_PREFIX),
-            iam.read_outputs(bucket_arn, [STAGING_PREFIX, PROCESSED_PREFIX]),
-            iam.write_objects(bucket_arn, [STAGING_PREFIX, PROCESSED_PREFIX, QUARANTINE_PREFIX]),
-            iam.list_bucket(bucket_arn),
-            iam.list_versions(bucket_arn, RAW_PREFIX),
-            iam.retire_objects(bucket_arn, [STAGING_PREFIX, PROCESSED_PREFIX]),
-            iam.put_job_events(partition=partition, region=name, account_id=account_id, source=JOB_EVENT_SOURCE),
-            iam.write_catalog_tables(
-                partition=partition, region=name, account_id=account_id, database=names.glue_database
-            ),
-            iam.write_jobs(self.jobs.table.arn),
-            iam.query_job_index(self.jobs.table.arn, STATUS_INDEX),
-            iam.consume_queue(self.queues.queue.arn),
-            iam.inspect_dead_letters(self.queues.dlq.arn),
-            iam.describe_network_interfaces(),
-            iam.manage_network_interfaces(
-                partition=partition,
-                region=name,
-                account_id=account_id,
-                vpc_arn=self.network.vpc.arn,
-                subnet_arns=[subnet.arn for subnet in self.network.subnets],
-                security_group_arn=self.network.worker_security_group.arn,
-            ),
-            iam.write_traces(),
-            *([iam.use_data_key(key_arn)] if key_arn else []),
-        ]
-        self.worker = EtlFunction(
+
+    def _worker(
+        self, config: PlatformConfig, names: ResourceNames, region: str, package: LambdaPackage,
+        statements: list[iam.Statement], key_arn: str | None,
+    ) -> EtlFunction:  # fmt: skip
+        return EtlFunction(
             self,
             "worker",
             function_name=names.function,
@@ -191,13 +160,21 @@ class RegionalStack(TerraformStack):
             maximum_concurrency=config.maximum_concurrency,
             batch_size=config.lambda_batch_size,
             log_retention_days=config.log_retention_days,
-            environment=worker_environment(config, name, queue_url=self.queues.queue.url, dlq_url=self.queues.dlq.url),
+            environment=worker_environment(
+                config, region, queue_url=self.queues.queue.url, dlq_url=self.queues.dlq.url
+            ),
             subnet_ids=self.network.subnet_ids,
             security_group_ids=[self.network.worker_security_group.id],
             policy_statements=statements,
             queue_arn=self.queues.queue.arn,
             kms_key_arn=key_arn,
         )
+
+    def _operations(
+        self, config: PlatformConfig, names: ResourceNames, region: str, partition: str, account_id: str,
+        key_arn: str | None, construct_id: str,
+    ) -> None:  # fmt: skip
+        """``sweep`` (the scheduled dead-letter sweep), ``monitoring``, ``query`` (the query role) and ``drift``."""
         self.sweep = DeadLetterSweep(
             self,
             "dead-letter-sweep",
@@ -209,7 +186,7 @@ class RegionalStack(TerraformStack):
         self.monitoring = Monitoring(
             self,
             "monitoring",
-            region=name,
+            region=region,
             partition=partition,
             account_id=account_id,
             topic_name=names.topic,
@@ -228,14 +205,13 @@ class RegionalStack(TerraformStack):
             kms_key_arn=key_arn,
         )
         self.query = QueryRole(
-            self, "query", role_name=names.query_role, partition=partition, region=name, account_id=account_id,
-            database_name=names.glue_database, workgroup_arn=self.analytics.workgroup.arn, bucket_arn=bucket_arn,
-            kms_key_arn=key_arn, principals=config.query_principals,
+            self, "query", role_name=names.query_role, partition=partition, region=region, account_id=account_id,
+            database_name=names.glue_database, workgroup_arn=self.analytics.workgroup.arn,
+            bucket_arn=self.data.bucket.arn, kms_key_arn=key_arn, principals=config.query_principals,
         )  # fmt: skip
         self.drift = DriftAlarm(
             self, "drift", alarm_name=names.alarm_drift, stack_name=construct_id, topic_arn=self.monitoring.topic.arn
         )
-        self._outputs(name)
 
     def _configure_backend(self, config: PlatformConfig, construct_id: str, region: str) -> None:
         if config.backend == "s3":

@@ -1,5 +1,6 @@
 """``tap local constrain``: make the running local endpoint play an account with less room (see
-:mod:`analytics_platform.local.endpoint.account`), so ``tap preflight --local`` and deploys show each refusal."""
+:mod:`analytics_platform.local.endpoint.account_answers`), so ``tap preflight --local`` and deploys show each
+refusal."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from analytics_platform.exit_codes import ExitCode
-from analytics_platform.local.endpoint.account import (
+from analytics_platform.local.endpoint.account_answers import (
     CONSTRAINTS_FILE,
     UNRESERVED_MINIMUM,
     AccountConstraints,

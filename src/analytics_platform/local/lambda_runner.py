@@ -11,7 +11,7 @@ enforces:
 * **memory**: the process tree's resident memory is watched; above ``MemorySize`` it is killed
   ("Runtime exited with error: signal: killed", as Lambda reports an out-of-memory kill);
 * **network**: a function in a VPC reaches only the services its applied stack routes to; its clients for the
-  others are pointed at an address where a connect times out (``routes``, from ``local.reachability``). The
+  others are pointed at an address where a connect times out (``routes``, from ``local.vpc_reachability``). The
   routes are read before every invocation; when they changed, the environment starts afresh with the new ones;
 * **ephemeral storage**: the environment's /tmp (``TAP_WORK_DIR``, also ``TMPDIR``) is a tmpfs of
   ``EphemeralStorage.Size`` where the machine allows mounting one (root with CAP_SYS_ADMIN, as in this

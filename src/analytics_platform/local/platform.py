@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analytics_platform.exit_codes import ExitCode
 from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client
@@ -29,8 +29,12 @@ from analytics_platform.local.state import (
     write_outputs,
     write_state,
 )
-from analytics_platform.local.terraform import Events, TerraformError, TerraformRunner, run_per_region
+from analytics_platform.local.terraform import TerraformError, TerraformRunner
+from analytics_platform.local.terraform_runs import Events, run_per_region
 from analytics_platform.progress import RegionBoard
+
+if TYPE_CHECKING:
+    from analytics_platform.infra.config import PlatformConfig
 
 __all__ = ["LocalPaths", "LocalPlatformError", "platform_down", "platform_up"]
 
@@ -137,9 +141,6 @@ def platform_up(
     """
     if not 0 <= fault_rate < 1:
         raise LocalPlatformError(f"--fault-rate must be from 0 to below 1, got {fault_rate}")
-    from analytics_platform.infra.app import synth
-    from analytics_platform.infra.config import load_config
-
     paths = paths or LocalPaths.default()
     running = read_state(paths)
     if running:
@@ -148,12 +149,7 @@ def platform_up(
         )
     port = port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    # The local endpoint is an account of its own (the names carry its id), whatever account the environment is for.
-    local = {
-        "local_endpoint": endpoint, "state_dir": str(paths.root / "tfstate"), "backend": "local",
-        "account_id": LOCAL_ACCOUNT_ID,
-    }  # fmt: skip
-    config = load_config(config_path, env_name=env, **{**local, **(overrides or {})})
+    config = _local_config(config_path, env, endpoint, paths, overrides)
     regions = [r.region for r in config.regions]
     paths.root.mkdir(parents=True, exist_ok=True)
     for stale in (paths.journal, paths.outputs):
@@ -163,24 +159,49 @@ def platform_up(
     state = LocalState(daemon.pid, port, endpoint, regions, config_document(config), fault_rate)
     write_state(paths, state)
     try:
-        progress(f"synthesizing {len(regions)} regional stack(s)")
-        synth(config, outdir=paths.synth, build_dir=Path(".tap/build"))
-        runner = TerraformRunner.create(paths.root / "terraform")
-        stacks = _stack_dirs(paths, config)
-        progress(f"applying {len(regions)} stack(s) with terraform, {'in parallel' if parallel else 'in sequence'}")
-        with RegionBoard(regions, "applying", say=progress) as board:
-            timings = run_per_region(lambda r: _apply(runner, stacks[r], f"apply-{r}", board.terraform_events(r)),
-                                     regions, parallel=parallel, progress=progress, board=board)  # fmt: skip
-        progress(f"applied: {_per_region(timings)}")
-        outputs = LocalOutputs(endpoint, {region: _region_outputs(runner, stacks[region]) for region in regions})
-        write_outputs(paths, outputs)
-        progress("waiting for the local Lambda runtime to attach to every queue")
-        _wait_for_pollers(paths, regions)
+        outputs = _apply_and_attach(config, paths, endpoint, progress=progress, parallel=parallel)
     except BaseException:
         _stop_daemon(daemon.pid)
         paths.state.unlink(missing_ok=True)
         raise
     progress(f"local platform is up: {paths.outputs}")
+    return outputs
+
+
+def _local_config(
+    config_path: str | None, env: str | None, endpoint: str, paths: LocalPaths, overrides: dict[str, Any] | None
+) -> PlatformConfig:
+    """The environment's configuration (or the file's) on the local endpoint, with ``overrides`` on top."""
+    from analytics_platform.infra.config import load_config
+
+    # The local endpoint is an account of its own (the names carry its id), whatever account the environment is for.
+    local = {
+        "local_endpoint": endpoint, "state_dir": str(paths.root / "tfstate"), "backend": "local",
+        "account_id": LOCAL_ACCOUNT_ID,
+    }  # fmt: skip
+    return load_config(config_path, env_name=env, **{**local, **(overrides or {})})
+
+
+def _apply_and_attach(
+    config: PlatformConfig, paths: LocalPaths, endpoint: str, *, progress: Callable[[str], None], parallel: bool
+) -> LocalOutputs:
+    """Synthesize, apply every stack, write the outputs and wait for the local Lambda runtime to attach."""
+    from analytics_platform.infra.app import synth
+
+    regions = [r.region for r in config.regions]
+    progress(f"synthesizing {len(regions)} regional stack(s)")
+    synth(config, outdir=paths.synth, build_dir=Path(".tap/build"))
+    runner = TerraformRunner.create(paths.root / "terraform")
+    stacks = _stack_dirs(paths, config)
+    progress(f"applying {len(regions)} stack(s) with terraform, {'in parallel' if parallel else 'in sequence'}")
+    with RegionBoard(regions, "applying", say=progress) as board:
+        timings = run_per_region(lambda r: _apply(runner, stacks[r], f"apply-{r}", board.terraform_events(r)),
+                                 regions, parallel=parallel, progress=progress, board=board)  # fmt: skip
+    progress(f"applied: {_per_region(timings)}")
+    outputs = LocalOutputs(endpoint, {region: _region_outputs(runner, stacks[region]) for region in regions})
+    write_outputs(paths, outputs)
+    progress("waiting for the local Lambda runtime to attach to every queue")
+    _wait_for_pollers(paths, regions)
     return outputs
 
 

@@ -19,7 +19,7 @@ from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client
 from analytics_platform.local.endpoint import start_endpoint
 from analytics_platform.local.lambda_runner import FunctionRuntime, FunctionSpec
 from analytics_platform.local.pollers import QueuePoller, RuntimePool, SchedulePoller, rate_seconds
-from analytics_platform.local.reachability import Blackhole, FunctionRoutes
+from analytics_platform.local.vpc_reachability import Blackhole, FunctionRoutes
 
 ACCOUNT_ID = LOCAL_ACCOUNT_ID
 DISCOVERY_INTERVAL_SECONDS = 1.0

@@ -67,7 +67,8 @@ def config_document(config: PlatformConfig) -> dict[str, Any]:
 
 def config_from_document(document: dict[str, Any]) -> PlatformConfig:
     """The configuration :func:`config_document` wrote, validated again."""
-    from analytics_platform.infra.config import config_from_mapping, validate
+    from analytics_platform.infra.config_model import config_from_mapping
+    from analytics_platform.infra.validation import validate
 
     return validate(config_from_mapping(document))
 

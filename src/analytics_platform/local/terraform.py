@@ -8,13 +8,12 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from analytics_platform.progress import RegionBoard
+from analytics_platform.local.terraform_runs import Events, run_per_region, run_streaming
 
 PROVIDER = "registry.terraform.io/hashicorp/aws"
 PROVIDER_VERSION = "5.100.0"
@@ -114,8 +113,8 @@ class TerraformRunner:
                     stderr=subprocess.STDOUT, check=False,
                 ).returncode  # fmt: skip
             else:
-                code = _run_streaming(["terraform", args[0], "-json", *args[1:]], stack_dir, self.environment(),
-                                      handle, events)  # fmt: skip
+                code = run_streaming(["terraform", args[0], "-json", *args[1:]], stack_dir, self.environment(),
+                                     handle, events)  # fmt: skip
             # where a region's time goes, command by command, next to the provider's "complete after" lines
             handle.write(f"$ terraform {args[0]}: exit {code} after {time.monotonic() - started:.1f} s\n")
         if code not in ok_codes:
@@ -221,37 +220,6 @@ class TerraformRunner:
         return errors
 
 
-#: A consumer of Terraform's machine-readable messages (``terraform ... -json``, one JSON object per line).
-Events = Callable[[dict[str, Any]], None]
-
-
-def _run_streaming(command: list[str], cwd: Path, env: dict[str, str], log: IO[str], events: Events) -> int:
-    """Run ``command`` (a ``-json`` Terraform command), hand each message to ``events`` and write its text to
-    ``log`` (a diagnostic with its detail; a line that is not JSON as it is); returns the exit code."""
-    with subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            try:
-                message = json.loads(line)
-            except json.JSONDecodeError:
-                log.write(line)
-                continue
-            if not isinstance(message, dict):
-                log.write(line)
-                continue
-            text = str(message.get("@message", ""))
-            detail = message.get("diagnostic", {}).get("detail") if message.get("type") == "diagnostic" else None
-            log.write(text + (f"\n{detail}" if detail else "") + "\n")
-            try:
-                events(message)
-            except Exception as error:  # progress must never stop an apply
-                log.write(f"(progress display failed: {type(error).__name__}: {error})\n")
-        log.flush()
-        return process.wait()
-
-
 def validate_stacks(stacks_root: Path, names: Sequence[str], work_dir: Path) -> list[str]:
     """``terraform validate`` of every stack under ``stacks_root`` with the offline provider, on copies in
     ``work_dir`` (the synth output stays free of ``.terraform`` folders); one finding per error."""
@@ -272,44 +240,3 @@ def validate_stacks(stacks_root: Path, names: Sequence[str], work_dir: Path) -> 
 
     run_per_region(one, names, progress=lambda _: None, verb="validating")
     return [f"{name}: terraform validate: {error}" for name in names for error in findings.get(name, [])]
-
-
-def run_per_region(
-    action: Callable[[str], None],
-    regions: Sequence[str],
-    *,
-    parallel: bool = True,
-    progress: Callable[[str], None] = print,
-    verb: str = "applying",
-    board: RegionBoard | None = None,
-) -> dict[str, float]:
-    """Run ``action(region)`` for every region, in parallel by default; returns seconds per region.
-
-    Every region is attempted even if another fails; the first failure is raised afterwards. ``board`` shows each
-    region's progress (by default plain lines through ``progress``).
-    """
-    board = board or RegionBoard(list(regions), verb, say=progress, live=False)
-    timings: dict[str, float] = {}
-    errors: list[BaseException] = []
-
-    def one(region: str) -> None:
-        started = time.monotonic()
-        board.start(region, verb)
-        try:
-            action(region)
-        except BaseException as error:
-            board.finish(region, f"FAILED after {time.monotonic() - started:.1f}s")
-            errors.append(error)
-            return
-        timings[region] = time.monotonic() - started
-        board.finish(region, f"done in {timings[region]:.1f}s")
-
-    if parallel:
-        with ThreadPoolExecutor(max_workers=len(regions) or 1) as pool:
-            list(pool.map(one, regions))
-    else:
-        for region in regions:
-            one(region)
-    if errors:
-        raise errors[0]
-    return timings

@@ -25,7 +25,8 @@ from typing import Any
 import boto3
 
 from analytics_platform.infra.account import resolve_account, resolve_account_offline
-from analytics_platform.infra.config import ConfigError, PlatformConfig, environment_names, load_config
+from analytics_platform.infra.config import ConfigError, PlatformConfig, load_config
+from analytics_platform.infra.environments import environment_names
 from analytics_platform.infra.names import stack_id
 from analytics_platform.local.clients import local_client
 from analytics_platform.local.state import LocalPaths, read_state

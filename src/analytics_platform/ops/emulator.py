@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from analytics_platform.ops.drift import Drift, changed_attributes
+from analytics_platform.ops.drift_compare import Drift, changed_attributes
 
 _SG_RULE = r"aws_vpc_security_group_(egress|ingress)_rule"
 

@@ -1,7 +1,7 @@
 """``tap preflight``: read-only checks, per region and in parallel, that an account can take the stacks.
 
-The checks themselves are in :mod:`.preflight_checks`. ``tap deploy`` runs them first and applies nothing when one
-fails (``--skip-preflight`` to go on anyway).
+The checks themselves are in :mod:`.preflight_checks` (the quotas in :mod:`.preflight_quotas`). ``tap deploy`` runs
+them first and applies nothing when one fails (``--skip-preflight`` to go on anyway).
 
 ``--json`` prints a list with one object per region and check::
 
@@ -28,13 +28,11 @@ from analytics_platform.ops.preflight_checks import (
     RegionProbe,
     credentials,
     data_bucket,
-    interface_endpoint_quota,
     lake_formation,
-    lambda_concurrency,
     region_enabled,
     state_bucket,
-    vpc_quota,
 )
+from analytics_platform.ops.preflight_quotas import interface_endpoint_quota, lambda_concurrency, vpc_quota
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analytics_platform.ops.deployment import Deployment
+from analytics_platform.ops.emulator import emulator_only
 from analytics_platform.progress import RegionBoard
 
 PLAN_FILE = "tap.tfplan"
@@ -45,8 +46,6 @@ class RegionRun:
 
 def emulator_only_updates(plan: dict[str, Any]) -> list[str]:
     """Addresses whose planned update is nothing but the local emulator's known answers (see :mod:`.emulator`)."""
-    from analytics_platform.ops.emulator import emulator_only
-
     return [
         change["address"]
         for change in plan.get("resource_changes", [])

@@ -35,6 +35,7 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
 from constructs import Construct
 
 from analytics_platform.etl.settings import QUARANTINE_PREFIX, RAW_PREFIX
+from analytics_platform.infra.iam import deny_insecure_transport_policy
 
 #: Key prefixes that move to Glacier: the uploads and the rejects. ``processed/`` stays in S3 Standard, so
 #: the Parquet stays queryable however old it is.
@@ -137,6 +138,29 @@ class DataBucket(Construct):
             bucket=self.bucket.id,
             versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
         )
+        self._encryption(kms_key_arn)
+        public_access = self._private()
+        S3BucketLifecycleConfiguration(
+            self,
+            "lifecycle",
+            bucket=self.bucket.id,
+            rule=lifecycle_rules(
+                glacier_transition_days=glacier_transition_days,
+                noncurrent_days=noncurrent_version_expiration_days,
+                expiring_prefixes=expiring_prefixes or {},
+            ),
+        )
+        S3BucketPolicy(
+            self,
+            "tls-only",
+            bucket=self.bucket.id,
+            policy=json.dumps(deny_insecure_transport_policy(self.bucket.arn)),
+            depends_on=[public_access],
+        )
+        self.notification = S3BucketNotification(self, "eventbridge", bucket=self.bucket.id, eventbridge=True)
+
+    def _encryption(self, kms_key_arn: str | None) -> None:
+        """Default encryption: SSE-KMS with ``kms_key_arn`` and a bucket key, else SSE-S3."""
         S3BucketServerSideEncryptionConfigurationA(
             self,
             "encryption",
@@ -153,6 +177,9 @@ class DataBucket(Construct):
                 )
             ],
         )
+
+    def _private(self) -> S3BucketPublicAccessBlock:
+        """Public access blocked every way, ACLs off (the bucket owner owns every object); returns the block."""
         public_access = S3BucketPublicAccessBlock(
             self,
             "public-access",
@@ -168,35 +195,4 @@ class DataBucket(Construct):
             bucket=self.bucket.id,
             rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
         )
-        S3BucketLifecycleConfiguration(
-            self,
-            "lifecycle",
-            bucket=self.bucket.id,
-            rule=lifecycle_rules(
-                glacier_transition_days=glacier_transition_days,
-                noncurrent_days=noncurrent_version_expiration_days,
-                expiring_prefixes=expiring_prefixes or {},
-            ),
-        )
-        S3BucketPolicy(
-            self,
-            "tls-only",
-            bucket=self.bucket.id,
-            policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "DenyInsecureTransport",
-                            "Effect": "Deny",
-                            "Principal": "*",
-                            "Action": "s3:*",
-                            "Resource": [self.bucket.arn, f"{self.bucket.arn}/*"],
-                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        }
-                    ],
-                }
-            ),
-            depends_on=[public_access],
-        )
-        self.notification = S3BucketNotification(self, "eventbridge", bucket=self.bucket.id, eventbridge=True)
+        return public_access

@@ -57,70 +57,89 @@ def region_key_policy(
     log_group_names: Sequence[str],
     alarm_name_pattern: str,
 ) -> dict[str, Any]:
-    """The key policy of one region's key.
+    """The key policy of one region's key: the account's statements, then the services'.
 
     In a key policy ``Resource: "*"`` means "this key"; it is the only value AWS accepts there.
     """
-    account_root = f"arn:{partition}:iam::{account_id}:root"
     log_group_arns = [f"arn:{partition}:logs:{region}:{account_id}:log-group:{name}" for name in log_group_names]
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "AccountAdministersKey",
-                "Effect": "Allow",
-                "Principal": {"AWS": account_root},
-                "Action": list(ADMIN_ACTIONS),
-                "Resource": "*",
-            },
-            {
-                "Sid": "AccountUsesKeyThroughRegionServices",
-                "Effect": "Allow",
-                "Principal": {"AWS": account_root},
-                "Action": list(SERVICE_USE_ACTIONS),
-                "Resource": "*",
-                "Condition": {
-                    "StringEquals": {
-                        "kms:CallerAccount": account_id,
-                        "kms:ViaService": [f"{service}.{region}.amazonaws.com" for service in VIA_SERVICES],
-                    }
-                },
-            },
-            {
-                "Sid": "CloudWatchLogsEncryptsOwnLogGroups",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                "Action": list(LOGS_ACTIONS),
-                "Resource": "*",
-                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arns}},
-            },
-            {
-                "Sid": "CloudWatchAlarmsPublishToEncryptedTopic",
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                "Resource": "*",
-                "Condition": {
-                    "StringEquals": {"aws:SourceAccount": account_id},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{partition}:cloudwatch:{region}:{account_id}:alarm:{alarm_name_pattern}"
-                    },
-                },
-            },
-            {
-                # The SQS developer guide's key policy for EventBridge as an event source names the service
-                # principal without a condition: the confused-deputy keys AWS documents for EventBridge
-                # (aws:SourceArn, aws:SourceAccount) belong to event-bus encryption, and a condition on a key the
-                # delivery request does not carry would drop every upload event. The queue policy admits only
-                # this region's upload rule, so only that rule's deliveries reach a queue under this key.
-                "Sid": "EventBridgeSendsToEncryptedQueue",
-                "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": "*",
-            },
+            *_account_statements(partition=partition, region=region, account_id=account_id),
+            *_service_statements(
+                partition=partition, region=region, account_id=account_id, log_group_arns=log_group_arns,
+                alarm_name_pattern=alarm_name_pattern,
+            ),
         ],
-    }
+    }  # fmt: skip
+
+
+def _account_statements(*, partition: str, region: str, account_id: str) -> list[dict[str, Any]]:
+    """The account administers the key, and uses it only through the region's services (:data:`VIA_SERVICES`)."""
+    account_root = f"arn:{partition}:iam::{account_id}:root"
+    return [
+        {
+            "Sid": "AccountAdministersKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": account_root},
+            "Action": list(ADMIN_ACTIONS),
+            "Resource": "*",
+        },
+        {
+            "Sid": "AccountUsesKeyThroughRegionServices",
+            "Effect": "Allow",
+            "Principal": {"AWS": account_root},
+            "Action": list(SERVICE_USE_ACTIONS),
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "kms:CallerAccount": account_id,
+                    "kms:ViaService": [f"{service}.{region}.amazonaws.com" for service in VIA_SERVICES],
+                }
+            },
+        },
+    ]
+
+
+def _service_statements(
+    *, partition: str, region: str, account_id: str, log_group_arns: Sequence[str], alarm_name_pattern: str
+) -> list[dict[str, Any]]:
+    """The services that call KMS as themselves: CloudWatch Logs, CloudWatch alarms and EventBridge."""
+    return [
+        {
+            "Sid": "CloudWatchLogsEncryptsOwnLogGroups",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": list(LOGS_ACTIONS),
+            "Resource": "*",
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arns}},
+        },
+        {
+            "Sid": "CloudWatchAlarmsPublishToEncryptedTopic",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account_id},
+                "ArnLike": {
+                    "aws:SourceArn": f"arn:{partition}:cloudwatch:{region}:{account_id}:alarm:{alarm_name_pattern}"
+                },
+            },
+        },
+        {
+            # The SQS developer guide's key policy for EventBridge as an event source names the service
+            # principal without a condition: the confused-deputy keys AWS documents for EventBridge
+            # (aws:SourceArn, aws:SourceAccount) belong to event-bus encryption, and a condition on a key the
+            # delivery request does not carry would drop every upload event. The queue policy admits only
+            # this region's upload rule, so only that rule's deliveries reach a queue under this key.
+            "Sid": "EventBridgeSendsToEncryptedQueue",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": "*",
+        },
+    ]
 
 
 class RegionKey(Construct):

@@ -36,30 +36,13 @@ class EtlFunction(Construct):
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        function_name: str,
-        role_name: str,
-        log_group_name: str,
-        package_path: Path,
-        package_hash: str,
-        architecture: str,
-        memory_mb: int,
-        timeout_seconds: int,
-        ephemeral_storage_mb: int,
-        reserved_concurrency: int,
-        maximum_concurrency: int,
-        batch_size: int,
-        log_retention_days: int,
-        environment: Mapping[str, str],
-        subnet_ids: Sequence[str],
-        security_group_ids: Sequence[str],
-        policy_statements: Sequence[iam.Statement],
-        queue_arn: str,
+        self, scope: Construct, construct_id: str, *, function_name: str, role_name: str, log_group_name: str,
+        package_path: Path, package_hash: str, architecture: str, memory_mb: int, timeout_seconds: int,
+        ephemeral_storage_mb: int, reserved_concurrency: int, maximum_concurrency: int, batch_size: int,
+        log_retention_days: int, environment: Mapping[str, str], subnet_ids: Sequence[str],
+        security_group_ids: Sequence[str], policy_statements: Sequence[iam.Statement], queue_arn: str,
         kms_key_arn: str | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         """``maximum_concurrency``: at most this many concurrent invocations from the queue (the trigger's
         ``scaling_config``); ``kms_key_arn``: encrypt the log group and the environment variables with this key (by
         default CloudWatch Logs' and Lambda's own keys)."""
@@ -67,20 +50,7 @@ class EtlFunction(Construct):
         self.log_group = CloudwatchLogGroup(
             self, "log-group", name=log_group_name, retention_in_days=log_retention_days, kms_key_id=kms_key_arn
         )
-        self.role = IamRole(
-            self,
-            "role",
-            name=role_name,
-            assume_role_policy=iam.assume_role_document("lambda.amazonaws.com"),
-        )
-        statements = [*policy_statements, iam.write_own_logs(self.log_group.arn)]
-        self.policy = IamRolePolicy(
-            self,
-            "policy",
-            name="etl-worker",
-            role=self.role.id,
-            policy=iam.policy_document(statements),
-        )
+        self.role, self.policy = self._role(role_name, [*policy_statements, iam.write_own_logs(self.log_group.arn)])
         asset = TerraformAsset(self, "package", path=str(package_path), type=AssetType.FILE)
         self.function = LambdaFunction(
             self,
@@ -107,7 +77,28 @@ class EtlFunction(Construct):
             # and the role's policy before the event source mapping validates the queue permissions.
             depends_on=[self.log_group, self.policy],
         )
-        self.event_source_mapping = LambdaEventSourceMapping(
+        self.event_source_mapping = self._queue_trigger(queue_arn, batch_size, maximum_concurrency)
+
+    def _role(self, role_name: str, statements: Sequence[iam.Statement]) -> tuple[IamRole, IamRolePolicy]:
+        """The role Lambda assumes and its one inline policy of ``statements``."""
+        role = IamRole(
+            self,
+            "role",
+            name=role_name,
+            assume_role_policy=iam.assume_role_document("lambda.amazonaws.com"),
+        )
+        policy = IamRolePolicy(
+            self,
+            "policy",
+            name="etl-worker",
+            role=role.id,
+            policy=iam.policy_document(statements),
+        )
+        return role, policy
+
+    def _queue_trigger(self, queue_arn: str, batch_size: int, maximum_concurrency: int) -> LambdaEventSourceMapping:
+        """The function's SQS trigger, reporting partial batch failures."""
+        return LambdaEventSourceMapping(
             self,
             "queue-trigger",
             event_source_arn=queue_arn,

@@ -90,16 +90,7 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
         self._function_name = function_name
         if kms_key_arn is None:
-            key = KmsKey(
-                self,
-                "alarm-key",
-                description=f"Encrypts alarm notifications of {topic_name}",
-                enable_key_rotation=True,
-                deletion_window_in_days=key_deletion_window_days,
-                policy=alarm_key_policy(partition=partition, account_id=account_id),
-            )
-            KmsAlias(self, "alarm-key-alias", name=kms_alias, target_key_id=key.key_id)
-            kms_key_arn = key.arn
+            kms_key_arn = self._alarm_key(topic_name, kms_alias, partition, account_id, key_deletion_window_days)
         self.topic = SnsTopic(self, "topic", name=topic_name, kms_master_key_id=kms_key_arn)
         # One subscription per address; its ARN reads "pending confirmation" until the mail's link is followed.
         self.subscriptions = [
@@ -130,6 +121,21 @@ class Monitoring(Construct):
             "oldest-message", age_alarm_name, f"Oldest queued upload waited more than {seconds} s",
             "ApproximateAgeOfOldestMessage", queue_name, seconds,
         )  # fmt: skip
+
+    def _alarm_key(
+        self, topic_name: str, kms_alias: str, partition: str, account_id: str, deletion_window_days: int
+    ) -> str:
+        """The topic's own small key (and its alias), which only CloudWatch alarms may use; returns its ARN."""
+        key = KmsKey(
+            self,
+            "alarm-key",
+            description=f"Encrypts alarm notifications of {topic_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=deletion_window_days,
+            policy=alarm_key_policy(partition=partition, account_id=account_id),
+        )
+        KmsAlias(self, "alarm-key-alias", name=kms_alias, target_key_id=key.key_id)
+        return key.arn
 
     def _metric(self, query_id: str, namespace: str, metric: str, dimension: str) -> CloudwatchMetricAlarmMetricQuery:
         """One of the function's metrics (summed per period) as a query of a metric-math alarm."""

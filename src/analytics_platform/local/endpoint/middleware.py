@@ -14,7 +14,7 @@ credentials from ``sts:AssumeRole`` (the local Lambda runtime runs the worker on
   (throttling, 500, 503) or a slow reply, logged in ``faults.jsonl``; ``TAP_FAULT_SEED`` fixes the sequence.
 
 Requests with any other credentials (Terraform, the local poller, tests: access key ``test``) pass untouched, except
-for the account-level answers of :mod:`.account` (every caller gets those, as on AWS).
+for the account-level answers of :mod:`.account_answers` (every caller gets those, as on AWS).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from analytics_platform.local.endpoint.account import AccountAnswers
+from analytics_platform.local.endpoint.account_answers import AccountAnswers
 from analytics_platform.local.endpoint.policy import is_allowed
 from analytics_platform.local.endpoint.requests import ACCOUNT_ID, ALWAYS_ALLOWED, AwsRequest, describe_request
 

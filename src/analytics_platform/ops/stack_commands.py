@@ -36,7 +36,7 @@ def _missing_state_storage(deployment: Deployment) -> list[str]:
 
 def bootstrap_command(*, env: str | None, regions: Sequence[str] | None, local: bool, config_path: str | None) -> int:
     """``tap bootstrap``: exit 1 if any region failed (each region is tried)."""
-    from analytics_platform.ops.bootstrap import bootstrap_region
+    from analytics_platform.ops.state_storage import bootstrap_region
 
     try:
         deployment = _resolve(env, regions, local, config_path)

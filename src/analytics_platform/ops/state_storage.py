@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from analytics_platform.etl.arns import s3_bucket_arn
+from analytics_platform.infra.iam import deny_insecure_transport_policy
 from analytics_platform.ops.deployment import Deployment
 
 LOCK_KEY = "LockID"  # the attribute Terraform's S3 backend locks on
@@ -37,20 +38,7 @@ def _code(error: ClientError) -> str:
 
 def tls_only_policy(bucket: str, region: str) -> dict[str, Any]:
     """Deny every request to the state bucket (of ``region``, whose partition its ARN names) that is not over TLS."""
-    bucket_arn = s3_bucket_arn(bucket, region)
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        ],
-    }
+    return deny_insecure_transport_policy(s3_bucket_arn(bucket, region))
 
 
 def with_tls_only(current: dict[str, Any] | None, bucket: str, region: str) -> dict[str, Any]:

@@ -1,0 +1,85 @@
+"""How Terraform runs are driven: a ``-json`` command's messages streamed to a consumer as they come (progress) and
+to the log as text, and one action per region, in parallel, every region attempted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any
+
+from analytics_platform.progress import RegionBoard
+
+#: A consumer of Terraform's machine-readable messages (``terraform ... -json``, one JSON object per line).
+Events = Callable[[dict[str, Any]], None]
+
+
+def run_streaming(command: list[str], cwd: Path, env: dict[str, str], log: IO[str], events: Events) -> int:
+    """Run ``command`` (a ``-json`` Terraform command), hand each message to ``events`` and write its text to
+    ``log`` (a diagnostic with its detail; a line that is not JSON as it is); returns the exit code."""
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                log.write(line)
+                continue
+            if not isinstance(message, dict):
+                log.write(line)
+                continue
+            text = str(message.get("@message", ""))
+            detail = message.get("diagnostic", {}).get("detail") if message.get("type") == "diagnostic" else None
+            log.write(text + (f"\n{detail}" if detail else "") + "\n")
+            try:
+                events(message)
+            except Exception as error:  # progress must never stop an apply
+                log.write(f"(progress display failed: {type(error).__name__}: {error})\n")
+        log.flush()
+        return process.wait()
+
+
+def run_per_region(
+    action: Callable[[str], None],
+    regions: Sequence[str],
+    *,
+    parallel: bool = True,
+    progress: Callable[[str], None] = print,
+    verb: str = "applying",
+    board: RegionBoard | None = None,
+) -> dict[str, float]:
+    """Run ``action(region)`` for every region, in parallel by default; returns seconds per region.
+
+    Every region is attempted even if another fails; the first failure is raised afterwards. ``board`` shows each
+    region's progress (by default plain lines through ``progress``).
+    """
+    board = board or RegionBoard(list(regions), verb, say=progress, live=False)
+    timings: dict[str, float] = {}
+    errors: list[BaseException] = []
+
+    def one(region: str) -> None:
+        started = time.monotonic()
+        board.start(region, verb)
+        try:
+            action(region)
+        except BaseException as error:
+            board.finish(region, f"FAILED after {time.monotonic() - started:.1f}s")
+            errors.append(error)
+            return
+        timings[region] = time.monotonic() - started
+        board.finish(region, f"done in {timings[region]:.1f}s")
+
+    if parallel:
+        with ThreadPoolExecutor(max_workers=len(regions) or 1) as pool:
+            list(pool.map(one, regions))
+    else:
+        for region in regions:
+            one(region)
+    if errors:
+        raise errors[0]
+    return timings
