@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 Say = Callable[[str], None]
+#: Hook actions the plan's change summary does not count (a data source read during the apply, a no-op).
+UNCOUNTED_ACTIONS = frozenset({"read", "noop"})
 
 
 def live_terminal(stream: Any = None) -> bool:
@@ -114,7 +116,7 @@ class RegionBoard:
                     changes.get("remove", 0))  # fmt: skip
             elif kind in {"apply_start", "refresh_start"}:
                 state.in_flight = f"{'refreshing ' if kind == 'refresh_start' else ''}{address}"
-            elif kind in {"apply_complete", "apply_errored"}:
+            elif kind in {"apply_complete", "apply_errored"} and hook.get("action") not in UNCOUNTED_ACTIONS:
                 state.done += 1
                 if state.in_flight == address:
                     state.in_flight = ""

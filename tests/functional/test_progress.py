@@ -142,3 +142,15 @@ def test_etl_convert_shows_bytes_read_of_total_on_a_terminal_and_nothing_more_el
     done = subprocess.run([*argv, "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert done.returncode == 0 and json.loads(done.stdout)["status"] == "SUCCEEDED"  # JSON only on stdout
     assert "converting" not in done.stdout + done.stderr
+
+
+def test_data_source_reads_during_an_apply_are_not_counted_as_planned_changes() -> None:
+    board = RegionBoard(["r"], "applying", say=lambda line: None, live=False)
+    events = board.terraform_events("r")
+    events({"type": "change_summary", "changes": {"add": 2, "change": 0, "remove": 0, "operation": "plan"}})
+    for address, action in (("data.aws_region.here", "read"), ("aws_s3_bucket.a", "create"),
+                            ("aws_s3_bucket.b", "create")):  # fmt: skip
+        hook = {"resource": {"addr": address}, "action": action}
+        events({"type": "apply_start", "hook": hook})
+        events({"type": "apply_complete", "hook": hook})
+    assert (board.states["r"].done, board.states["r"].planned) == (2, 2)
