@@ -34,11 +34,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from analytics_platform.demo import parquet_rows
 from analytics_platform.etl.events import ObjectRef, parse_object_event
 from analytics_platform.etl.exceptions import MalformedMessageError
 from analytics_platform.etl.job_values import settled
 from analytics_platform.local.clients import local_client, local_resource
-from analytics_platform.local.demo import parquet_rows
 from analytics_platform.local.platform import LocalPaths, platform_down, platform_up
 from analytics_platform.local.state import LocalOutputs
 

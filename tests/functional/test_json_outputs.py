@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from analytics_platform.analytics import commands
-from analytics_platform.local import jobs_query
+from analytics_platform.analytics import job_listing as jobs_query
+from analytics_platform.cli import jobs as cli_jobs
 from tests.functional.conftest import REGION, Platform
 from tests.functional.test_console import BAD, GOOD, TARGET
 from tests.schemas import validate
@@ -22,7 +23,7 @@ def test_jobs_and_datasets_json_match_their_schemas(
     monkeypatch.setattr(jobs_query, "job_table", lambda region, config_path, env=None: platform.table)
     monkeypatch.setattr(commands, "resolve_target", lambda region, **kwargs: TARGET)
     capsys.readouterr()
-    assert jobs_query.jobs_command(region=REGION, status=None, since="1h", as_json=True, config_path=None) == 0
+    assert cli_jobs.jobs_command(region=REGION, status=None, since="1h", as_json=True, config_path=None) == 0
     jobs: list[dict[str, Any]] = json.loads(capsys.readouterr().out)
     validate(jobs, "tap.jobs")
     assert sorted(job["job_status"] for job in jobs) == ["FAILED", "SUCCEEDED"]

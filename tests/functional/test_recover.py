@@ -19,6 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from analytics_platform.analytics import target as target_module
+from analytics_platform.analytics.job_listing import parse_since
 from analytics_platform.cli import jobs as cli_jobs
 from analytics_platform.etl import handler as handler_module
 from analytics_platform.etl import worker as worker_module
@@ -26,7 +27,6 @@ from analytics_platform.etl.events import encode_key, parse_object_created
 from analytics_platform.etl.exceptions import TransientError
 from analytics_platform.etl.jobs import JobTracker, delivery_owner
 from analytics_platform.etl.sweeper import sweep_dead_letters
-from analytics_platform.local.jobs_query import parse_since
 from analytics_platform.ops import redrive as redrive_ops
 from analytics_platform.ops import retry as retry_ops
 from analytics_platform.ops.redrive import RedriveMethod, redrive

@@ -315,8 +315,8 @@ def test_lease_ends_before_the_message_can_reappear() -> None:
 
 
 def test_tap_jobs_lists_dead_lettered_jobs(platform: Platform) -> None:
+    from analytics_platform.analytics.job_listing import format_rows, query_jobs
     from analytics_platform.cli import build_parser
-    from analytics_platform.local.jobs_query import format_rows, query_jobs
 
     # GIVEN a job whose message reached the DLQ
     key, version = platform.upload("raw/sales/listed.csv", GOOD_CSV)

@@ -887,7 +887,7 @@ def test_publishing_goes_on_in_the_other_regions_when_one_fails() -> None:
 def test_tap_jobs_reads_the_local_platform_only_for_the_environment_it_runs(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from analytics_platform.local import jobs_query
+    from analytics_platform.analytics import job_listing as jobs_query
     from analytics_platform.local.state import LocalOutputs, RegionOutputs, write_outputs
 
     paths = start_fake_platform(workspace)

@@ -100,8 +100,8 @@ def retry_command(
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from analytics_platform.analytics.job_listing import parse_since
     from analytics_platform.analytics.target import TargetError, resolve_target
-    from analytics_platform.local.jobs_query import parse_since
     from analytics_platform.ops.retry import retry_jobs
 
     try:
@@ -126,9 +126,30 @@ def retry_command(
     return ExitCode.OK if report.complete else ExitCode.FAILED
 
 
-def _cmd_jobs(args: argparse.Namespace) -> int:
-    from analytics_platform.local.jobs_query import jobs_command
+def jobs_command(
+    *, region: str, status: str | None, since: str | None, as_json: bool, config_path: str | None,
+    env: str | None = None,
+) -> int:  # fmt: skip
+    """``tap jobs``: the region's jobs since ``since`` (newest first), as a table or JSON (``tap.jobs`` schema)."""
+    import json
 
+    from analytics_platform.analytics.job_listing import format_rows, job_table, parse_since, query_jobs
+
+    try:
+        start = parse_since(since)
+        items = query_jobs(job_table(region, config_path, env), since=start, status=status)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ExitCode.USAGE
+    if as_json:
+        print(json.dumps(items, indent=2, default=lambda v: int(v) if v == int(v) else float(v)))
+    else:
+        print("\n".join(format_rows(items)))
+        print(f"{len(items)} job(s) in {region} since {iso(start)}")
+    return ExitCode.OK
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
     if not args.region:  # checked here: "tap jobs retry --region R" carries its own --region
         return usage_error(args, "the following arguments are required: --region")
     return jobs_command(

@@ -35,7 +35,7 @@ def _cmd_local_constrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from analytics_platform.local.demo import run_demo
+    from analytics_platform.demo import run_demo
 
     return run_demo(config_path=args.config, port=args.port, keep=args.keep, env=args.env)
 

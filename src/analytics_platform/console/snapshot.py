@@ -48,7 +48,7 @@ def outputs_of(target: RegionTarget) -> dict[str, str]:
 
 
 def _jobs(target: RegionTarget, now: datetime) -> dict[str, Any]:
-    from analytics_platform.local.jobs_query import query_jobs
+    from analytics_platform.analytics.job_listing import query_jobs
 
     jobs = query_jobs(target.job_table(), since=now - WINDOW, now=now)
     counts = Counter(str(job.get("job_status")) for job in jobs)

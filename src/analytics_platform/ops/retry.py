@@ -22,10 +22,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from analytics_platform.analytics.job_listing import parse_since, query_jobs
 from analytics_platform.etl.events import UNVERSIONED, object_created_event, parse_object_created
 from analytics_platform.etl.job_transitions import left_pending_by_retry, put_back, requeue
 from analytics_platform.etl.job_values import DELETED, PENDING, RETRYABLE, RUNNING, SUCCEEDED, SUPERSEDED, iso
-from analytics_platform.local.jobs_query import parse_since, query_jobs
 from analytics_platform.ops.archived import ArchivedVersion, archived_version, start_restore
 
 #: ``detail.reason`` of the event a retry sends (S3's own reasons are PutObject, CopyObject, ...).

@@ -12,15 +12,15 @@ from typing import Any
 
 import duckdb
 
+from analytics_platform.analytics.job_listing import format_rows, query_jobs
 from analytics_platform.etl.events import ObjectRef
 from analytics_platform.etl.job_values import FAILED, SUCCEEDED, settled
 from analytics_platform.exit_codes import ExitCode
 from analytics_platform.local.clients import local_client, local_resource
-from analytics_platform.local.jobs_query import format_rows, query_jobs
 from analytics_platform.local.platform import LocalPlatformError, platform_down, platform_up
 from analytics_platform.local.state import LocalOutputs
 
-SAMPLES = Path(__file__).with_name("samples")
+SAMPLES = Path(__file__).parent / "local" / "samples"
 #: The query ``tap demo`` ends with, in every region: the same SQL, each region's own data.
 DEMO_QUERY = (
     "SELECT is_paid, count(*) AS orders, round(sum(amount_eur), 2) AS amount_eur, min(ingest_date) AS ingest_date "

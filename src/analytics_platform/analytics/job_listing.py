@@ -1,19 +1,15 @@
-"""``tap jobs``: list one region's jobs through the job table's GSIs (by status + time, by day + time)."""
+"""One region's jobs through the job table's GSIs (by status + time, by day + time), never a scan: ``tap jobs``,
+``tap jobs retry --status``, the console and the demo read them here."""
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from boto3.dynamodb.conditions import Key
 
 from analytics_platform.etl.job_values import DAY_INDEX, STATUS_INDEX, JobStatus, iso
-from analytics_platform.exit_codes import ExitCode
-from analytics_platform.local.clients import local_resource
 from analytics_platform.local.state import LocalPaths, read_outputs, read_state
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -69,20 +65,14 @@ def query_jobs(table: Any, *, since: datetime, status: str | None = None, now: d
 
 
 def job_table(region: str, config_path: str | None, env: str | None = None) -> Any:
-    """The region's table: the local platform's if it is up (and runs ``env``, when one is named), else AWS's."""
-    paths = LocalPaths.default()  # honours TAP_LOCAL_HOME, as every local command does
-    outputs, state = read_outputs(paths), read_state(paths)
-    running = str(state.config.get("environment", "")) if state is not None else None
-    if outputs is not None and (env is None or env == running):
-        if region not in outputs.regions:
-            raise ValueError(f"region {region} is not part of the local platform ({', '.join(outputs.regions)})")
-        return local_resource("dynamodb", region, outputs.endpoint).Table(outputs.regions[region].table_name)
-    from analytics_platform.infra.account import resolve_account
-    from analytics_platform.infra.config import load_config
+    """The region's table: the local platform's if it is up (and runs ``env``, when one is named), else AWS's;
+    resolved as every region-bound command resolves its region (:func:`~.target.resolve_target`)."""
+    from analytics_platform.analytics.target import resolve_target
 
-    config = resolve_account(load_config(config_path, env_name=env))
-    config.region(region)
-    return boto3.resource("dynamodb", region_name=region).Table(config.names(region).table)
+    paths = LocalPaths.default()  # honours TAP_LOCAL_HOME, as every local command does
+    state = read_state(paths) if read_outputs(paths) is not None else None
+    local = state is not None and (env is None or env == str(state.config.get("environment", "")))
+    return resolve_target(region, local=local, config_path=config_path, env=env).job_table()
 
 
 def format_rows(items: list[dict[str, Any]]) -> list[str]:
@@ -105,22 +95,3 @@ def format_rows(items: list[dict[str, Any]]) -> list[str]:
             f"{int(item.get('duration_ms', 0)):>7}  {detail}"
         )
     return lines
-
-
-def jobs_command(
-    *, region: str, status: str | None, since: str | None, as_json: bool, config_path: str | None,
-    env: str | None = None,
-) -> int:  # fmt: skip
-    """CLI entry of ``tap jobs``."""
-    try:
-        start = parse_since(since)
-        items = query_jobs(job_table(region, config_path, env), since=start, status=status)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return ExitCode.USAGE
-    if as_json:
-        print(json.dumps(items, indent=2, default=lambda v: int(v) if v == int(v) else float(v)))
-    else:
-        print("\n".join(format_rows(items)))
-        print(f"{len(items)} job(s) in {region} since {iso(start)}")
-    return ExitCode.OK
