@@ -238,20 +238,21 @@ class RegionalStack(TerraformStack):
     def _outputs(self, region: str) -> None:
         snake = region.replace("-", "_")
         values = {
-            "bucket_name": (self.data.bucket.bucket, "s3_bucket_name"),
-            "function_arn": (self.worker.function.arn, "lambda_function_arn"),
-            "function_name": (self.worker.function.function_name, None),
-            "table_name": (self.jobs.table.name, "dynamodb_table_name"),
-            "queue_url": (self.queues.queue.url, "sqs_queue_url"),
-            "dlq_url": (self.queues.dlq.url, "sqs_dlq_url"),
-            "vpc_id": (self.network.vpc.id, "vpc_id"),
-            "dashboard_name": (self.monitoring.dashboard.dashboard_name, "dashboard_name"),
-            "topic_arn": (self.monitoring.topic.arn, "sns_topic_arn"),
-            "glue_database": (self.analytics.database.name, "glue_database_name"),
-            "athena_workgroup": (self.analytics.workgroup.name, "athena_workgroup_name"),
-            "query_role_arn": (self.query.role.arn, None),
+            "bucket_name": (self.data.bucket.bucket, "s3_bucket_name", "the data bucket: uploads go to raw/"),
+            "function_arn": (self.worker.function.arn, "lambda_function_arn", "the ETL worker function's ARN"),
+            "function_name": (self.worker.function.function_name, None, "the ETL worker function's name"),
+            "table_name": (self.jobs.table.name, "dynamodb_table_name", "the job table (one record per upload)"),
+            "queue_url": (self.queues.queue.url, "sqs_queue_url", "the work queue the upload events land in"),
+            "dlq_url": (self.queues.dlq.url, "sqs_dlq_url", "the dead-letter queue (tap redrive moves it back)"),
+            "vpc_id": (self.network.vpc.id, "vpc_id", "the region's VPC (private subnets only)"),
+            "dashboard_name": (self.monitoring.dashboard.dashboard_name, "dashboard_name", "the CloudWatch dashboard"),
+            "topic_arn": (self.monitoring.topic.arn, "sns_topic_arn", "the alarm topic (alarm_emails subscribe)"),
+            "glue_database": (self.analytics.database.name, "glue_database_name", "the catalog: one table per dataset"),
+            "athena_workgroup": (self.analytics.workgroup.name, "athena_workgroup_name", "the Athena workgroup"),
+            "query_role_arn": (self.query.role.arn, None, "the role tap query --as-query-role assumes"),
         }
-        for output_id, (value, seed_name) in values.items():
-            TerraformOutput(self, output_id, value=value)
+        for output_id, (value, seed_name, description) in values.items():
+            where = f"{description} ({region})"
+            TerraformOutput(self, output_id, value=value, description=where)
             if seed_name:
-                TerraformOutput(self, f"{seed_name}_{snake}", value=value)
+                TerraformOutput(self, f"{seed_name}_{snake}", value=value, description=where)
