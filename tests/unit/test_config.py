@@ -150,7 +150,7 @@ def test_the_visibility_relation_error_says_why() -> None:
 
 
 def test_every_cloudwatch_log_retention_value_is_accepted() -> None:
-    from analytics_platform.infra.validation import LOG_RETENTION_DAYS
+    from analytics_platform.infra.platform_settings import LOG_RETENTION_DAYS
 
     for days in LOG_RETENTION_DAYS:
         assert load_config(None, environ={}, log_retention_days=days).log_retention_days == days
@@ -308,3 +308,16 @@ def test_zone_ids_of_each_region_are_accepted() -> None:
         "use1", "euw1", "apse1", "apne3", "cac1", "mes1", "usw2"]  # fmt: skip
     regions = [{"region": "ap-southeast-1", "vpc_cidr": "10.2.0.0/16", "az_ids": ["apse1-az1", "apse1-az3"]}]
     assert load_config(None, environ={}, regions=regions).regions[0].az_ids == ("apse1-az1", "apse1-az3")
+
+
+def test_the_readme_configuration_table_is_the_declared_settings() -> None:
+    from analytics_platform.infra.platform_settings import TABLE_END, TABLE_START, declared, settings_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start, end = readme.index(TABLE_START), readme.index(TABLE_END)
+    assert readme[start + len(TABLE_START) : end].strip() == settings_table()
+    # every setting is declared with a description, and every integer setting with its range
+    for definition in declared():
+        assert len(definition.metadata["description"]) > 15, definition.name
+        if definition.type in ("int", "int | None") and not definition.metadata["choices"]:
+            assert definition.metadata["minimum"] is not None, definition.name

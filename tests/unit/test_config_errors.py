@@ -47,7 +47,7 @@ def test_the_command_line_prints_each_error_on_its_own_line_and_exits_2(
     err = capsys.readouterr().err
     assert err.startswith("error: invalid configuration, 2 errors:\n")
     assert f"  - {config}: lambda_memory_mb: must be an integer from 128 to 10240, got 1\n" in err
-    assert f"  - {config}: backend: must be one of local, s3\n" in err
+    assert f"  - {config}: backend: must be one of local, s3, got 'gcs'\n" in err
     assert not (project / "out").exists()
 
 

@@ -14,6 +14,7 @@ from analytics_platform.etl.contracts import DatasetContract, contracts_to_json
 from analytics_platform.etl.settings import DISK_FACTOR, LEASE_MARGIN_SECONDS, Tunables, tunable_fields
 from analytics_platform.infra.config_errors import ConfigError, collected_errors, raise_all, require
 from analytics_platform.infra.names import NAME_LIMITS, ResourceNames
+from analytics_platform.infra.platform_settings import declared
 from analytics_platform.infra.query_access import principal_problems
 from analytics_platform.infra.region_validation import KNOWN_REGIONS, validate_regions
 
@@ -22,13 +23,6 @@ if TYPE_CHECKING:
 
 SUFFIX_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 TAG_VALUE_PATTERN = re.compile(r"^[\w .:/=+\-@]{1,256}$")
-ARCHITECTURES = ("x86_64", "arm64")
-BACKENDS = ("local", "s3")
-ENCRYPTION_MODES = ("sse-s3", "kms")
-#: The only values CloudWatch Logs accepts for a log group's retention (PutRetentionPolicy).
-LOG_RETENTION_DAYS: tuple[int, ...] = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
-)  # fmt: skip
 #: AWS account ids are 12 digits.
 ACCOUNT_ID_PATTERN = re.compile(r"^[0-9]{12}$")
 #: A plain e-mail address as SNS's email protocol takes it.
@@ -41,13 +35,24 @@ ACCOUNT_ID_LENGTH = 12
 MAX_CONTRACTS_BYTES = 2800
 
 
-def _validate_int(config: PlatformConfig, name: str, low: int, high: int) -> None:
-    value = getattr(config, name)
-    require(
-        isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
-        name,
-        f"must be an integer from {low} to {high}, got {value!r}",
-    )
+def _validate_declared(config: PlatformConfig) -> None:
+    """Every setting declared with a range or choices (:mod:`.platform_settings`); an optional one (default None)
+    only when set."""
+    for definition in declared():
+        meta, value = definition.metadata, getattr(config, definition.name)
+        if value is None and definition.default is None:
+            continue
+        if meta["minimum"] is not None:
+            low, high = meta["minimum"], meta["maximum"]
+            require(
+                isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
+                definition.name,
+                f"must be an integer from {low} to {high}, got {value!r}",
+            )
+        elif meta["choices"]:
+            known = meta["choices"]
+            fits = value in known and type(value) is type(known[0])  # True is no log retention, "30" no number
+            require(fits, definition.name, f"must be one of {', '.join(map(str, known))}, got {value!r}")
 
 
 def _validate_worker(worker: Tunables) -> None:
@@ -98,13 +103,10 @@ def _validate(config: PlatformConfig) -> None:
     """The groups of rules, in the order their errors are reported."""
     validate_regions(config.regions)
     _validate_names_and_tags(config)
+    _validate_declared(config)
     _validate_function_and_queue(config)
     _validate_retention_and_alarms(config)
     _validate_principals(config)
-    _validate_int(config, "oldest_message_alarm_seconds", 60, 1209600)
-    # Athena's per-query data limit starts at 10 MB.
-    _validate_int(config, "athena_bytes_scanned_cutoff_mb", 10, 1024 * 1024 * 1024)
-    _validate_int(config, "athena_result_retention_days", 1, 3650)
     _validate_contracts(config)
     _validate_across_fields(config)
     _validate_deployment_settings(config)
@@ -151,17 +153,7 @@ def _validate_names_and_tags(config: PlatformConfig) -> None:
 
 def _validate_function_and_queue(config: PlatformConfig) -> None:
     """The function's architecture, sizes and concurrency, the queue trigger's, and the worker's tunables."""
-    require(
-        config.lambda_architecture in ARCHITECTURES,
-        "lambda_architecture",
-        f"must be one of {', '.join(ARCHITECTURES)}",
-    )
-    _validate_int(config, "lambda_memory_mb", 128, 10240)
-    _validate_int(config, "lambda_timeout_seconds", 1, 900)
-    # Two at least: the queue trigger's maximum concurrency (2 to 1000) must fit inside the reservation.
-    _validate_int(config, "lambda_reserved_concurrency", 2, 1000)
-    if config.queue_maximum_concurrency is not None:
-        _validate_int(config, "queue_maximum_concurrency", 2, 1000)
+    if isinstance(config.queue_maximum_concurrency, int):
         require(
             config.queue_maximum_concurrency <= config.lambda_reserved_concurrency,
             "queue_maximum_concurrency",
@@ -169,25 +161,11 @@ def _validate_function_and_queue(config: PlatformConfig) -> None:
             f"{config.lambda_reserved_concurrency}: the trigger would invoke more copies than the reservation allows "
             "and the throttled messages would count towards the dead-letter queue",
         )
-    _validate_int(config, "lambda_batch_size", 1, 10)
-    _validate_int(config, "ephemeral_storage_mb", 512, 10240)
-    _validate_int(config, "queue_visibility_timeout_seconds", 10, 43200)
-    _validate_int(config, "dead_letter_sweep_minutes", 1, 60)
     _validate_worker(config.worker)
 
 
 def _validate_retention_and_alarms(config: PlatformConfig) -> None:
     """How long messages, archives, old versions and logs stay; deletion protection; the alarm addresses."""
-    _validate_int(config, "dlq_retention_seconds", 60, 1209600)
-    _validate_int(config, "glacier_transition_days", 1, 3650)
-    _validate_int(config, "noncurrent_version_expiration_days", 1, 3650)
-    retention = config.log_retention_days
-    require(
-        isinstance(retention, int) and not isinstance(retention, bool) and retention in LOG_RETENTION_DAYS,
-        "log_retention_days",
-        f"must be one of the values CloudWatch Logs accepts ({', '.join(map(str, LOG_RETENTION_DAYS))}), "
-        f"got {config.log_retention_days!r}",
-    )
     require(isinstance(config.deletion_protection, bool), "deletion_protection", "must be true or false")
     require(isinstance(config.alarm_emails, tuple), "alarm_emails", "must be a list of e-mail addresses")
     for index, email in enumerate(config.alarm_emails):
@@ -243,12 +221,6 @@ def _validate_deployment_settings(config: PlatformConfig) -> None:
         and 0 < config.error_rate_threshold_percent <= 100,
         "error_rate_threshold_percent",
         "must be above 0 and at most 100",
-    )
-    require(config.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}")
-    require(
-        config.encryption in ENCRYPTION_MODES,
-        "encryption",
-        f"must be one of {', '.join(ENCRYPTION_MODES)}, got {config.encryption!r}",
     )
     require(bool(config.state_dir), "state_dir", "must not be empty")
     if config.local_endpoint is not None:
