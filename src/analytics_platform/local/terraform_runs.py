@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
 from analytics_platform.progress import RegionBoard
+from analytics_platform.region_runner import run_each
 
 #: A consumer of Terraform's machine-readable messages (``terraform ... -json``, one JSON object per line).
 Events = Callable[[dict[str, Any]], None]
@@ -59,27 +58,8 @@ def run_per_region(
     region's progress (by default plain lines through ``progress``).
     """
     board = board or RegionBoard(list(regions), verb, say=progress, live=False)
-    timings: dict[str, float] = {}
-    errors: list[BaseException] = []
-
-    def one(region: str) -> None:
-        started = time.monotonic()
-        board.start(region, verb)
-        try:
-            action(region)
-        except BaseException as error:
-            board.finish(region, f"FAILED after {time.monotonic() - started:.1f}s")
-            errors.append(error)
-            return
-        timings[region] = time.monotonic() - started
-        board.finish(region, f"done in {timings[region]:.1f}s")
-
-    if parallel:
-        with ThreadPoolExecutor(max_workers=len(regions) or 1) as pool:
-            list(pool.map(one, regions))
-    else:
-        for region in regions:
-            one(region)
+    outcomes = run_each(regions, action, board=board, verb=verb, parallel=parallel)
+    errors = [outcome.error for outcome in outcomes if outcome.error is not None]
     if errors:
         raise errors[0]
-    return timings
+    return {outcome.region: outcome.seconds for outcome in outcomes}

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from analytics_platform.ops.deployment import Deployment
 from analytics_platform.ops.emulator import emulator_only
 from analytics_platform.progress import RegionBoard
+from analytics_platform.region_runner import RegionOutcome, run_each
 
 PLAN_FILE = "tap.tfplan"
 #: A region run's result when its action raised (a run's result, not a job state).
@@ -95,28 +94,24 @@ def run_regions(
             out(text)
 
     board = board or RegionBoard(list(deployment.regions), verb, say=say, live=False)
+    runs = {region: RegionRun(region) for region in deployment.regions}
 
-    def one(region: str) -> RegionRun:
-        run = RegionRun(region)
-        started = time.monotonic()
-        board.start(region, verb)
-        try:
-            action(region, run)
-        except Exception as error:  # one region's failure is its own; the others go on
-            run.result, run.error = RUN_FAILED, f"{type(error).__name__}: {error}"
-        run.seconds = time.monotonic() - started
-        if run.error:
-            first = run.error.splitlines()[0]
-            board.finish(region, f"FAILED after {run.seconds:.1f}s: {first}")
-        else:
-            ignored = len(run.details.get("emulator_only", []))
-            note = f" ({ignored} emulator-only difference(s) left out, see README)" if ignored else ""
-            counts = "" if verb == "refreshing" else f": +{run.added} ~{run.changed} -{run.destroyed}"
-            board.finish(region, f"{run.result}{counts} in {run.seconds:.1f}s{note}")
-        return run
+    def finished(outcome: RegionOutcome) -> str:
+        run = runs[outcome.region]
+        run.seconds = outcome.seconds
+        if outcome.error is not None:
+            if not isinstance(outcome.error, Exception):
+                raise outcome.error  # an interrupt is not a region's failure
+            run.result, run.error = RUN_FAILED, f"{type(outcome.error).__name__}: {outcome.error}"
+            return f"FAILED after {run.seconds:.1f}s: {run.error.splitlines()[0]}"
+        ignored = len(run.details.get("emulator_only", []))
+        note = f" ({ignored} emulator-only difference(s) left out, see README)" if ignored else ""
+        counts = "" if verb == "refreshing" else f": +{run.added} ~{run.changed} -{run.destroyed}"
+        return f"{run.result}{counts} in {run.seconds:.1f}s{note}"
 
-    with ThreadPoolExecutor(max_workers=len(deployment.regions) or 1) as pool:
-        return list(pool.map(one, deployment.regions))
+    run_each(list(deployment.regions), lambda region: action(region, runs[region]), board=board, verb=verb,
+             finished=finished)  # fmt: skip
+    return list(runs.values())
 
 
 #: Resources holding the platform's data: a deploy that would delete or replace one stops unless allowed.
