@@ -155,20 +155,11 @@ def spinner(text: str, *, say: Say = print, live: bool | None = None) -> Iterato
         return
     from rich.console import Console
 
-    with Console(stderr=False).status(f"{text}...") as status:
-        stop = threading.Event()
-
-        def tick() -> None:
-            while not stop.wait(0.5):
-                status.update(f"{text}... {time.monotonic() - started:.0f}s")
-
-        ticker = threading.Thread(target=tick, daemon=True)
-        ticker.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            ticker.join()
+    with (
+        Console(stderr=False).status(f"{text}...") as status,
+        _every(0.5, lambda: status.update(f"{text}... {time.monotonic() - started:.0f}s")),
+    ):
+        yield
     say(f"{text}: done in {time.monotonic() - started:.1f}s")
 
 
@@ -206,21 +197,32 @@ def reading(path: Path, text: str, *, say: Say = print, live: bool | None = None
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task(text, total=total)
-        stop = threading.Event()
 
         def poll() -> None:
-            while not stop.wait(0.2):
-                position = bytes_read(path)
-                if position is not None:
-                    bar.update(task, completed=min(position, total))
+            position = bytes_read(path)
+            if position is not None:
+                bar.update(task, completed=min(position, total))
 
-        poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
-        try:
+        with _every(0.2, poll):
             yield
-        finally:
-            stop.set()
-            poller.join()
+
+
+@contextmanager
+def _every(seconds: float, tick: Callable[[], None]) -> Iterator[None]:
+    """Call ``tick`` every ``seconds`` in a background thread while the block runs."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            tick()
+
+    ticker = threading.Thread(target=loop, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
 
 
 __all__ = ["RegionBoard", "bytes_read", "live_terminal", "reading", "spinner"]

@@ -122,18 +122,28 @@ def _reported(document: dict[str, Any], as_json: bool) -> Iterator[list[int]]:
         emit({**document, "ok": result[0] == ExitCode.OK, "exit_code": int(result[0])})
 
 
+def _resolve_for(
+    document: dict[str, Any], env: str | None, regions: Sequence[str] | None, local: bool, config_path: str | None
+) -> Deployment | None:
+    """The deployment, named in ``document``; None (the reason on stderr) when it cannot be resolved."""
+    try:
+        deployment = _resolve(env, regions, local, config_path)
+    except OperationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    document["environment"] = deployment.env
+    return deployment
+
+
 def _terraform(
     command: str, document: dict[str, Any], *, env: str | None, regions: Sequence[str] | None, local: bool,
     config_path: str | None, assume_yes: bool, allow_data_loss: bool, skip_preflight: bool,
 ) -> int:  # fmt: skip
     from analytics_platform.ops.runs import confirm_destroy, summary_table, terraform_runs
 
-    try:
-        deployment = _resolve(env, regions, local, config_path)
-    except OperationError as error:
-        print(f"error: {error}", file=sys.stderr)
+    deployment = _resolve_for(document, env, regions, local, config_path)
+    if deployment is None:
         return ExitCode.USAGE
-    document["environment"] = deployment.env
     if command == "destroy" and deployment.running:
         print(
             f"error: {deployment.env} is the environment 'tap local up' runs; stop it with 'tap local down'",
@@ -190,12 +200,9 @@ def _drift_command(
     document: dict[str, Any], *, env: str | None, regions: Sequence[str] | None, local: bool,
     config_path: str | None, publish: bool,
 ) -> int:  # fmt: skip
-    try:
-        deployment = _resolve(env, regions, local, config_path)
-    except OperationError as error:
-        print(f"error: {error}", file=sys.stderr)
+    deployment = _resolve_for(document, env, regions, local, config_path)
+    if deployment is None:
         return ExitCode.USAGE
-    document["environment"] = deployment.env
     print(f"drift: {deployment.env} in {', '.join(deployment.regions)}")
     try:
         with deployment.exclusive():
