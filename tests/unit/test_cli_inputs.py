@@ -53,3 +53,28 @@ def test_convert_names_a_missing_output_folder(tmp_path: Path, capsys: pytest.Ca
     assert f"the output's folder {tmp_path / 'nope'} does not exist" in err and "malformed" not in err.lower()
     # AND a valid ratio at the edge of the range still converts
     assert main(["etl", "convert", str(source), str(tmp_path / "a.parquet"), "--max-reject-ratio", "0.99"]) == 0
+
+
+def test_convert_never_writes_over_what_is_not_its_own_output_and_a_failure_touches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "a.csv"
+    source.write_bytes(CSV)
+    keep = tmp_path / "keep.txt"
+    keep.write_text("precious")
+    (tmp_path / "adir").mkdir()
+    # WHEN the output names another file, a folder or a device THEN it is refused and left as it was
+    for output in (keep, tmp_path / "adir", Path("/dev/null")):
+        assert main(["etl", "convert", str(source), str(output)]) == 2
+        assert "exists and is not" in capsys.readouterr().err
+    assert keep.read_text() == "precious" and Path("/dev/null").is_char_device()
+    # AND a failed conversion leaves an earlier output and its rejects where they were
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not": "closed"\n')
+    earlier, earlier_rejects = tmp_path / "out.parquet", tmp_path / "out.rejects.jsonl"
+    earlier.write_bytes(b"PAR1 earlier"), earlier_rejects.write_text("{}\n")
+    assert main(["etl", "convert", str(bad), str(earlier)]) == 1
+    assert earlier.read_bytes() == b"PAR1 earlier" and earlier_rejects.read_text() == "{}\n"
+    # AND a successful one replaces its own earlier output
+    assert main(["etl", "convert", str(source), str(earlier)]) == 0
+    assert earlier.read_bytes()[:4] == b"PAR1" and earlier.stat().st_size > 100

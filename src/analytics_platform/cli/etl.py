@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +23,19 @@ def default_output(source: Path) -> Path:
     return source.with_name(Path(name).stem + ".parquet")
 
 
+def _output_refusal(path: Path) -> str | None:
+    """Why ``path`` must not be written over (None: it may): only a missing file or an earlier Parquet or rejects
+    file of a conversion is replaced, never a folder, a device or another file."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    if not path.is_file() or path.is_symlink():
+        return f"{path} exists and is not a regular file; name another output"
+    if path.suffix.lower() not in {".parquet", ".jsonl"} or (path.suffix.lower() == ".jsonl" and
+                                                              not path.name.endswith(".rejects.jsonl")):  # fmt: skip
+        return f"{path} exists and is not a Parquet output of tap etl convert; name a new .parquet output"
+    return None
+
+
 def convert_command(input_path: str, output_path: str | None, *, max_reject_ratio: float, as_json: bool) -> int:
     """Convert and print the summary; exit 0 on success, 1 when the worker would mark the job FAILED."""
     source = Path(input_path)
@@ -36,8 +50,12 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
     if not target.parent.is_dir():
         print(f"error: the output's folder {target.parent} does not exist", file=sys.stderr)
         return ExitCode.USAGE
+    rejects = target.with_name(target.stem + ".rejects.jsonl")
+    refusal = _output_refusal(target) or _output_refusal(rejects)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return ExitCode.USAGE
     from analytics_platform.etl.exceptions import TransientError
-    from analytics_platform.etl.job_values import JobStatus
     from analytics_platform.etl.settings import Settings
     from analytics_platform.etl.transform import Limits, convert_file
 
@@ -46,12 +64,24 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
         memory_mb=Settings(region="", bucket="", table="").duckdb_memory_mb, max_reject_ratio=max_reject_ratio
     )
     with tempfile.TemporaryDirectory(prefix="tap-convert-") as work:
+        # Written in the work folder and moved into place only when it succeeded: a failure writes nothing and
+        # removes nothing where the user pointed.
+        staged = Path(work) / "out" / target.name
+        staged.parent.mkdir()
         try:
             with reading(source, f"converting {source.name}", live=False if as_json else None):
-                result = convert_file(source, target, name=source.name, limits=limits, work_dir=Path(work))
+                result = convert_file(source, staged, name=source.name, limits=limits, work_dir=Path(work))
         except TransientError as error:  # the disk filled up: nothing about the file itself
             print(f"error: {error}", file=sys.stderr)
-            return ExitCode.USAGE
+            return ExitCode.FAILED
+        if result.failure is None:
+            shutil.move(staged, target)
+            if result.quarantine_path:
+                shutil.move(result.quarantine_path, rejects)
+                result.quarantine_path = rejects
+            result.output_path = target
+    from analytics_platform.etl.job_values import JobStatus
+
     if result.failure is not None:
         failure = result.failure
         summary = {"status": JobStatus.FAILED.value, "error_type": type(failure).__name__, "error": str(failure)}
