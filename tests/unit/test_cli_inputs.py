@@ -78,3 +78,4 @@ def test_convert_never_writes_over_what_is_not_its_own_output_and_a_failure_touc
     # AND a successful one replaces its own earlier output
     assert main(["etl", "convert", str(source), str(earlier)]) == 0
     assert earlier.read_bytes()[:4] == b"PAR1" and earlier.stat().st_size > 100
+    assert not earlier_rejects.exists()  # the earlier conversion's rejects are not this one's

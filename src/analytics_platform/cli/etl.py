@@ -79,6 +79,8 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
             if result.quarantine_path:
                 shutil.move(result.quarantine_path, rejects)
                 result.quarantine_path = rejects
+            else:
+                rejects.unlink(missing_ok=True)  # an earlier conversion's: not this output's
             result.output_path = target
     from analytics_platform.etl.job_values import JobStatus
 
