@@ -154,3 +154,23 @@ def test_data_source_reads_during_an_apply_are_not_counted_as_planned_changes() 
         events({"type": "apply_start", "hook": hook})
         events({"type": "apply_complete", "hook": hook})
     assert (board.states["r"].done, board.states["r"].planned) == (2, 2)
+
+
+def test_odd_lines_in_the_stream_never_stop_the_command_it_reads(tmp_path: Path) -> None:
+    from analytics_platform.local.terraform_runs import run_streaming
+
+    # GIVEN a command printing a diagnostic without detail object, JSON that is no object, a stray byte, then more
+    script = tmp_path / "noisy.sh"
+    script.write_bytes(
+        b'printf \'{"type":"diagnostic","diagnostic":null,"@message":"odd"}\\n[1,2]\\n\\377\\376 raw\\n\'\n'
+        b'sleep 0.2\nprintf \'{"type":"apply_complete","@message":"later"}\\n\'\necho done > "$1"\n'
+    )
+    marker, log = tmp_path / "finished", tmp_path / "run.log"
+    seen: list[dict[str, object]] = []
+    with log.open("w") as handle:
+        code = run_streaming(["sh", str(script), str(marker)], tmp_path, dict(os.environ), handle, seen.append)
+    # THEN the command ran to its end, every line is in the log, and the messages reached the consumer
+    assert code == 0 and marker.read_text() == "done\n"
+    text = log.read_text()
+    assert "odd" in text and "[1,2]" in text and "raw" in text and "later" in text
+    assert [m["@message"] for m in seen] == ["odd", "later"]

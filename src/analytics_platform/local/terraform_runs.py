@@ -20,27 +20,43 @@ def run_streaming(command: list[str], cwd: Path, env: dict[str, str], log: IO[st
     """Run ``command`` (a ``-json`` Terraform command), hand each message to ``events`` and write its text to
     ``log`` (a diagnostic with its detail; a line that is not JSON as it is); returns the exit code."""
     with subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        encoding="utf-8",
+        errors="replace",  # a provider's or TF_LOG's stray bytes must not stop the reading
     ) as process:
         assert process.stdout is not None
-        for line in process.stdout:
+        for line in process.stdout:  # read to the end whatever a line holds: a closed pipe would kill Terraform
             try:
-                message = json.loads(line)
-            except json.JSONDecodeError:
-                log.write(line)
-                continue
-            if not isinstance(message, dict):
-                log.write(line)
-                continue
-            text = str(message.get("@message", ""))
-            detail = message.get("diagnostic", {}).get("detail") if message.get("type") == "diagnostic" else None
-            log.write(text + (f"\n{detail}" if detail else "") + "\n")
-            try:
-                events(message)
-            except Exception as error:  # progress must never stop an apply
-                log.write(f"(progress display failed: {type(error).__name__}: {error})\n")
+                _handle_line(line, log, events)
+            except Exception as error:
+                log.write(f"{line.rstrip()}\n(this line could not be read: {type(error).__name__}: {error})\n")
         log.flush()
         return process.wait()
+
+
+def _handle_line(line: str, log: IO[str], events: Events) -> None:
+    """One line of a ``-json`` run: its text to the log, the message to ``events`` (progress never fails a run)."""
+    try:
+        message = json.loads(line)
+    except json.JSONDecodeError:
+        log.write(line)
+        return
+    if not isinstance(message, dict):
+        log.write(line)
+        return
+    diagnostic = message.get("diagnostic")
+    detail = diagnostic.get("detail") if message.get("type") == "diagnostic" and isinstance(diagnostic, dict) else None
+    log.write(str(message.get("@message", "")) + (f"\n{detail}" if detail else "") + "\n")
+    try:
+        events(message)
+    except Exception as error:  # progress must never stop an apply
+        log.write(f"(progress display failed: {type(error).__name__}: {error})\n")
 
 
 def run_per_region(
