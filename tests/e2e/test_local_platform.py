@@ -356,12 +356,12 @@ def test_the_console_shows_every_regions_jobs_and_queries_one_region_in_a_real_b
         assert "visits" in dom and "dead-letter queue" in dom
         # AND a query bound to us-east-1 returns its rows on the page
         query = urlencode({"region": "us-east-1", "sql": "SELECT count(*) AS n FROM visits"})
-        dom = browse(f"{server.url}?{query}")
+        dom = browse(f"{server.url}&{query}")
         assert re.search(r"1 row\(s\) from us-east-1 \(duckdb", dom, re.I), dom[-2000:]
         assert "<th>n</th>" in dom
         # AND a query naming another region's data is refused on the page, before it runs
         query = urlencode({"region": "us-east-1", "sql": "SELECT * FROM analytics_eu_west_1_e2e.visits"})
-        dom = browse(f"{server.url}?{query}")
+        dom = browse(f"{server.url}&{query}")
         assert '<span id="query-status" class="muted">refused</span>' in dom, dom[-2000:]
         assert re.search(r'<div id="query-error" class="error">refused: [^<]*eu', dom), dom[-2000:]
         # AND a screenshot of the console is kept with the test's output

@@ -69,12 +69,18 @@ def test_the_server_serves_the_page_the_overview_and_each_configured_region_only
     server, _ = console
     status, page = request(server, "GET", "/")
     assert status == 200 and "<title>tap console</title>" in page
-    assert request(server, "GET", "/api/overview") == (200, {"environment": "test", "local": False,
-                                                             "regions": [REGION]})  # fmt: skip
-    status, snapshot = request(server, "GET", f"/api/regions/{REGION}")
+    own = {"X-Tap-Console": server.token}
+    assert request(server, "GET", "/api/overview", **own) == (200, {"environment": "test", "local": False,
+                                                                    "regions": [REGION]})  # fmt: skip
+    status, snapshot = request(server, "GET", f"/api/regions/{REGION}", **own)
     assert status == 200 and snapshot["region"] == REGION
-    assert request(server, "GET", "/api/regions/eu-west-1")[0] == 404
-    assert request(server, "GET", "/api/regions/..%2F..%2Fetc")[0] == 404
+    assert request(server, "GET", "/api/regions/eu-west-1", **own)[0] == 404
+    assert request(server, "GET", "/api/regions/..%2F..%2Fetc", **own)[0] == 404
+    # without the session token (another site's page, a link someone sent) nothing is read
+    assert request(server, "GET", "/api/overview")[0] == 403
+    assert request(server, "GET", "/api/overview", **{"X-Tap-Console": "1"})[0] == 403
+    assert request(server, "GET", "/api/overview", **own, **{"Sec-Fetch-Site": "cross-site"})[0] == 403
+    assert server.url.endswith(f"/?token={server.token}")
 
 
 def test_a_query_naming_another_regions_database_is_refused_before_it_runs(
@@ -82,13 +88,13 @@ def test_a_query_naming_another_regions_database_is_refused_before_it_runs(
 ) -> None:
     server, _ = console
     elsewhere = {"region": REGION, "sql": "SELECT * FROM analytics_eu_west_1_test.orders"}
-    status, answer = request(server, "POST", "/api/query", elsewhere, **{"X-Tap-Console": "1"})
+    status, answer = request(server, "POST", "/api/query", elsewhere, **{"X-Tap-Console": server.token})
     assert status == 400 and answer["refused"] is True and answer["error"].startswith("refused:")
     status, answer = request(server, "POST", "/api/query", {"region": REGION, "sql": "DROP TABLE orders"},
-                             **{"X-Tap-Console": "1"})  # fmt: skip
+                             **{"X-Tap-Console": server.token})  # fmt: skip
     assert status == 400 and answer["refused"] is True
     status, answer = request(server, "POST", "/api/query", {"region": "eu-west-1", "sql": "SELECT 1"},
-                             **{"X-Tap-Console": "1"})  # fmt: skip
+                             **{"X-Tap-Console": server.token})  # fmt: skip
     assert status == 400 and "not a region of test" in answer["error"]
 
 
@@ -99,7 +105,33 @@ def test_requests_from_anywhere_but_its_own_page_are_refused(console: tuple[Cons
     assert request(server, "POST", "/api/query", query)[0] == 403
     # DNS rebinding: a request addressed to another host name
     assert request(server, "GET", "/api/overview", Host="evil.example:80")[0] == 403
-    assert request(server, "POST", "/api/query", query, Host="evil.example", **{"X-Tap-Console": "1"})[0] == 403
+    assert (
+        request(server, "POST", "/api/query", query, Host="evil.example", **{"X-Tap-Console": server.token})[0] == 403
+    )
     assert request(server, "OPTIONS", "/api/query")[0] == 501  # no CORS preflight answered
-    assert request(server, "POST", "/api/query", "x" * 70_000, **{"X-Tap-Console": "1"})[0] == 413
-    assert request(server, "POST", "/api/query", {"sql": 1}, **{"X-Tap-Console": "1"})[0] == 400
+    assert request(server, "POST", "/api/query", "x" * 70_000, **{"X-Tap-Console": server.token})[0] == 413
+    assert request(server, "POST", "/api/query", {"sql": 1}, **{"X-Tap-Console": server.token})[0] == 400
+
+
+def test_a_refused_request_closes_its_connection_so_its_body_is_never_read_as_a_request(
+    console: tuple[ConsoleServer, Platform],
+) -> None:
+    import socket
+
+    server, _ = console
+    port = server.server_address[1]
+    inner = json.dumps({"region": REGION, "sql": "SELECT 1 AS smuggled"})
+    smuggled = (f"POST /api/query HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Tap-Console: {server.token}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(inner)}\r\n\r\n{inner}")  # fmt: skip
+    # GIVEN a request without the token whose body is a whole second request (what a no-cors fetch can send)
+    outer = (f"POST /api/query HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(smuggled)}\r\n\r\n"
+             f"{smuggled}")  # fmt: skip
+    for request_text in (outer, outer.replace(f"Content-Length: {len(smuggled)}", "Content-Length: abc")):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(request_text.encode())
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+        # THEN one refusal comes back and the connection ends: the inner request never runs
+        assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 403"), answer[:300]
+        assert b"smuggled" not in answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -14,8 +14,12 @@ MAX_CELL = 60
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-ready value (dates as ISO text, decimals as numbers)."""
-    if isinstance(value, datetime | date):
+    """A JSON-ready value (dates as ISO text, decimals as numbers), lists, structs and maps included."""
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -45,6 +49,10 @@ class QueryResult:
     def records(self) -> list[dict[str, Any]]:
         """The rows as ``{column: value}`` with JSON-ready values."""
         return [{name: _plain(value) for name, value in zip(self.columns, row, strict=True)} for row in self.rows]
+
+    def plain_rows(self) -> list[list[Any]]:
+        """The rows as lists of JSON-ready values, by column position (two columns may share a name)."""
+        return [[_plain(value) for value in row] for row in self.rows]
 
     def to_json(self) -> str:
         """JSON rows."""

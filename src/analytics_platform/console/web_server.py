@@ -1,13 +1,16 @@
 """The console's HTTP server: the page, one JSON snapshot per region, and queries through ``tap query``'s guard.
 
-It listens on 127.0.0.1 only, answers only requests addressed to that host (no DNS rebinding), and runs a query
-only for a request carrying ``X-Tap-Console: 1`` (a header another site's page cannot send without a CORS
-preflight, which this server never grants). It changes nothing anywhere: every AWS call it makes is a read.
+It listens on 127.0.0.1 only and answers only requests addressed to that host (no DNS rebinding). Every API call
+must carry the console's session token (made at start, in the address it prints) in ``X-Tap-Console``: another
+site's page can neither know it nor send that header without a CORS preflight, which this server never grants; a
+request a browser marks as coming from another site is refused too. A refused request closes its connection, so
+its body can never be read as a next request. It changes nothing anywhere: every AWS call it makes is a read.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,7 +54,11 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         return  # quiet: the terminal shows the console's address, not every request
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
+        if status >= HTTPStatus.BAD_REQUEST:  # its body may be unread: never parse it as a next request
+            self.close_connection = True
         self.send_response(status)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -62,12 +69,18 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, status: int, document: Any) -> None:
-        self._send(status, json.dumps(document, default=_plain).encode(), "application/json")
+        self._send(status, json.dumps(document, default=_plain, allow_nan=False).encode(), "application/json")
 
     def _host_ok(self) -> bool:
         host = (self.headers.get("Host") or "").lower()
         port = self.server.server_address[1]
         return host in {f"127.0.0.1:{port}", f"localhost:{port}"}
+
+    def _api_ok(self) -> bool:
+        """The console's own page: its token, and no browser saying the request comes from another site."""
+        token = self.headers.get(QUERY_HEADER) or ""
+        site = self.headers.get("Sec-Fetch-Site")
+        return secrets.compare_digest(token, self.server.token) and site in (None, "same-origin", "none")
 
     def do_GET(self) -> None:
         if not self._host_ok():
@@ -75,6 +88,9 @@ class ConsoleHandler(BaseHTTPRequestHandler):
             return
         path = urlsplit(self.path).path
         source = self.server.source
+        if path.startswith("/api/") and not self._api_ok():
+            self._json(HTTPStatus.FORBIDDEN, {"error": f"the console's own page only ({QUERY_HEADER})"})
+            return
         if path in {"/", "/index.html"}:
             page = files("analytics_platform.console").joinpath("page.html").read_bytes()
             self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
@@ -93,13 +109,14 @@ class ConsoleHandler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {path}"})
 
     def do_POST(self) -> None:
-        if not self._host_ok() or self.headers.get(QUERY_HEADER) != "1":
+        if not self._host_ok() or not self._api_ok():
             self._json(HTTPStatus.FORBIDDEN, {"error": f"queries need the console's own page ({QUERY_HEADER})"})
             return
         if urlsplit(self.path).path != "/api/query":
             self._json(HTTPStatus.NOT_FOUND, {"error": "no such endpoint"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        text = self.headers.get("Content-Length") or ""
+        length = int(text) if text.isdigit() and "Transfer-Encoding" not in self.headers else 0
         if not 0 < length <= MAX_BODY:
             self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"a query request is 1 to {MAX_BODY} bytes"})
             return
@@ -128,7 +145,7 @@ def run_console_query(source: ConsoleSource, region: str, sql: str) -> tuple[int
     except Exception as error:  # a query error (unknown column, ...) is the user's to read
         return HTTPStatus.BAD_REQUEST, {"refused": False, "error": f"{type(error).__name__}: {error}"}
     return HTTPStatus.OK, {"region": region, "engine": result.engine, "columns": result.columns,
-                           "rows": result.records()}  # fmt: skip
+                           "rows": result.plain_rows()}  # fmt: skip
 
 
 class ConsoleServer(ThreadingHTTPServer):
@@ -139,10 +156,13 @@ class ConsoleServer(ThreadingHTTPServer):
     def __init__(self, source: ConsoleSource, port: int = 0) -> None:
         super().__init__(("127.0.0.1", port), ConsoleHandler)
         self.source = source
+        #: The session token every API call carries (the page reads it from its address).
+        self.token = secrets.token_urlsafe(24)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/"
+        """The page's address, with the session token."""
+        return f"http://127.0.0.1:{self.server_address[1]}/?token={self.token}"
 
     def start(self) -> threading.Thread:
         """Serve in a background thread (tests); :meth:`shutdown` stops it."""
