@@ -85,3 +85,22 @@ def test_a_worker_setting_is_checked_with_the_rest(project: Path) -> None:
         load_config(config)
     assert {e.field for e in raised.value.errors} == {"max_reject_ratio", "lambda_batch_size"}
     assert all(e.source == str(config) for e in raised.value.errors)
+
+
+def test_unreadable_files_and_wrong_types_are_configuration_errors_not_crashes(project: Path) -> None:
+    folder = project / "d.toml"
+    folder.mkdir()
+    latin = project / "l.toml"
+    latin.write_bytes(b'environment = "caf\xe9"\n')
+    typed = project / "t.toml"
+    typed.write_text('state_dir = 5\nlocal_endpoint = 5\n[datasets.orders.columns.id]\ntype = ["integer"]\n')
+    upper = project / "u.TOML"
+    upper.write_text("lambda_batch_size = 11\n")
+    for path, message in ((folder, "is a folder"), (latin, "is not UTF-8 text")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)
+    with pytest.raises(ConfigErrors) as raised:
+        load_config(typed)
+    assert {e.field for e in raised.value.errors} >= {"state_dir", "local_endpoint", "datasets.orders.columns.id.type"}
+    with pytest.raises(ConfigError, match="lambda_batch_size"):  # read as TOML whatever the suffix's case
+        load_config(upper)

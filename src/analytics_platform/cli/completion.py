@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Iterator
 
 from analytics_platform.cli.options import Command, Subparsers, add_command
+from analytics_platform.exit_codes import ExitCode
 
 BASH = """\
 # tap completion for {shell}; load it with: source <(tap completion {shell})
@@ -72,7 +73,7 @@ def _cmd_completion(args: argparse.Namespace) -> int:
     from analytics_platform.cli import build_parser
 
     print(script(build_parser(), args.shell), end="")
-    return 0
+    return ExitCode.OK
 
 
 COMPLETION = Command(

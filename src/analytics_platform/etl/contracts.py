@@ -197,7 +197,7 @@ def _rule(field: str, name: str, raw: Any) -> ColumnRule:
     if unknown:
         raise ContractError(f"{field}.{sorted(unknown)[0]}", f"unknown rule; known: {', '.join(sorted(RULE_KEYS))}")
     kind = raw.get("type")
-    if kind is not None and kind not in CONTRACT_TYPES:
+    if kind is not None and (not isinstance(kind, str) or kind not in CONTRACT_TYPES):
         raise ContractError(f"{field}.type", f"{kind!r} is not one of {', '.join(CONTRACT_TYPES)}")
     for flag in ("required", "not_null"):
         if not isinstance(raw.get(flag, False), bool):

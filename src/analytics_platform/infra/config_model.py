@@ -100,15 +100,22 @@ def _setting(key: str, value: Any) -> Any:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse a ``.json`` or ``.toml`` configuration file (YAML is refused by name)."""
+    if path.is_dir():
+        raise ConfigError("config", f"{path} is a folder, not a configuration file")
     if not path.is_file():
         raise ConfigError("config", f"file {path} does not exist")
     if path.suffix.lower() in {".yaml", ".yml"}:
         raise ConfigError(
             "config", f"{path} is YAML, which tap does not read: write it as TOML (.toml) or JSON (.json)"
         )
-    text = path.read_text(encoding="utf-8")
     try:
-        data: Any = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError("config", f"{path} is not UTF-8 text: {error}") from error
+    except OSError as error:
+        raise ConfigError("config", f"{path} cannot be read: {error.strerror or error}") from error
+    try:
+        data: Any = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
         raise ConfigError("config", f"{path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {error}") from error
     if not isinstance(data, dict):

@@ -42,6 +42,9 @@ def _validate_declared(config: PlatformConfig) -> None:
         meta, value = definition.metadata, getattr(config, definition.name)
         if value is None and definition.default is None:
             continue
+        if definition.type in ("str", "str | None") and not isinstance(value, str):
+            require(False, definition.name, f"must be text, got {value!r}")
+            continue
         if meta["minimum"] is not None:
             low, high = meta["minimum"], meta["maximum"]
             require(
