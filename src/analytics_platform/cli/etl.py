@@ -8,10 +8,14 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analytics_platform.cli.options import Command, Subparsers, add_command, json_option, reject_ratio
 from analytics_platform.exit_codes import ExitCode
 from analytics_platform.progress import reading
+
+if TYPE_CHECKING:
+    from analytics_platform.etl.transform.model import ConversionResult
 
 
 def default_output(source: Path) -> Path:
@@ -36,6 +40,39 @@ def _output_refusal(path: Path) -> str | None:
     return None
 
 
+def _convert_in_place_of(
+    source: Path, target: Path, rejects: Path, *, max_reject_ratio: float, as_json: bool
+) -> ConversionResult | None:
+    """Convert in a work folder and move the output (and its rejects) into place only when it succeeded: a failure
+    writes nothing and removes nothing where the user pointed. None when the disk filled up (said on stderr)."""
+    from analytics_platform.etl.exceptions import TransientError
+    from analytics_platform.etl.settings import Settings
+    from analytics_platform.etl.transform import Limits, convert_file
+
+    # The worker's own memory cap, for the default function size.
+    limits = Limits(
+        memory_mb=Settings(region="", bucket="", table="").duckdb_memory_mb, max_reject_ratio=max_reject_ratio
+    )
+    with tempfile.TemporaryDirectory(prefix="tap-convert-") as work:
+        staged = Path(work) / "out" / target.name
+        staged.parent.mkdir()
+        try:
+            with reading(source, f"converting {source.name}", live=False if as_json else None):
+                result = convert_file(source, staged, name=source.name, limits=limits, work_dir=Path(work))
+        except TransientError as error:  # the disk filled up: nothing about the file itself
+            print(f"error: {error}", file=sys.stderr)
+            return None
+        if result.failure is None:
+            shutil.move(staged, target)
+            if result.quarantine_path:
+                shutil.move(result.quarantine_path, rejects)
+                result.quarantine_path = rejects
+            else:
+                rejects.unlink(missing_ok=True)  # an earlier conversion's: not this output's
+            result.output_path = target
+    return result
+
+
 def convert_command(input_path: str, output_path: str | None, *, max_reject_ratio: float, as_json: bool) -> int:
     """Convert and print the summary; exit 0 on success, 1 when the worker would mark the job FAILED."""
     source = Path(input_path)
@@ -55,33 +92,9 @@ def convert_command(input_path: str, output_path: str | None, *, max_reject_rati
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return ExitCode.USAGE
-    from analytics_platform.etl.exceptions import TransientError
-    from analytics_platform.etl.settings import Settings
-    from analytics_platform.etl.transform import Limits, convert_file
-
-    # The worker's own memory cap, for the default function size.
-    limits = Limits(
-        memory_mb=Settings(region="", bucket="", table="").duckdb_memory_mb, max_reject_ratio=max_reject_ratio
-    )
-    with tempfile.TemporaryDirectory(prefix="tap-convert-") as work:
-        # Written in the work folder and moved into place only when it succeeded: a failure writes nothing and
-        # removes nothing where the user pointed.
-        staged = Path(work) / "out" / target.name
-        staged.parent.mkdir()
-        try:
-            with reading(source, f"converting {source.name}", live=False if as_json else None):
-                result = convert_file(source, staged, name=source.name, limits=limits, work_dir=Path(work))
-        except TransientError as error:  # the disk filled up: nothing about the file itself
-            print(f"error: {error}", file=sys.stderr)
-            return ExitCode.FAILED
-        if result.failure is None:
-            shutil.move(staged, target)
-            if result.quarantine_path:
-                shutil.move(result.quarantine_path, rejects)
-                result.quarantine_path = rejects
-            else:
-                rejects.unlink(missing_ok=True)  # an earlier conversion's: not this output's
-            result.output_path = target
+    result = _convert_in_place_of(source, target, rejects, max_reject_ratio=max_reject_ratio, as_json=as_json)
+    if result is None:
+        return ExitCode.FAILED
     from analytics_platform.etl.job_values import JobStatus
 
     if result.failure is not None:

@@ -42,7 +42,7 @@ def _validate_declared(config: PlatformConfig) -> None:
         meta, value = definition.metadata, getattr(config, definition.name)
         if value is None and definition.default is None:
             continue
-        if definition.type in ("str", "str | None") and not isinstance(value, str):
+        if definition.type in ("str", "str | None") and not meta["choices"] and not isinstance(value, str):
             require(False, definition.name, f"must be text, got {value!r}")
             continue
         if meta["minimum"] is not None:
