@@ -332,7 +332,7 @@ def region_truth(outputs: LocalOutputs, region: str, uploads: list[Upload], reco
     """The query's figures, the truth from the uploads and S3's listing, and the SUCCEEDED jobs' rows."""
     from analytics_platform.analytics.local_engine import run_local
     from analytics_platform.analytics.tables import catalog_tables
-    from analytics_platform.analytics.target import target_from_outputs
+    from analytics_platform.targeting.region_target import target_from_outputs
 
     target = target_from_outputs(outputs, region)
     s3 = _client("s3", region, _endpoint(outputs))

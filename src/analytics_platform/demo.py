@@ -136,7 +136,7 @@ def check_region(
 def query_region(region: str, outputs: LocalOutputs) -> list[str]:
     """Run :data:`DEMO_QUERY` as ``tap query --local`` does and print it; return what did not hold."""
     from analytics_platform.analytics.commands import run_query
-    from analytics_platform.analytics.target import target_from_outputs
+    from analytics_platform.targeting.region_target import target_from_outputs
 
     print(f'\n$ tap query --local --region {region} "{DEMO_QUERY}"')
     result = run_query(target_from_outputs(outputs, region), DEMO_QUERY)

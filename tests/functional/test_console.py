@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from analytics_platform.analytics.target import RegionTarget
 from analytics_platform.console.snapshot import region_snapshot
 from analytics_platform.console.web_server import ConsoleServer, ConsoleSource
+from analytics_platform.targeting.region_target import RegionTarget
 from tests.functional.conftest import BUCKET, DATABASE, REGION, TABLE, Platform
 
 GOOD = b"id,name,score\n1,Ann,1.5\n2,Bo,2.5\n"

@@ -14,9 +14,9 @@ from moto import mock_aws
 
 from analytics_platform.infra.config import PlatformConfig
 from analytics_platform.ops import state_storage as bootstrap_module
-from analytics_platform.ops.deployment import Deployment, resolve_deployment
 from analytics_platform.ops.stack_commands import bootstrap_command
 from analytics_platform.ops.state_storage import BLOCK_ALL, LOCK_KEY, bootstrap, bootstrap_region, tls_only_policy
+from analytics_platform.targeting.deployment import Deployment, resolve_deployment
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
 

@@ -26,8 +26,8 @@ from analytics_platform.infra.config import load_config
 from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client
 from analytics_platform.local.endpoint import Endpoint, start_endpoint
 from analytics_platform.local.endpoint.account_answers import AccountConstraints, write_constraints
-from analytics_platform.ops.deployment import Deployment
 from analytics_platform.ops.preflight import CheckResult, run_preflight
+from analytics_platform.targeting.deployment import Deployment
 from tests.schemas import validate
 
 NO_ENV = {"ENVIRONMENT_SUFFIX": ""}

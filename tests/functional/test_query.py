@@ -19,7 +19,7 @@ from analytics_platform.analytics.guard import QueryRefusedError, check_query
 from analytics_platform.analytics.local_engine import run_local
 from analytics_platform.analytics.result import QueryResult
 from analytics_platform.analytics.tables import CatalogLocationError, catalog_tables, dataset_stats
-from analytics_platform.analytics.target import RegionTarget
+from analytics_platform.targeting.region_target import RegionTarget
 from tests.functional.conftest import BUCKET, DATABASE, REGION, TABLE, Platform
 
 TARGET = RegionTarget(REGION, BUCKET, TABLE, DATABASE, "analytics-athena-us-east-1-test")

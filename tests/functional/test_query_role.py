@@ -18,7 +18,6 @@ from moto import mock_aws
 
 from analytics_platform.analytics import commands
 from analytics_platform.analytics.role_session import assume_role, chosen_role
-from analytics_platform.analytics.target import RegionTarget, TargetError, aws_target
 from analytics_platform.cli import build_parser
 from analytics_platform.etl.arns import partition_of
 from analytics_platform.etl.catalog import table_input
@@ -26,6 +25,8 @@ from analytics_platform.exit_codes import ExitCode
 from analytics_platform.infra import iam, query_access
 from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client
 from analytics_platform.local.endpoint import start_endpoint
+from analytics_platform.targeting.deployment import resolve_target
+from analytics_platform.targeting.region_target import RegionTarget, TargetError
 
 REGION = "eu-west-1"
 BUCKET = f"analytics-bucket-{LOCAL_ACCOUNT_ID}-eu-west-1-test"
@@ -173,7 +174,7 @@ def test_on_aws_the_query_role_is_the_one_the_stack_names_and_sts_of_the_region_
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"account_id": "123456789012", "regions": ["eu-west-1"], "environment_suffix": "qa"}))
-    target = aws_target(REGION, str(config))
+    target = resolve_target(REGION, local=False, config_path=str(config))
     assert target.query_role_arn == f"arn:{PARTITION}:iam::123456789012:role/analytics-query-role-eu-west-1-qa"
     local_trust = query_access.trust_document(partition=PARTITION, account_id="123456789012")
     boto3.client("iam").create_role(RoleName="analytics-query-role-eu-west-1-qa", AssumeRolePolicyDocument=local_trust)

@@ -12,10 +12,10 @@ import pytest
 
 from analytics_platform.analytics.local_engine import run_local
 from analytics_platform.analytics.tables import dataset_stats
-from analytics_platform.analytics.target import RegionTarget
 from analytics_platform.etl import handler as handler_module
 from analytics_platform.etl import reconcile as reconcile_module
 from analytics_platform.etl.events import DELETE_MARKER_CREATED, PERMANENTLY_DELETED, object_deleted_event
+from analytics_platform.targeting.region_target import RegionTarget
 from tests.functional.conftest import BUCKET, DATABASE, REGION, TABLE, FakeContext, Platform, next_sequencer
 
 TARGET = RegionTarget(REGION, BUCKET, TABLE, DATABASE, "analytics-athena-us-east-1-test")

@@ -18,7 +18,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from analytics_platform.analytics import target as target_module
 from analytics_platform.analytics.job_listing import parse_since
 from analytics_platform.cli import jobs as cli_jobs
 from analytics_platform.etl import handler as handler_module
@@ -31,6 +30,7 @@ from analytics_platform.ops import redrive as redrive_ops
 from analytics_platform.ops import retry as retry_ops
 from analytics_platform.ops.redrive import RedriveMethod, redrive
 from analytics_platform.ops.retry import RetryOutcome, RetryReport, retry_jobs, select_jobs
+from analytics_platform.targeting import deployment as target_module
 
 from .conftest import BUCKET, FIXTURES, REGION, TABLE, Platform, create_job_table
 
@@ -568,8 +568,9 @@ def test_the_commands_refuse_a_local_platform_that_is_not_up(
 
 
 def test_each_region_resolves_its_own_queues_on_aws_and_locally(monkeypatch: pytest.MonkeyPatch) -> None:
-    from analytics_platform.analytics.target import aws_target, target_from_outputs
     from analytics_platform.local.state import LocalOutputs, RegionOutputs
+    from analytics_platform.targeting.deployment import resolve_target
+    from analytics_platform.targeting.region_target import target_from_outputs
 
     # GIVEN the default configuration, credentials of some account, and a local platform's outputs for two regions
     monkeypatch.delenv("ENVIRONMENT_SUFFIX", raising=False)
@@ -583,7 +584,7 @@ def test_each_region_resolves_its_own_queues_on_aws_and_locally(monkeypatch: pyt
     outputs = LocalOutputs("http://127.0.0.1:5000", {r: names(r) for r in ("us-east-1", "eu-west-1")})
     # WHEN each region is resolved THEN it names that region's queues and no other's
     for region in ("us-east-1", "eu-west-1"):
-        on_aws = aws_target(region, None)
+        on_aws = resolve_target(region, local=False, config_path=None)
         local = target_from_outputs(outputs, region)
         assert (on_aws.queue_name, on_aws.dlq_name) == (f"analytics-queue-{region}-dev", f"analytics-dlq-{region}-dev")
         assert (local.queue_name, local.dlq_name) == (on_aws.queue_name, on_aws.dlq_name)

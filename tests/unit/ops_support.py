@@ -14,9 +14,9 @@ from analytics_platform.infra.config import PlatformConfig, load_config
 from analytics_platform.infra.names import stack_id
 from analytics_platform.local.state import LocalPaths, LocalState, config_document, write_state
 from analytics_platform.ops import runs
-from analytics_platform.ops.deployment import Deployment
 from analytics_platform.ops.drift_compare import Drift
 from analytics_platform.ops.runs import RegionRun
+from analytics_platform.targeting.deployment import Deployment
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 QUEUE = "aws_sqs_queue.queues_work_queue_0A1B2C3D"

@@ -161,8 +161,8 @@ def test_a_refused_command_still_prints_a_json_document(environment: Path, capsy
 def test_drift_json_lists_each_drift_and_exits_3(
     environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from analytics_platform.ops import deployment as deployment_module
     from analytics_platform.ops import drift as drift_module
+    from analytics_platform.targeting import deployment as deployment_module
 
     monkeypatch.setattr(deployment_module.Deployment, "synthesize", lambda self: None)
     report = DriftReport(

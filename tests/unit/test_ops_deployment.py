@@ -9,7 +9,7 @@ import pytest
 
 from analytics_platform.infra.config import ConfigError
 from analytics_platform.local.state import LocalPaths
-from analytics_platform.ops.deployment import OperationError, resolve_deployment
+from analytics_platform.targeting.deployment import OperationError, resolve_deployment
 from tests.unit.ops_support import (
     ACCOUNT,
     ENDPOINT,
@@ -116,7 +116,7 @@ def test_resolve_local_with_a_relative_home_is_still_absolute(workspace: Path, m
 
 def test_an_operation_on_aws_must_name_its_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from analytics_platform.infra.config import ConfigError
-    from analytics_platform.ops.deployment import resolve_deployment
+    from analytics_platform.targeting.deployment import resolve_deployment
 
     (tmp_path / "dev.toml").write_text("lambda_reserved_concurrency = 5\n")
     monkeypatch.setenv("TAP_ENVIRONMENTS_DIR", str(tmp_path))
@@ -143,3 +143,72 @@ def test_tap_jobs_reads_the_local_platform_only_for_the_environment_it_runs(
     # another environment: its table on AWS, never the local one
     (workspace / "environments" / "prod.toml").write_text("")
     assert jobs_query.job_table("us-east-1", None, env="prod").name == "analytics-jobs-us-east-1-prod"
+
+
+def test_one_resolver_serves_the_operations_and_the_reads_with_the_same_names(workspace: Path) -> None:
+    from analytics_platform.targeting.deployment import resolve_target
+
+    # GIVEN staging on AWS, resolved once for an operation and once for a read
+    operated = resolve_deployment(env="staging", regions=["eu-west-1"])
+    read = resolve_target("eu-west-1", local=False, config_path=None, env="staging")
+    # THEN the read's region is the operation's region, named from the same configuration
+    assert operated.target("eu-west-1") == read
+    names = operated.config.names("eu-west-1")
+    assert (read.bucket, read.table_name, read.queue_name, read.dlq_name) == (
+        names.bucket, names.table, names.queue, names.dlq)  # fmt: skip
+    assert read.endpoint is None and read.account_id == ACCOUNT
+    assert read.query_role_arn == f"arn:aws:iam::{ACCOUNT}:role/{names.query_role}"
+
+
+def test_a_read_on_aws_may_leave_out_the_environment_an_operation_may_not(workspace: Path) -> None:
+    from analytics_platform.targeting.deployment import resolve_target
+
+    with pytest.raises(ConfigError, match="--env"):
+        resolve_deployment(env=None)
+    assert resolve_target("us-east-1", local=False, config_path=None).table_name == "analytics-jobs-us-east-1-dev"
+
+
+def test_a_region_outside_the_deployment_is_refused_by_its_target(workspace: Path) -> None:
+    deployment = resolve_deployment(env="staging", regions=["eu-west-1"])
+    with pytest.raises(OperationError, match="us-east-1 is not part of staging"):
+        deployment.target("us-east-1")
+
+
+def test_a_local_read_sees_what_was_applied_and_only_the_running_environment(workspace: Path) -> None:
+    from analytics_platform.local.state import LocalOutputs, RegionOutputs, write_outputs
+    from analytics_platform.targeting.deployment import resolve_target
+
+    # GIVEN dev running locally with its outputs, and dev's file changed since (another retention)
+    paths = start_fake_platform(workspace)
+    names = RegionOutputs("applied-bucket", "applied-table", f"{ENDPOINT}/1/q", f"{ENDPOINT}/1/d", "f", "g", "w")
+    write_outputs(paths, LocalOutputs(ENDPOINT, {"us-east-1": names}))
+    (workspace / "environments" / "dev.toml").write_text("log_retention_days = 30\n")
+    # WHEN a read resolves the region THEN it names what the outputs name, on the local endpoint
+    deployment = resolve_deployment(env=None, regions=["us-east-1"], local=True, paths=paths, purpose="read")
+    target = deployment.target("us-east-1")
+    assert (target.bucket, target.table_name, target.queue_name, target.endpoint) == (
+        "applied-bucket", "applied-table", "q", ENDPOINT)  # fmt: skip
+    assert deployment.regions == ("us-east-1",) and deployment.running
+    # another environment, or a region the platform does not run, is refused by name
+    with pytest.raises(OperationError, match="runs environment 'dev', not 'staging'"):
+        resolve_deployment(env="staging", local=True, paths=paths, purpose="read")
+    with pytest.raises(OperationError, match="eu-west-1 is not part of the local platform"):
+        resolve_deployment(env=None, regions=["eu-west-1"], local=True, paths=paths, purpose="read")
+    # nothing up: the same message as every local command
+    with pytest.raises(OperationError, match="tap local up"):
+        resolve_target("us-east-1", local=True, config_path=None)
+
+
+def test_the_console_reads_what_the_resolver_resolves(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from analytics_platform.cli.console import console_source
+    from analytics_platform.local.state import LocalOutputs, RegionOutputs, write_outputs
+
+    paths = start_fake_platform(workspace)
+    monkeypatch.setenv("TAP_LOCAL_HOME", str(paths.root))
+    regions = {r: RegionOutputs(f"b-{r}", f"t-{r}", "q", "d", "f", "g", "w") for r in ("us-east-1", "eu-west-1")}
+    write_outputs(paths, LocalOutputs(ENDPOINT, regions))
+    source = console_source(local=True, config_path=None, env=None)
+    assert (source.environment, source.local, source.regions) == ("dev", True, ["us-east-1", "eu-west-1"])
+    assert source.target("eu-west-1").table_name == "t-eu-west-1"
+    with pytest.raises(OperationError, match="not 'staging'"):
+        console_source(local=True, config_path=None, env="staging")

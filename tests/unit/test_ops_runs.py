@@ -12,8 +12,8 @@ import pytest
 
 from analytics_platform.infra.config import PlatformConfig
 from analytics_platform.ops import runs
-from analytics_platform.ops.deployment import Deployment, OperationError
 from analytics_platform.ops.runs import RegionRun, confirm_destroy, plan_counts, run_regions, summary_table
+from analytics_platform.targeting.deployment import Deployment, OperationError
 from tests.unit.ops_support import (
     ACCOUNT,
     ENDPOINT,

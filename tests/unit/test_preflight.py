@@ -16,8 +16,8 @@ from analytics_platform import cli
 from analytics_platform.infra.config import PlatformConfig, RegionConfig, with_account
 from analytics_platform.ops import runs
 from analytics_platform.ops import stack_commands as commands
-from analytics_platform.ops.deployment import Deployment
 from analytics_platform.ops.preflight import CheckResult, check_region, report_json, report_table
+from analytics_platform.targeting.deployment import Deployment
 
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"

@@ -11,8 +11,8 @@ import pytest
 
 from analytics_platform.analytics import commands
 from analytics_platform.analytics.guard import QueryRefusedError, ResidencyError, StatementError, check_query
-from analytics_platform.analytics.target import RegionTarget
 from analytics_platform.exit_codes import ExitCode
+from analytics_platform.targeting.region_target import RegionTarget
 
 REGION, BUCKET, DATABASE = "us-east-1", "analytics-bucket-111122223333-us-east-1-dev", "analytics_us_east_1_dev"
 

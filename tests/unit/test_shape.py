@@ -17,7 +17,7 @@ MAX_FUNCTION_LINES = 60
 #: import nothing of the project above ``etl`` (the Lambda package, which imports nothing but itself).
 LAYERS = {
     "etl": 0, "exit_codes": 0, "machine_output": 0, "progress": 0, "region_runner": 0.5, "packaging": 0, "__init__": 0,
-    "infra": 1, "local": 2, "analytics": 3, "ops": 4, "console": 5, "demo": 5, "cli": 6,
+    "infra": 1, "local": 2, "targeting": 2.5, "analytics": 3, "ops": 4, "console": 5, "demo": 5, "cli": 6,
 }  # fmt: skip
 JOB_STATES = {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "DEAD_LETTERED", "SUPERSEDED", "DELETED"}
 JOB_MODEL = PACKAGE / "etl" / "job_values.py"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from analytics_platform.analytics.result import QueryResult
-from analytics_platform.analytics.target import RegionTarget
+from analytics_platform.targeting.region_target import RegionTarget
 
 #: Longest a query may take before ``tap query`` cancels it.
 DEFAULT_TIMEOUT_SECONDS = 600.0

@@ -17,8 +17,9 @@ from analytics_platform.analytics.tables import (
     dataset_stats,
     describe,
 )
-from analytics_platform.analytics.target import RegionTarget, TargetError, resolve_target
 from analytics_platform.exit_codes import ExitCode
+from analytics_platform.targeting.deployment import resolve_target
+from analytics_platform.targeting.region_target import RegionTarget, TargetError
 
 
 def run_query(target: RegionTarget, sql: str) -> QueryResult:

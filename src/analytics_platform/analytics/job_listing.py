@@ -66,8 +66,9 @@ def query_jobs(table: Any, *, since: datetime, status: str | None = None, now: d
 
 def job_table(region: str, config_path: str | None, env: str | None = None) -> Any:
     """The region's table: the local platform's if it is up (and runs ``env``, when one is named), else AWS's;
-    resolved as every region-bound command resolves its region (:func:`~.target.resolve_target`)."""
-    from analytics_platform.analytics.target import resolve_target
+    resolved as every region-bound command resolves its region
+    (:func:`~analytics_platform.targeting.deployment.resolve_target`)."""
+    from analytics_platform.targeting.deployment import resolve_target
 
     paths = LocalPaths.default()  # honours TAP_LOCAL_HOME, as every local command does
     state = read_state(paths) if read_outputs(paths) is not None else None

@@ -24,8 +24,8 @@ import duckdb
 from analytics_platform.analytics.guard import DATA_CATALOG
 from analytics_platform.analytics.result import QueryResult
 from analytics_platform.analytics.tables import CatalogTable, catalog_tables, check_locations
-from analytics_platform.analytics.target import RegionTarget
 from analytics_platform.etl.catalog import PARTITION_KEY
+from analytics_platform.targeting.region_target import RegionTarget
 
 #: Catalog (Glue / Athena) types as DuckDB spells them: the types the worker writes each catalog type as.
 DUCKDB_TYPES = {"integer": "BIGINT", "decimal": "DECIMAL(38,0)", "double": "DOUBLE", "string": "VARCHAR",

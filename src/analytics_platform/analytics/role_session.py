@@ -13,8 +13,8 @@ import re
 from dataclasses import replace
 
 from analytics_platform.analytics.guard import REGION_TOKEN
-from analytics_platform.analytics.target import RegionTarget, TargetError
 from analytics_platform.infra.query_access import ROLE_ARN
+from analytics_platform.targeting.region_target import RegionTarget, TargetError
 
 #: One hour, the query role's longest session: a session per ``tap query``, not a standing credential.
 SESSION_SECONDS = 3600

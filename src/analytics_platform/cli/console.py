@@ -15,29 +15,17 @@ if TYPE_CHECKING:
 
 def console_source(*, local: bool, config_path: str | None, env: str | None) -> ConsoleSource:
     """The :class:`~analytics_platform.console.web_server.ConsoleSource` of the running local platform or of the
-    environment on AWS."""
-    from analytics_platform.analytics.target import TargetError, aws_target, local_target
+    environment on AWS, resolved as every region-bound command resolves what it reads."""
     from analytics_platform.console.web_server import ConsoleSource
-    from analytics_platform.local.state import LocalPaths, read_outputs, read_state
+    from analytics_platform.targeting.deployment import resolve_deployment
 
-    if local:
-        paths = LocalPaths.default()
-        outputs, state = read_outputs(paths), read_state(paths)
-        if outputs is None or state is None:
-            raise TargetError("the local platform is not up: start it with 'tap local up' (or drop --local for AWS)")
-        local_target(next(iter(outputs.regions)), paths, env)  # refuses another environment than the running one
-        return ConsoleSource(str(state.config.get("environment", "")), True, list(outputs.regions),
-                             lambda region: local_target(region, paths, env))  # fmt: skip
-    from analytics_platform.infra.config import load_config
-
-    config = load_config(config_path, env_name=env)
-    return ConsoleSource(config.environment, False, [r.region for r in config.regions],
-                         lambda region: aws_target(region, config_path, env))  # fmt: skip
+    deployment = resolve_deployment(env=env, local=local, config_path=config_path, purpose="read")
+    return ConsoleSource(deployment.env, deployment.local, list(deployment.regions), deployment.target)
 
 
 def _cmd_console(args: argparse.Namespace) -> int:
-    from analytics_platform.analytics.target import TargetError
     from analytics_platform.console.web_server import ConsoleServer
+    from analytics_platform.targeting.region_target import TargetError
 
     try:
         source = console_source(local=args.local, config_path=args.config, env=args.env)

@@ -1,7 +1,7 @@
 """``tap jobs`` (and ``tap jobs retry``) and ``tap redrive``: one region's jobs, seen and recovered.
 
 The command functions resolve the region's resources as every region-bound command does
-(:func:`analytics_platform.analytics.target.resolve_target`), run :mod:`analytics_platform.ops.retry` or
+(:func:`analytics_platform.targeting.deployment.resolve_target`), run :mod:`analytics_platform.ops.retry` or
 :mod:`analytics_platform.ops.redrive` on them, print a report and return an exit code: 0 everything done, 1
 something was not done (reported per message or job), 2 refused before anything happened (bad arguments, region
 not deployed). boto3 and what needs it are imported inside them, so the parser (``tap --help``) stays fast.
@@ -27,14 +27,14 @@ from analytics_platform.etl.job_values import RETRYABLE, JobStatus, iso
 from analytics_platform.exit_codes import ExitCode
 
 if TYPE_CHECKING:
-    from analytics_platform.analytics.target import RegionTarget
+    from analytics_platform.targeting.region_target import RegionTarget
 
 
 def _queue_urls(sqs: Any, target: RegionTarget) -> tuple[str, str]:
     """The region's work queue and DLQ URLs, by the names the target resolved."""
     from botocore.exceptions import ClientError
 
-    from analytics_platform.analytics.target import TargetError
+    from analytics_platform.targeting.region_target import TargetError
 
     if not target.queue_name or not target.dlq_name:
         raise TargetError(f"the queues of {target.region} are not known")
@@ -62,8 +62,9 @@ def redrive_command(
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from analytics_platform.analytics.target import TargetError, resolve_target
     from analytics_platform.ops.redrive import MOVE_TASK_TIMEOUT_SECONDS, RedriveMethod, redrive
+    from analytics_platform.targeting.deployment import resolve_target
+    from analytics_platform.targeting.region_target import TargetError
 
     try:
         target = resolve_target(region, local=local, config_path=config_path, env=env)
@@ -101,8 +102,9 @@ def retry_command(
     from botocore.exceptions import BotoCoreError, ClientError
 
     from analytics_platform.analytics.job_listing import parse_since
-    from analytics_platform.analytics.target import TargetError, resolve_target
     from analytics_platform.ops.retry import retry_jobs
+    from analytics_platform.targeting.deployment import resolve_target
+    from analytics_platform.targeting.region_target import TargetError
 
     try:
         start = parse_since(since) if status else None

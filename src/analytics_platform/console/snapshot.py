@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from analytics_platform.analytics.target import RegionTarget
 from analytics_platform.etl.job_values import RETRYABLE, JobStatus
+from analytics_platform.targeting.region_target import RegionTarget
 
 #: The window of job counts and of the per-hour timeline.
 WINDOW = timedelta(hours=24)

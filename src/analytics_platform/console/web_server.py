@@ -21,7 +21,7 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
 
-from analytics_platform.analytics.target import RegionTarget
+from analytics_platform.targeting.region_target import RegionTarget
 
 #: The header a query request must carry (see the module docstring).
 QUERY_HEADER = "X-Tap-Console"

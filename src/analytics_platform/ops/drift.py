@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from analytics_platform.infra.names import DRIFT_METRIC, DRIFT_NAMESPACE, stack_id
-from analytics_platform.ops.deployment import Deployment
 from analytics_platform.ops.drift_compare import Drift, cross_region_drift, deployed_drift
 from analytics_platform.ops.runs import RegionRun, run_regions
+from analytics_platform.targeting.deployment import Deployment
 
 DRIFT_PLAN = "tap-drift.tfplan"
 

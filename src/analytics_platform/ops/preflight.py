@@ -22,7 +22,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from analytics_platform.exit_codes import ExitCode
 from analytics_platform.infra.config import ConfigError, PlatformConfig, load_config
-from analytics_platform.ops.deployment import Deployment, OperationError, resolve_deployment
 from analytics_platform.ops.preflight_checks import (
     Outcome,
     RegionProbe,
@@ -33,6 +32,7 @@ from analytics_platform.ops.preflight_checks import (
     state_bucket,
 )
 from analytics_platform.ops.preflight_quotas import interface_endpoint_quota, lambda_concurrency, vpc_quota
+from analytics_platform.targeting.deployment import Deployment, OperationError, resolve_deployment
 
 
 @dataclass(frozen=True)

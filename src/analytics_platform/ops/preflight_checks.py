@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError, NoCredentialsError
 
 from analytics_platform.etl.arns import partition_of
 from analytics_platform.infra.names import ResourceNames
-from analytics_platform.ops.deployment import Deployment
+from analytics_platform.targeting.deployment import Deployment
 
 #: What an endpoint answers credentials it does not accept (invalid ones, or a region not enabled for the account).
 REFUSED_CREDENTIALS = frozenset(

@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from analytics_platform.ops.deployment import Deployment
 from analytics_platform.ops.emulator import emulator_only
 from analytics_platform.progress import RegionBoard
 from analytics_platform.region_runner import RegionOutcome, run_each
+from analytics_platform.targeting.deployment import Deployment
 
 PLAN_FILE = "tap.tfplan"
 #: A region run's result when its action raised (a run's result, not a job state).

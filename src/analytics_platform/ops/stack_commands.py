@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 from analytics_platform.exit_codes import ExitCode
 from analytics_platform.infra.config import ConfigError
 from analytics_platform.machine_output import emit, machine_readable
-from analytics_platform.ops.deployment import Deployment, OperationError, resolve_deployment
 from analytics_platform.ops.runs import RegionRun
+from analytics_platform.targeting.deployment import Deployment, OperationError, resolve_deployment
 
 
 def _resolve(env: str | None, regions: Sequence[str] | None, local: bool, config_path: str | None) -> Deployment:

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from analytics_platform.etl.arns import s3_bucket_arn
 from analytics_platform.infra.iam import deny_insecure_transport_policy
-from analytics_platform.ops.deployment import Deployment
+from analytics_platform.targeting.deployment import Deployment
 
 LOCK_KEY = "LockID"  # the attribute Terraform's S3 backend locks on
 

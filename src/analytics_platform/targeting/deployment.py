@@ -1,4 +1,9 @@
-"""What an operation acts on: one environment, some of its regions, their synthesized stacks and their state.
+"""What a command acts on: one environment, some of its regions, their clients, synthesized stacks and state.
+
+This is the one resolver of "which environment, which regions, local or AWS": the Terraform commands (``plan``,
+``deploy``, ``destroy``, ``drift``, ``preflight``, ``bootstrap``) use the :class:`Deployment` itself; the
+region-bound commands (``jobs``, ``query``, ``datasets``, ``redrive``, ``jobs retry``, the console) resolve it with
+``purpose="read"`` and take one region of it (:meth:`Deployment.target`).
 
 On AWS (the default) the configuration is the code's (``--env`` / ``--config``) and Terraform talks to AWS with the
 caller's credentials. With ``--local`` it is the running local platform (``tap local up``):
@@ -10,6 +15,9 @@ caller's credentials. With ``--local`` it is the running local platform (``tap l
   own backend: an S3 backend in the local endpoint's state bucket and lock table (``tap bootstrap --local``
   creates them) when its file says ``backend = "s3"``, else a state file of its own.
 
+A read (``purpose="read"``) on AWS may leave out ``--env`` (the configuration's own environment is read); with
+``--local`` it reads the running environment as it was applied (its outputs), and refuses any other.
+
 Nothing here imports cdktf; :meth:`Deployment.synthesize` does, when it runs.
 """
 
@@ -18,19 +26,21 @@ from __future__ import annotations
 import contextlib
 import fcntl
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 
+from analytics_platform.etl.arns import partition_of
 from analytics_platform.infra.account import resolve_account, resolve_account_offline
 from analytics_platform.infra.config import ConfigError, PlatformConfig, load_config
 from analytics_platform.infra.environments import environment_names
 from analytics_platform.infra.names import stack_id
 from analytics_platform.local.clients import local_client
-from analytics_platform.local.state import LocalPaths, read_state
+from analytics_platform.local.state import LocalOutputs, LocalPaths, LocalState, read_outputs, read_state
 from analytics_platform.local.terraform import TerraformRunner
+from analytics_platform.targeting.region_target import RegionTarget, TargetError, target_from_outputs
 
 #: Where operations on AWS keep their synth output, plans and logs (under the working directory).
 OPS_DIR = Path(".tap/ops")
@@ -39,8 +49,11 @@ BUILD_DIR = Path(".tap/build")
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
 
-class OperationError(RuntimeError):
-    """An operation cannot start (nothing is up, a region is unknown, state storage is missing...)."""
+#: The name the Terraform commands use for :class:`TargetError`: one error for "what to act on cannot be resolved".
+OperationError = TargetError
+#: What the resolved deployment is for: an operation that plans or changes it, or a read of what is deployed.
+Purpose = Literal["operate", "read"]
+NOT_UP = "the local platform is not up: start it with 'tap local up' (or drop --local for AWS)"
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,8 @@ class Deployment:
     endpoint: str | None = None
     #: The environment ``tap local up`` runs (its stacks feed the local Lambda runtime).
     running: bool = False
+    #: The running local platform's outputs (what was applied), for :meth:`target`; None on AWS.
+    outputs: LocalOutputs | None = field(default=None, compare=False, repr=False)
 
     @property
     def local(self) -> bool:
@@ -73,6 +88,20 @@ class Deployment:
         if self.endpoint is not None:
             return local_client(service, region, self.endpoint)
         return boto3.client(service, region_name=region)
+
+    def target(self, region: str) -> RegionTarget:
+        """One region of this deployment with its resource names and clients: on the running local platform as its
+        outputs name them, otherwise as the configuration names them."""
+        if region not in self.regions:
+            raise TargetError(f"region {region} is not part of {self.env} ({', '.join(self.regions)})")
+        if self.outputs is not None:
+            return target_from_outputs(self.outputs, region)
+        names = self.config.names(region)
+        return RegionTarget(
+            region, names.bucket, names.table, names.glue_database, names.athena_workgroup, self.endpoint,
+            queue_name=names.queue, dlq_name=names.dlq, account_id=names.account_id,
+            query_role_arn=f"arn:{partition_of(region)}:iam::{names.account_id}:role/{names.query_role}",
+        )  # fmt: skip
 
     def runner(self) -> TerraformRunner:
         """The Terraform runner (offline provider mirror; test credentials on the local endpoint)."""
@@ -138,25 +167,18 @@ def resolve_deployment(
     local: bool = False,
     config_path: str | None = None,
     paths: LocalPaths | None = None,
+    purpose: Purpose = "operate",
 ) -> Deployment:
-    """The environment and regions an operation acts on (see the module's docstring)."""
+    """The environment and regions a command acts on (see the module's docstring)."""
     if not local:
-        named = environment_names()
-        if env is None and named:
-            # Without --env the defaults would be applied over dev's stacks and state (same suffix), reverting
-            # whatever environments/dev.toml sets: an operation on AWS always names its environment.
-            raise ConfigError("env", f"name the environment to act on: --env {' | '.join(named)}")
-        # The caller's account, checked against account_id before anything is touched (names carry it).
-        config = resolve_account(load_config(config_path, env_name=env))
-        if config.backend == "local":
-            config = _absolute_state(config, Path(config.state_dir))
-        label = env or config.environment
-        return Deployment(label, config, _regions(config, regions), (OPS_DIR / label).resolve())
+        return _on_aws(env, regions, config_path, purpose)
     paths = paths or LocalPaths.default()
     state = read_state(paths)
     if state is None:
-        raise OperationError("the local platform is not up: start it with 'tap local up' (or drop --local for AWS)")
+        raise TargetError(NOT_UP)
     running_env = str(state.config.get("environment", ""))
+    if purpose == "read":
+        return _reading_local(state, paths, env, regions)
     workdir = paths.root / "ops"
     if env is None or env == running_env:
         if config_path is None and env is None:
@@ -172,10 +194,48 @@ def resolve_deployment(
                 f"is {config.environment_suffix!r}, but the running platform's is {state.environment_suffix!r}: "
                 "another suffix is another environment (name it with --env)",
             )
-        return Deployment(running_env, config, _regions(config, regions), workdir / running_env, state.endpoint, True)
+        return Deployment(running_env, config, _regions(config, regions), workdir / running_env, state.endpoint, True,
+                          read_outputs(paths))  # fmt: skip
     config = resolve_account_offline(load_config(config_path, env_name=env, local_endpoint=state.endpoint))
     if config.environment_suffix == state.environment_suffix:
         raise ConfigError("env", f"{env!r} has the running platform's suffix {config.environment_suffix!r}")
     if config.backend == "local":
         config = _absolute_state(config, workdir / env / "tfstate")
     return Deployment(env, config, _regions(config, regions), workdir / env, state.endpoint)
+
+
+def _on_aws(env: str | None, regions: Sequence[str] | None, config_path: str | None, purpose: Purpose) -> Deployment:
+    named = environment_names()
+    if env is None and named and purpose == "operate":
+        # Without --env the defaults would be applied over dev's stacks and state (same suffix), reverting
+        # whatever environments/dev.toml sets: an operation on AWS always names its environment.
+        raise ConfigError("env", f"name the environment to act on: --env {' | '.join(named)}")
+    # The caller's account, checked against account_id before anything is touched (names carry it).
+    config = resolve_account(load_config(config_path, env_name=env))
+    if config.backend == "local":
+        config = _absolute_state(config, Path(config.state_dir))
+    label = env or config.environment
+    return Deployment(label, config, _regions(config, regions), (OPS_DIR / label).resolve())
+
+
+def _reading_local(state: LocalState, paths: LocalPaths, env: str | None, regions: Sequence[str] | None) -> Deployment:
+    """The running environment as it was applied: reads see what is deployed, whatever the files say now."""
+    running_env = str(state.config.get("environment", ""))
+    if env is not None and env != running_env:
+        raise TargetError(f"the local platform runs environment {running_env!r}, not {env!r}")
+    outputs = read_outputs(paths)
+    if outputs is None:
+        raise TargetError(NOT_UP)
+    for region in regions or ():
+        if region not in outputs.regions:
+            raise TargetError(f"region {region} is not part of the local platform ({', '.join(outputs.regions)})")
+    chosen = tuple(r for r in outputs.regions if not regions or r in regions)
+    config = state.platform_config()
+    return Deployment(running_env, config, chosen, paths.root / "ops" / running_env, state.endpoint, True, outputs)
+
+
+def resolve_target(region: str, *, local: bool, config_path: str | None, env: str | None = None) -> RegionTarget:
+    """One region to read, resolved as every command resolves what it acts on (``--local``: the running local
+    platform, whose environment ``tap local up`` chose; otherwise AWS)."""
+    deployment = resolve_deployment(env=env, regions=[region], local=local, config_path=config_path, purpose="read")
+    return deployment.target(region)

@@ -1,4 +1,6 @@
-"""Which region a query or listing runs in, and its clients: the local platform's, or AWS's."""
+"""One region of a deployment as the region-bound commands (jobs, query, datasets, redrive, retry, the console) see
+it: its resource names and its clients, the local platform's or AWS's. Resolved by
+:func:`analytics_platform.targeting.deployment.resolve_deployment` (``Deployment.target``)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ from typing import Any
 import boto3
 
 from analytics_platform.local.clients import LOCAL_ACCOUNT_ID, local_client, local_resource
-from analytics_platform.local.state import LocalOutputs, LocalPaths, read_outputs, read_state
+from analytics_platform.local.state import LocalOutputs
 
 
 class TargetError(ValueError):
-    """The region is not deployed (or the local platform is not up)."""
+    """What a command acts on cannot be resolved: the local platform is not up, the region is not deployed, another
+    environment runs, a lock is held..."""
 
 
 @dataclass(frozen=True)
@@ -53,19 +56,6 @@ class RegionTarget:
         return boto3.resource("dynamodb", region_name=self.region).Table(self.table_name)
 
 
-def local_target(region: str, paths: LocalPaths | None = None, env: str | None = None) -> RegionTarget:
-    """The region on the running local platform (``tap local up``); with ``env``, only if that environment is up."""
-    paths = paths or LocalPaths.default()
-    outputs = read_outputs(paths)
-    state = read_state(paths)
-    if outputs is None or state is None:
-        raise TargetError("the local platform is not up: start it with 'tap local up' (or drop --local for AWS)")
-    running = str(state.config.get("environment", ""))
-    if env is not None and env != running:
-        raise TargetError(f"the local platform runs environment {running!r}, not {env!r}")
-    return target_from_outputs(outputs, region)
-
-
 def target_from_outputs(outputs: LocalOutputs, region: str) -> RegionTarget:
     """The region of a local platform's outputs."""
     if region not in outputs.regions:
@@ -76,24 +66,3 @@ def target_from_outputs(outputs: LocalOutputs, region: str) -> RegionTarget:
         queue_name=names.queue_url.rsplit("/", 1)[-1], dlq_name=names.dlq_url.rsplit("/", 1)[-1],
         account_id=LOCAL_ACCOUNT_ID, query_role_arn=names.query_role_arn,
     )  # fmt: skip
-
-
-def aws_target(region: str, config_path: str | None, env: str | None = None) -> RegionTarget:
-    """The region on AWS, named as the configuration (or environment) names it."""
-    from analytics_platform.etl.arns import partition_of
-    from analytics_platform.infra.account import resolve_account
-    from analytics_platform.infra.config import load_config
-
-    config = resolve_account(load_config(config_path, env_name=env))
-    config.region(region)  # a clear error for a region the configuration does not hold
-    names = config.names(region)
-    return RegionTarget(
-        region, names.bucket, names.table, names.glue_database, names.athena_workgroup, queue_name=names.queue,
-        dlq_name=names.dlq, account_id=names.account_id,
-        query_role_arn=f"arn:{partition_of(region)}:iam::{names.account_id}:role/{names.query_role}",
-    )  # fmt: skip
-
-
-def resolve_target(region: str, *, local: bool, config_path: str | None, env: str | None = None) -> RegionTarget:
-    """``--local``: the running local platform (whose environment ``tap local up`` chose); otherwise AWS."""
-    return local_target(region, env=env) if local else aws_target(region, config_path, env)
