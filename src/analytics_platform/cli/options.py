@@ -102,15 +102,20 @@ def usage_error(args: argparse.Namespace, message: str) -> int:
     return int(ExitCode.USAGE)
 
 
+def _number(text: str, kind: type[int] | type[float], within: Callable[[Any], bool], outside: str, what: str) -> Any:
+    """``text`` read as ``kind`` and held to ``within`` (argparse type errors otherwise; nan is never within)."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not within(value):
+        raise argparse.ArgumentTypeError(f"{text} {outside}")
+    return value
+
+
 def port(text: str) -> int:
     """A TCP port (argparse type): anything else is a usage error before anything starts."""
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"{number} is not a port (1 to 65535)")
-    return number
+    return int(_number(text, int, lambda n: 1 <= n <= 65535, "is not a port (1 to 65535)", "a port number"))
 
 
 def reject_ratio(text: str) -> float:
@@ -119,35 +124,18 @@ def reject_ratio(text: str) -> float:
 
     (definition,) = [f for f in tunable_fields() if f.name == "max_reject_ratio"]
     low, high = definition.metadata["minimum"], definition.metadata["maximum"]
-    try:
-        ratio = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not low <= ratio <= high:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} is outside {low} to {high} (a share of the rows, not a percentage)")
-    return ratio
+    outside = f"is outside {low} to {high} (a share of the rows, not a percentage)"
+    return float(_number(text, float, lambda r: low <= r <= high, outside, "a number"))
 
 
 def fault_rate(text: str) -> float:
     """``--fault-rate``: a share from 0 to below 1 (argparse type)."""
-    try:
-        rate = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= rate < 1:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} is outside 0 to below 1")
-    return rate
+    return float(_number(text, float, lambda r: 0 <= r < 1, "is outside 0 to below 1", "a number"))
 
 
 def positive_int(text: str) -> int:
     """A whole number of at least 1 (argparse type)."""
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{number} is below 1")
-    return number
+    return int(_number(text, int, lambda n: n >= 1, "is below 1", "a whole number"))
 
 
 __all__ = [
