@@ -85,3 +85,24 @@ def test_options_given_before_jobs_retry_are_kept() -> None:
     assert (args.env, args.region, args.status) == ("prod", "eu-west-1", "FAILED")
     args = build_parser().parse_args(["jobs", "retry", "--env", "staging", "--region", "eu-west-1", "abc"])
     assert (args.env, args.job_ids) == ("staging", ["abc"])
+
+
+@pytest.mark.parametrize("command", [["plan"], ["deploy", "--skip-preflight"], ["destroy", "--yes"], ["drift"]])
+def test_a_held_operation_lock_is_refused_with_exit_2_before_terraform_runs(
+    command: list[str], workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analytics_platform.ops import drift
+    from analytics_platform.targeting.deployment import resolve_deployment
+
+    # GIVEN another tap command holding dev's lock, and Terraform that fails the test if it is ever reached
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        pytest.fail("Terraform ran while another command held the environment's lock")
+
+    monkeypatch.setattr(runs, "terraform_runs", forbidden)
+    monkeypatch.setattr(drift, "detect_drift", forbidden)
+    monkeypatch.setattr("analytics_platform.targeting.deployment.Deployment.synthesize", lambda self: None)
+    with resolve_deployment(env="dev").exclusive():
+        # WHEN the command runs THEN it is refused before anything happened: exit 2, the reason named
+        code = cli.main([*command, "--env", "dev"])
+    assert code == 2
+    assert "another tap command is operating on dev" in capsys.readouterr().err

@@ -170,9 +170,9 @@ def _terraform(
     try:
         with deployment.exclusive():
             runs = terraform_runs(deployment, command, allow_data_loss=allow_data_loss)
-    except OperationError as error:
+    except OperationError as error:  # the environment's lock is held: refused before anything happened
         print(f"error: {error}", file=sys.stderr)
-        return ExitCode.FAILED
+        return ExitCode.USAGE
     document["regions"] = run_rows(runs)
     print(summary_table(runs))
     return ExitCode.FAILED if any(run.failed for run in runs) else ExitCode.OK
@@ -207,9 +207,9 @@ def _drift_command(
     try:
         with deployment.exclusive():
             return _drift(deployment, publish, document)
-    except OperationError as error:
+    except OperationError as error:  # the environment's lock is held: refused before anything happened
         print(f"error: {error}", file=sys.stderr)
-        return ExitCode.FAILED
+        return ExitCode.USAGE
 
 
 def _drift(deployment: Deployment, publish: bool, document: dict[str, Any]) -> int:
