@@ -111,6 +111,45 @@ def test_a_clean_check_is_ok_in_every_format(tampered: dict[str, Any], capsys: p
     assert code == ExitCode.OK and json.loads(out)["runs"][0]["results"] == []
 
 
+@pytest.mark.parametrize("fmt", ["json", "sarif"])
+def test_a_check_that_cannot_run_still_prints_its_document_with_the_reason(
+    fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a configuration with an unknown region
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"regions": ["mars-north-1"]}))
+    # WHEN tap check runs with a machine-readable format
+    code = cli.main(["check", "--skip-checkov", "--skip-validate", "--config", str(bad), "--format", fmt])
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    # THEN exit 2, the reason on stderr and in the (valid) document, which is not ok
+    assert code == ExitCode.USAGE and "mars-north-1" in captured.err
+    if fmt == "json":
+        validate(document, "tap.check")
+        assert document["ok"] is False and "mars-north-1" in document["error"] and document["environments"] == []
+    else:
+        jsonschema.Draft4Validator(sarif_schema()).validate(document)
+        (invocation,) = document["runs"][0]["invocations"]
+        assert invocation["executionSuccessful"] is False
+        assert "mars-north-1" in invocation["toolExecutionNotifications"][0]["message"]["text"]
+
+
+def test_an_unexpected_failure_under_json_is_exit_1_with_a_document(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> list[RegionRun]:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runs, "terraform_runs", broken)
+    monkeypatch.delenv("TAP_DEBUG", raising=False)
+    code = cli.main(["plan", "--env", "qa", "--json"])
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    validate(document, "tap.terraform")
+    assert code == ExitCode.FAILED and document["exit_code"] == 1 and document["ok"] is False
+    assert "error: OSError: disk full" in captured.err
+
+
 # --- plan / deploy / destroy / drift -------------------------------------------------------------------------------
 @pytest.fixture
 def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from analytics_platform.cli.options import Command, Subparsers, add_command, config_options, json_option
 from analytics_platform.cli.reports import CheckedEnvironment, check_document, emit, machine_readable, sarif_document
@@ -16,6 +16,9 @@ from analytics_platform.progress import spinner
 if TYPE_CHECKING:
     from analytics_platform.infra.checks import Finding
     from analytics_platform.infra.config import PlatformConfig
+
+#: What a check gives: the environments checked, the findings between them, why it could not run, its exit code.
+CheckRun: TypeAlias = "tuple[list[CheckedEnvironment], list[Finding], str | None, int]"
 
 
 def load(path: str | None, env: str | None = None) -> PlatformConfig:
@@ -97,37 +100,53 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     fmt = "json" if args.json else args.format
     with machine_readable(fmt != "text"):
-        found = _check_all(args)
-    if found is None:
-        return ExitCode.USAGE
-    environments, shared = found
+        try:
+            found = _check_all(args)
+        except Exception as failure:  # a document even then: CI reads stdout, the reason goes into it
+            if fmt == "text" or os.environ.get("TAP_DEBUG"):
+                raise
+            found = _refused(failure)
+    environments, shared, reason, code = found
     if fmt == "json":
-        emit(check_document(environments, shared))
+        emit(check_document(environments, shared, error=reason))
     elif fmt == "sarif":
-        emit(sarif_document(environments, shared, version=package_version()))
+        emit(sarif_document(environments, shared, version=package_version(), error=reason))
+    if reason is not None:
+        return code
     failed = shared or any(e.findings for e in environments)
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
-def _check_all(args: argparse.Namespace) -> tuple[list[CheckedEnvironment], list[Finding]] | None:
-    """Every environment checked (one without ``--all-envs``) and the findings shared between them; None when
-    ``--all-envs`` finds no environment file."""
+def _refused(error: Exception) -> CheckRun:
+    """No check ran: the error as ``tap`` prints it (on stderr) and in the document, with its exit code."""
+    from analytics_platform.infra.config import ConfigError
+
+    usage = isinstance(error, ConfigError)
+    message = str(error) if usage else f"{type(error).__name__}: {error}"
+    print(f"error: {message}", file=sys.stderr)
+    return [], [], message, ExitCode.USAGE if usage else ExitCode.FAILED
+
+
+def _check_all(args: argparse.Namespace) -> CheckRun:
+    """Every environment checked (one without ``--all-envs``), the findings shared between them, and (when
+    ``--all-envs`` finds no environment file) why nothing was checked with its exit code."""
     if not args.all_envs:
-        return [_check_one(args, args.env, args.out)], []
+        return [_check_one(args, args.env, args.out)], [], None, ExitCode.OK
     from analytics_platform.infra.checks import Finding
     from analytics_platform.infra.environments import environment_names, isolation_findings
 
     names = environment_names()
     if not names:
-        print("error: --all-envs: no environment files (environments/<name>.toml)", file=sys.stderr)
-        return None
+        message = "--all-envs: no environment files (environments/<name>.toml)"
+        print(f"error: {message}", file=sys.stderr)
+        return [], [], message, ExitCode.USAGE
     shared = [Finding("isolation", None, text) for text in isolation_findings(names)]
     for finding in shared:
         print(f"FINDING {finding.message}")
     environments = [_check_one(args, name, str(Path(args.out) / name)) for name in names]
     total = len(shared) + sum(len(e.findings) for e in environments)
     print(f"tap check --all-envs: {total} finding(s) in {len(names)} environment(s) ({', '.join(names)})")
-    return environments, shared
+    return environments, shared, None, ExitCode.OK
 
 
 SYNTH = Command(

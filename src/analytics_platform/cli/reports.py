@@ -28,23 +28,27 @@ class CheckedEnvironment:
     findings: Sequence[Finding]
 
 
-def check_document(environments: Sequence[CheckedEnvironment], shared: Sequence[Finding] = ()) -> dict[str, Any]:
+def check_document(
+    environments: Sequence[CheckedEnvironment], shared: Sequence[Finding] = (), *, error: str | None = None
+) -> dict[str, Any]:
     """``tap check --format json``: ``{schema, ok, findings, environments: [{environment, stacks, findings:
-    [{rule, stack, message}]}], shared: [...]}``."""
+    [{rule, stack, message}]}], shared: [...]}``, and ``error`` when the check could not run (a configuration
+    error, say): then ``ok`` is false whatever was found."""
 
     def rows(findings: Sequence[Finding]) -> list[dict[str, Any]]:
         return [{"rule": f.rule, "stack": f.stack, "message": f.message} for f in findings]
 
     total = len(shared) + sum(len(e.findings) for e in environments)
-    return {
+    document = {
         "schema": CHECK_SCHEMA,
-        "ok": total == 0,
+        "ok": total == 0 and error is None,
         "findings": total,
         "environments": [
             {"environment": e.environment, "stacks": e.stacks, "findings": rows(e.findings)} for e in environments
         ],
         "shared": rows(shared),
     }
+    return document if error is None else {**document, "error": error}
 
 
 def _location(environment: CheckedEnvironment, finding: Finding) -> list[dict[str, Any]]:
@@ -59,10 +63,12 @@ def _location(environment: CheckedEnvironment, finding: Finding) -> list[dict[st
 
 
 def sarif_document(
-    environments: Sequence[CheckedEnvironment], shared: Sequence[Finding] = (), *, version: str
-) -> dict[str, Any]:
+    environments: Sequence[CheckedEnvironment], shared: Sequence[Finding] = (), *, version: str,
+    error: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """SARIF 2.1.0 (what checkov and tfsec give code-scanning tools): one run, one rule per check family or
-    checkov id, one ``error`` result per finding, located in its stack's ``cdk.tf.json`` when it has one."""
+    checkov id, one ``error`` result per finding, located in its stack's ``cdk.tf.json`` when it has one; the
+    run's invocation says whether the check ran (``error``: why not, as a tool execution notification)."""
     from analytics_platform.infra.checks import RULES
 
     findings = [(e, f) for e in environments for f in e.findings]
@@ -82,7 +88,11 @@ def sarif_document(
             "message": {"text": finding.message + where}, "locations": _location(environment, finding),
         })  # fmt: skip
     driver = {"name": "tap check", "version": version, "rules": rules}
-    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{"tool": {"driver": driver}, "results": results}]}
+    invocation: dict[str, Any] = {"executionSuccessful": error is None}
+    if error is not None:
+        invocation["toolExecutionNotifications"] = [{"level": "error", "message": {"text": error}}]
+    run = {"tool": {"driver": driver}, "invocations": [invocation], "results": results}
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -107,8 +108,8 @@ def terraform_command(
 @contextmanager
 def _reported(document: dict[str, Any], as_json: bool) -> Iterator[list[int]]:
     """Run the block (it appends its exit code) with people's lines on stderr when ``as_json``, then print
-    ``document`` with ``ok`` and ``exit_code``. A configuration error is reported as ``tap`` reports it (exit 2),
-    the document still printed."""
+    ``document`` with ``ok`` and ``exit_code``. A configuration error (exit 2) or any other failure (exit 1) is
+    reported as ``tap`` reports it, the document still printed (``TAP_DEBUG=1``: the traceback instead)."""
     result: list[int] = []
     with machine_readable(as_json):
         try:
@@ -118,6 +119,11 @@ def _reported(document: dict[str, Any], as_json: bool) -> Iterator[list[int]]:
                 raise
             print(f"error: {error}", file=sys.stderr)
             result.append(ExitCode.USAGE)
+        except Exception as error:
+            if not as_json or os.environ.get("TAP_DEBUG"):
+                raise
+            print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+            result.append(ExitCode.FAILED)
     if as_json:
         emit({**document, "ok": result[0] == ExitCode.OK, "exit_code": int(result[0])})
 
