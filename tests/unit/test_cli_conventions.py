@@ -159,6 +159,24 @@ def test_dash_c_runs_as_if_started_in_that_folder(nested: Path, capsys: pytest.C
     assert Path.cwd() == nested / "data" / "incoming"
 
 
+def test_dash_c_finds_the_project_root_from_that_folder(
+    nested: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN tap started outside the project, pointed at a folder two levels inside it with a file named from there
+    outside = nested.parent / "elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    (nested / "data" / "incoming" / "mine.toml").write_text('backend = "gcs"\n')
+    # WHEN
+    code = cli.main(["-C", str(nested / "data" / "incoming"), "synth", "--env", "dev", "--config", "mine.toml"])
+    # THEN the environments are the root's and the file is the one in DIR, as if tap was started in DIR
+    err = capsys.readouterr().err
+    assert code == ExitCode.USAGE
+    assert "environments/dev.toml: lambda_memory_mb" in err
+    assert f"{nested / 'data' / 'incoming' / 'mine.toml'}: backend" in err
+    assert Path.cwd() == outside
+
+
 def test_without_a_project_tap_stays_where_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert cli.project_root(tmp_path) is None or (cli.project_root(tmp_path) / "cdktf.json").is_file()

@@ -99,20 +99,22 @@ def project_root(start: Path) -> Path | None:
 
 
 def _enter_project(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path | None:
-    """Move to ``-C DIR`` or to the project's root (the folder to come back to, or None when tap stays)."""
+    """Move to the project's root found from where tap was started, or from ``-C DIR`` as if it was started there
+    (as git does); file paths given stay relative to that folder. Returns the folder to come back to, or None
+    when tap stays."""
     here = Path.cwd()
+    start = here
     if args.directory is not None:
-        target = Path(args.directory)
-        if not target.is_dir():
+        start = here / args.directory
+        if not start.is_dir():
             parser.error(f"-C {args.directory}: no such folder")
-    else:
-        target = project_root(here) or here
-        if target.resolve() == here.resolve():
-            return None
-        for name in PATH_OPTIONS:
-            value = getattr(args, name, None)
-            if isinstance(value, str) and value and value != args.parser.get_default(name):
-                setattr(args, name, str(here / value))
+    target = project_root(start) or start
+    if target.resolve() == here.resolve():
+        return None
+    for name in PATH_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value and value != args.parser.get_default(name):
+            setattr(args, name, str(start / value))
     os.chdir(target)
     return here
 
