@@ -218,3 +218,19 @@ def test_drift_json_lists_each_drift_and_exits_3(
                                    "attributes": ["visibility_timeout_seconds: 60 -> 75"]}]  # fmt: skip
     assert document["regions"] == [{"region": "us-east-1", "result": "drifted", "drifted": 1, "seconds": 4.0,
                                     "error": None}]  # fmt: skip
+
+
+def test_sarif_locations_are_percent_encoded_uri_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from analytics_platform.cli.reports import CheckedEnvironment, sarif_document
+    from analytics_platform.infra.checks import Finding
+
+    # GIVEN a synth output in a folder whose name has a space, a '#' and a non-ASCII letter
+    monkeypatch.chdir(tmp_path)
+    out = Path("out dir #1 ü")
+    (out / "stacks" / "s").mkdir(parents=True)
+    (out / "stacks" / "s" / "cdk.tf.json").write_text("{}")
+    document = sarif_document([CheckedEnvironment(None, 1, out, [Finding("iam", "s", "x")])], version="0")
+    # THEN the location is a URI reference that decodes back to the file
+    uri = document["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "out%20dir%20%231%20%C3%BC/stacks/s/cdk.tf.json"
+    jsonschema.Draft4Validator(sarif_schema()).validate(document)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from analytics_platform.machine_output import emit, machine_readable
 
@@ -56,7 +57,7 @@ def _location(environment: CheckedEnvironment, finding: Finding) -> list[dict[st
         return []
     stack_file = environment.out / "stacks" / finding.stack / "cdk.tf.json"
     try:
-        uri = stack_file.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        uri = quote(stack_file.resolve().relative_to(Path.cwd().resolve()).as_posix())  # a URI reference
     except ValueError:
         uri = stack_file.resolve().as_uri()
     return [{"physicalLocation": {"artifactLocation": {"uri": uri}}}]
