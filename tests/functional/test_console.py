@@ -135,3 +135,19 @@ def test_a_refused_request_closes_its_connection_so_its_body_is_never_read_as_a_
         # THEN one refusal comes back and the connection ends: the inner request never runs
         assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 403"), answer[:300]
         assert b"smuggled" not in answer
+
+
+def test_a_large_result_shows_its_first_rows_and_says_how_many_there_are(
+    console: tuple[ConsoleServer, Platform], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analytics_platform.analytics import commands
+    from analytics_platform.analytics.result import QueryResult
+    from analytics_platform.console import web_server
+
+    big = QueryResult(["n"], [(i,) for i in range(web_server.CONSOLE_ROWS + 1500)], "duckdb")
+    monkeypatch.setattr(commands, "run_query", lambda target, sql: big)
+    server, _ = console
+    status, answer = request(server, "POST", "/api/query", {"region": REGION, "sql": "SELECT n FROM orders"},
+                             **{"X-Tap-Console": server.token})  # fmt: skip
+    assert status == 200 and answer["total_rows"] == web_server.CONSOLE_ROWS + 1500
+    assert answer["rows"] == [[i] for i in range(web_server.CONSOLE_ROWS)]

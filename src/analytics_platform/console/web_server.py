@@ -130,6 +130,11 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         self._json(status, document)
 
 
+#: Rows of a query result the page shows (a browser table of millions of rows would hang the tab); the total is
+#: said, and ``tap query`` gives them all.
+CONSOLE_ROWS = 1000
+
+
 def run_console_query(source: ConsoleSource, region: str, sql: str) -> tuple[int, dict[str, Any]]:
     """``(HTTP status, document)`` of one query in one region, through ``tap query``'s guard."""
     from analytics_platform.analytics.commands import run_query
@@ -144,8 +149,9 @@ def run_console_query(source: ConsoleSource, region: str, sql: str) -> tuple[int
         return HTTPStatus.BAD_REQUEST, {"refused": True, "error": f"refused: {error}"}
     except Exception as error:  # a query error (unknown column, ...) is the user's to read
         return HTTPStatus.BAD_REQUEST, {"refused": False, "error": f"{type(error).__name__}: {error}"}
+    rows = result.plain_rows()
     return HTTPStatus.OK, {"region": region, "engine": result.engine, "columns": result.columns,
-                           "rows": result.plain_rows()}  # fmt: skip
+                           "rows": rows[:CONSOLE_ROWS], "total_rows": len(rows)}  # fmt: skip
 
 
 class ConsoleServer(ThreadingHTTPServer):
