@@ -104,3 +104,21 @@ def test_unreadable_files_and_wrong_types_are_configuration_errors_not_crashes(p
     assert {e.field for e in raised.value.errors} >= {"state_dir", "local_endpoint", "datasets.orders.columns.id.type"}
     with pytest.raises(ConfigError, match="lambda_batch_size"):  # read as TOML whatever the suffix's case
         load_config(upper)
+
+
+def test_an_unreadable_environment_file_does_not_hide_the_config_file_s_errors(project: Path) -> None:
+    # GIVEN an environment file that does not parse, and a --config file with its own mistakes
+    env_file = project / "environments" / "prod.toml"
+    env_file.write_text("lambda_memory_mb = = 2\n")
+    extra = project / "extra.toml"
+    extra.write_text('encryptoin = "kms"\nbackend = "gcs"\n')
+    # WHEN loaded THEN both files' errors are reported at once, each with its file
+    with pytest.raises(ConfigErrors) as raised:
+        load_config(extra, env_name="prod")
+    sources = {(e.source, e.field) for e in raised.value.errors}
+    assert str(env_file) in str(raised.value)
+    assert (str(extra), "encryptoin") in sources and (str(extra), "backend") in sources
+    # AND an environment that does not exist is reported with them too
+    with pytest.raises(ConfigErrors) as missing:
+        load_config(extra, env_name="nope")
+    assert "no environment 'nope'" in str(missing.value) and "encryptoin" in str(missing.value)

@@ -59,10 +59,16 @@ def load_config(
     then ``overrides``; validated."""
     env = os.environ if environ is None else environ
     errors: list[ConfigError] = []  # every layer is read, and everything wrong in them reported at once
-    config = environment_config(env_name, env, errors) if env_name else PlatformConfig()
+    config, env_read = PlatformConfig(), env_name is not None
+    if env_name:
+        try:
+            config = environment_config(env_name, env, errors)
+        except ConfigError as error:  # unreadable: the --config file's own errors are still reported with it
+            errors += error.errors
+            env_read = False
     #: Which file set each top-level setting: a validation error names it.
     sources: dict[str, str] = {}
-    if env_name:
+    if env_name and env_read:
         env_file = str(environments_dir(env) / f"{env_name}.toml")
         sources.update(dict.fromkeys(read_config_file(Path(env_file)), env_file))
     if path is not None:
@@ -79,6 +85,14 @@ def load_config(
         config = config_from_mapping(overrides, config)
         for key in overrides:
             sources.pop(key, None)
+    if not env_read and env_name:
+        # Without the environment's settings only the values the --config file itself sets are judged (a rule
+        # between two settings could be about one the environment would set).
+        try:
+            validate(config)
+        except ConfigError as error:
+            errors += [e for e in (e.located(sources) for e in error.errors) if e.source == str(path)]
+        raise_all(errors)
     if env_name and config.environment_suffix != (expected := environment_config(env_name, env, []).environment_suffix):
         errors.append(ConfigError(
             "environment_suffix",
