@@ -122,3 +122,21 @@ def test_an_unreadable_environment_file_does_not_hide_the_config_file_s_errors(p
     with pytest.raises(ConfigErrors) as missing:
         load_config(extra, env_name="nope")
     assert "no environment 'nope'" in str(missing.value) and "encryptoin" in str(missing.value)
+
+
+def test_a_rule_stopped_by_a_wrong_type_does_not_stop_the_groups_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analytics_platform.infra import validation
+    from analytics_platform.infra.config_errors import require
+    from analytics_platform.infra.platform_settings import PlatformConfig
+
+    def early(config: PlatformConfig) -> None:
+        require(False, "lambda_memory_mb", "must be an integer, got 'big'")
+        raise TypeError("'<' not supported between instances of 'str' and 'int'")  # the next rule of the group
+
+    def late(config: PlatformConfig) -> None:
+        require(False, "alarm_emails[0]", "is not an e-mail address")
+
+    monkeypatch.setattr(validation, "_groups", lambda: (early, late))
+    with pytest.raises(ConfigErrors) as raised:
+        validation.validate(PlatformConfig())
+    assert [e.field for e in raised.value.errors] == ["lambda_memory_mb", "alarm_emails[0]"]

@@ -8,6 +8,7 @@ dataset contracts, the rules across fields, then the deployment settings.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from analytics_platform.etl.contracts import DatasetContract, contracts_to_json
@@ -90,29 +91,27 @@ def validate(config: PlatformConfig) -> PlatformConfig:
     errors: list[ConfigError] = []
     token = collected_errors.set(errors)
     try:
-        _validate(config)
-    except ConfigError as error:  # a rule that cannot go on (an unparsable CIDR block)
-        errors.append(error)
-    except (TypeError, ValueError):  # a rule comparing a value of the wrong type, already reported above
-        if not errors:
-            raise
+        for group in _groups():  # each group is checked even when an earlier one had to stop
+            try:
+                group(config)
+            except ConfigError as error:  # a rule that cannot go on (an unparsable CIDR block)
+                errors.append(error)
+            except (TypeError, ValueError):  # a rule comparing a value of the wrong type, already reported
+                if not errors:
+                    raise
     finally:
         collected_errors.reset(token)
     raise_all(errors)
     return config
 
 
-def _validate(config: PlatformConfig) -> None:
+def _groups() -> tuple[Callable[[PlatformConfig], object], ...]:
     """The groups of rules, in the order their errors are reported."""
-    validate_regions(config.regions)
-    _validate_names_and_tags(config)
-    _validate_declared(config)
-    _validate_function_and_queue(config)
-    _validate_retention_and_alarms(config)
-    _validate_principals(config)
-    _validate_contracts(config)
-    _validate_across_fields(config)
-    _validate_deployment_settings(config)
+    return (
+        lambda config: validate_regions(config.regions), _validate_names_and_tags, _validate_declared,
+        _validate_function_and_queue, _validate_retention_and_alarms, _validate_principals, _validate_contracts,
+        _validate_across_fields, _validate_deployment_settings,
+    )  # fmt: skip
 
 
 def _validate_names_and_tags(config: PlatformConfig) -> None:
