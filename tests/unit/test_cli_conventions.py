@@ -69,6 +69,9 @@ def test_every_subcommand_has_a_description_examples_and_help_on_every_option(
         (["qeury"], "query"),
         (["local", "dwn"], "down"),
         (["jobs", "--region", "eu-west-1", "--status", "FAILD"], "FAILED"),
+        (["plan", "--env", "dev", "--allow-dataloss"], "--allow-data-loss"),
+        (["check", "--skip-checkof"], "--skip-checkov"),
+        (["query", "--region", "eu-west-1", "--as-qeury-role", "SELECT 1"], "--as-query-role"),
     ],
 )
 def test_a_misspelt_choice_is_a_usage_error_that_suggests_the_closest(

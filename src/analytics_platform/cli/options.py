@@ -28,20 +28,37 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's signature says NoReturn
         self.print_usage(sys.stderr)
         self.exit(
-            int(ExitCode.USAGE), f"error: {self.prog}: {message}{did_you_mean(message)} (see {self.prog} --help)\n"
+            int(ExitCode.USAGE),
+            f"error: {self.prog}: {message}{did_you_mean(message, _option_strings(self))} (see {self.prog} --help)\n",
         )
 
 
-def did_you_mean(message: str) -> str:
-    """``; did you mean 'query'?`` for argparse's "invalid choice: 'qeury' (choose from ...)" message, else ``""``."""
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option of ``parser`` and of its subcommands (argparse reports an unknown option from the top)."""
+    found: list[str] = []
+    for action in parser._actions:
+        found += [option for option in action.option_strings if option.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found += _option_strings(child)
+    return sorted(set(found))
+
+
+def did_you_mean(message: str, options: Sequence[str] = ()) -> str:
+    """``; did you mean 'query'?`` for argparse's "invalid choice: 'qeury' (choose from ...)" message, or
+    ``; did you mean '--region'?`` for "unrecognized arguments: --regoin ..." (among ``options``), else ``""``."""
     import difflib
     import re
 
     found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
-    if not found:
-        return ""
-    choices = re.findall(r"'([^']*)'", found.group(2))
-    close = difflib.get_close_matches(found.group(1), choices, n=1, cutoff=0.6)
+    if found:
+        word, choices = found.group(1), re.findall(r"'([^']*)'", found.group(2))
+    else:
+        unknown = re.search(r"unrecognized arguments: (--[^\s=]+)", message)
+        if not unknown:
+            return ""
+        word, choices = unknown.group(1), list(options)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
