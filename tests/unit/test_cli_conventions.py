@@ -209,6 +209,10 @@ def test_bash_completion_offers_commands_options_and_choices(
     assert "--restore" in complete(script, "tap jobs --region eu-west-1 retry --")
     # every command of the parser is offered at the top
     assert set(complete(script, "tap ")) >= {" ".join(p) for p, _ in ALL if len(p) == 1}
+    # an option taking a file, a folder or a name offers nothing of tap's: the shell completes file names there
+    assert complete(script, "tap synth --config ") == [] and complete(script, "tap -C ") == []
+    assert complete(script, "tap etl convert --max-reject-ratio ") == []
+    assert "--out" in complete(script, "tap synth --config c.toml --")
 
 
 def test_zsh_completion_loads_the_same_function_through_bashcompinit(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,6 +22,7 @@ BASH = """\
         esac
     done
     case "$path:$prev" in
+{values}
 {choices}
     esac
     if [ -z "$opts" ]; then
@@ -63,9 +64,19 @@ def script(parser: argparse.ArgumentParser, shell: str) -> str:
         for path, p in walked for action in p._actions if action.choices and action.option_strings
         for option in action.option_strings
     )  # fmt: skip
+    # An option taking a free value (a file, a folder, a name): nothing of tap's, so the shell's own (file names).
+    free = sorted({shlex.quote(f"{path}:{option}") for path, p in walked for action in p._actions
+                   if action.option_strings and action.nargs != 0 and not action.choices
+                   for option in action.option_strings})  # fmt: skip
+    values = f"        {'|'.join(free)}) COMPREPLY=(); return 0 ;;" if free else "        '') ;;"
     preamble = "autoload -U +X bashcompinit && bashcompinit\n" if shell == "zsh" else ""
     return BASH.format(
-        shell=shell, preamble=preamble, paths=paths, commands=commands, choices=choices or "        *) ;;"
+        shell=shell,
+        preamble=preamble,
+        paths=paths,
+        commands=commands,
+        choices=choices or "        *) ;;",
+        values=values,
     )
 
 
