@@ -151,3 +151,21 @@ def test_a_large_result_shows_its_first_rows_and_says_how_many_there_are(
                              **{"X-Tap-Console": server.token})  # fmt: skip
     assert status == 200 and answer["total_rows"] == web_server.CONSOLE_ROWS + 1500
     assert answer["rows"] == [[i] for i in range(web_server.CONSOLE_ROWS)]
+
+
+def test_the_datasets_part_is_read_once_a_minute_not_on_every_refresh(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analytics_platform.console import snapshot
+
+    reads: list[str] = []
+    monkeypatch.setattr(snapshot, "_datasets", lambda target: reads.append(target.region) or {"datasets": []})
+    target = RegionTarget(REGION, BUCKET, TABLE, DATABASE, "wg")
+    cache = snapshot.PartCache(seconds=60)
+    for _ in range(3):  # three refreshes within the minute: one read
+        assert snapshot.region_snapshot(target, cache=cache)["datasets"] == []
+    assert reads == [REGION]
+    expired = snapshot.PartCache(seconds=0)
+    snapshot.region_snapshot(target, cache=expired)
+    snapshot.region_snapshot(target, cache=expired)
+    assert reads == [REGION] * 3

@@ -6,6 +6,8 @@ Each part is read on its own: a part that cannot be read says why, the others ar
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,17 +20,45 @@ from analytics_platform.targeting.region_target import RegionTarget
 WINDOW = timedelta(hours=24)
 #: Recent failures shown per region.
 FAILURES_SHOWN = 10
+#: How long the datasets part is reused: it reads every SUCCEEDED job of the region, which the page's 10-second
+#: refresh should not repeat each time.
+DATASETS_SECONDS = 60.0
 
 
-def region_snapshot(target: RegionTarget, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the console shows of ``target``'s region (see the module docstring)."""
+class PartCache:
+    """Parts of a region's snapshot kept for a while (one per console server; thread-safe)."""
+
+    def __init__(self, seconds: float = DATASETS_SECONDS) -> None:
+        self.seconds = seconds
+        self._kept: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str], read: Callable[[], Any]) -> Any:
+        """The value kept under ``key`` if younger than :attr:`seconds`, else ``read()`` (kept when it succeeds)."""
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is not None and time.monotonic() - kept[0] < self.seconds:
+            return kept[1]
+        value = read()
+        with self._lock:
+            self._kept[key] = (time.monotonic(), value)
+        return value
+
+
+def region_snapshot(
+    target: RegionTarget, now: datetime | None = None, cache: PartCache | None = None
+) -> dict[str, Any]:
+    """Everything the console shows of ``target``'s region (see the module docstring); with ``cache``, the
+    datasets part is reused for :data:`DATASETS_SECONDS`."""
     now = now or datetime.now(UTC)
     snapshot: dict[str, Any] = {"region": target.region, "at": now.isoformat(), "outputs": outputs_of(target),
                                 "errors": {}}  # fmt: skip
+    datasets = (lambda: _datasets(target)) if cache is None else (
+        lambda: cache.get((target.region, "datasets"), lambda: _datasets(target)))  # fmt: skip
     parts: dict[str, Callable[[], Any]] = {
         "jobs": lambda: _jobs(target, now),
         "dlq_depth": lambda: _dlq_depth(target),
-        "datasets": lambda: _datasets(target),
+        "datasets": datasets,
     }
     for name, read in parts.items():
         try:
@@ -87,4 +117,4 @@ def _datasets(target: RegionTarget) -> dict[str, Any]:
     return {"datasets": dataset_documents(target)[1]}
 
 
-__all__ = ["WINDOW", "outputs_of", "region_snapshot"]
+__all__ = ["DATASETS_SECONDS", "WINDOW", "PartCache", "outputs_of", "region_snapshot"]

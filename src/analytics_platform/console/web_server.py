@@ -21,6 +21,7 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
 
+from analytics_platform.console.snapshot import PartCache
 from analytics_platform.targeting.region_target import RegionTarget
 
 #: The header a query request must carry (see the module docstring).
@@ -102,7 +103,7 @@ class ConsoleHandler(BaseHTTPRequestHandler):
 
             region = path.removeprefix("/api/regions/")
             try:
-                self._json(HTTPStatus.OK, region_snapshot(source.target(region)))
+                self._json(HTTPStatus.OK, region_snapshot(source.target(region), cache=self.server.parts))
             except Exception as error:  # the region cannot even be resolved: say why
                 self._json(HTTPStatus.BAD_GATEWAY, {"region": region, "error": f"{type(error).__name__}: {error}"})
         else:
@@ -164,6 +165,8 @@ class ConsoleServer(ThreadingHTTPServer):
         self.source = source
         #: The session token every API call carries (the page reads it from its address).
         self.token = secrets.token_urlsafe(24)
+        #: Snapshot parts kept between refreshes (the datasets part, which reads every SUCCEEDED job).
+        self.parts = PartCache()
 
     @property
     def url(self) -> str:
