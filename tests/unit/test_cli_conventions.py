@@ -4,6 +4,7 @@ examples, one error format with a "did you mean", distinct exit codes."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -150,6 +151,19 @@ def test_the_project_root_is_found_from_a_subdirectory_and_given_paths_stay_wher
     assert f"{nested / 'data' / 'incoming' / 'mine.toml'}: backend" in err
     assert Path.cwd() == nested / "data" / "incoming"
 
+
+
+def test_a_path_typed_equal_to_its_default_still_stays_where_it_was_typed(nested: Path) -> None:
+    here = Path.cwd()
+    parser = cli.build_parser()
+    for argv, expected in ((["synth", "--out", "cdktf.out"], str(here / "cdktf.out")), (["synth"], "cdktf.out")):
+        args = parser.parse_args(argv)
+        args.parser = parser
+        back = cli._enter_project(args, parser)
+        try:
+            assert Path.cwd() == nested and args.out == expected  # typed: where typed; default: at the root
+        finally:
+            os.chdir(back or here)
 
 def test_dash_c_runs_as_if_started_in_that_folder(nested: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (nested / "data" / "root.toml").write_text("lambda_batch_size = 0\n")

@@ -24,7 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from analytics_platform.cli import analytics, build, completion, console, etl, jobs, local, operations
-from analytics_platform.cli.options import Parser
+from analytics_platform.cli.options import Default, Parser
 from analytics_platform.exit_codes import ExitCode
 
 #: The command groups, in the order ``tap --help`` lists them.
@@ -113,7 +113,7 @@ def _enter_project(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         return None
     for name in PATH_OPTIONS:
         value = getattr(args, name, None)
-        if isinstance(value, str) and value and value != args.parser.get_default(name):
+        if isinstance(value, str) and value and not isinstance(value, Default):
             setattr(args, name, str(start / value))
     os.chdir(target)
     return here

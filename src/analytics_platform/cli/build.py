@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from analytics_platform.cli.options import Command, Subparsers, add_command, config_options, json_option
+from analytics_platform.cli.options import Command, Default, Subparsers, add_command, config_options, json_option
 from analytics_platform.cli.reports import CheckedEnvironment, check_document, emit, machine_readable, sarif_document
 from analytics_platform.exit_codes import ExitCode
 from analytics_platform.progress import spinner
@@ -166,11 +166,15 @@ CHECK = Command(
 
 def register(sub: Subparsers) -> None:
     synth_parser = add_command(sub, SYNTH)
-    synth_parser.add_argument("--out", default="cdktf.out", metavar="DIR", help="output folder (default: cdktf.out)")
+    synth_parser.add_argument(
+        "--out", default=Default("cdktf.out"), metavar="DIR", help="output folder (default: cdktf.out)"
+    )
     config_options(synth_parser)
 
     check = add_command(sub, CHECK)
-    check.add_argument("--out", default="cdktf.out", metavar="DIR", help="synth output folder (default: cdktf.out)")
+    check.add_argument(
+        "--out", default=Default("cdktf.out"), metavar="DIR", help="synth output folder (default: cdktf.out)"
+    )
     check.add_argument("--no-synth", action="store_true", help="check an existing synth output")
     check.add_argument("--skip-checkov", action="store_true", help="run only the project's own checks")
     check.add_argument(

@@ -44,6 +44,13 @@ def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
     return sorted(set(found))
 
 
+class Default(str):
+    """A path option's default value: it names a place at the project's root, while a path typed on the command
+    line (even the same text) stays relative to where it was typed."""
+
+    __slots__ = ()
+
+
 def did_you_mean(message: str, options: Sequence[str] = ()) -> str:
     """``; did you mean 'query'?`` for argparse's "invalid choice: 'qeury' (choose from ...)" message, or
     ``; did you mean '--region'?`` for "unrecognized arguments: --regoin ..." (among ``options``), else ``""``."""
@@ -156,6 +163,6 @@ def positive_int(text: str) -> int:
 
 
 __all__ = [
-    "Command", "Handler", "Parser", "Subparsers", "add_command", "config_options", "fault_rate", "json_option",
-    "port", "positive_int", "reject_ratio", "target_options", "usage_error",
+    "Command", "Default", "Handler", "Parser", "Subparsers", "add_command", "config_options", "fault_rate",
+    "json_option", "port", "positive_int", "reject_ratio", "target_options", "usage_error",
 ]  # fmt: skip
