@@ -152,7 +152,6 @@ def test_the_project_root_is_found_from_a_subdirectory_and_given_paths_stay_wher
     assert Path.cwd() == nested / "data" / "incoming"
 
 
-
 def test_a_path_typed_equal_to_its_default_still_stays_where_it_was_typed(nested: Path) -> None:
     here = Path.cwd()
     parser = cli.build_parser()
@@ -164,6 +163,7 @@ def test_a_path_typed_equal_to_its_default_still_stays_where_it_was_typed(nested
             assert Path.cwd() == nested and args.out == expected  # typed: where typed; default: at the root
         finally:
             os.chdir(back or here)
+
 
 def test_dash_c_runs_as_if_started_in_that_folder(nested: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (nested / "data" / "root.toml").write_text("lambda_batch_size = 0\n")
