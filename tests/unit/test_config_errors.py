@@ -20,14 +20,22 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_every_error_of_every_layer_is_reported_at_once_with_its_file(project: Path) -> None:
-    env_file = project / "environments" / "prod.toml"
-    env_file.write_text('lambda_memroy_mb = 2048\nlog_retention_days = 13\nregions = ["us-east-1"]\n')
-    extra = project / "extra.json"
-    extra.write_text('{"lambda_timeout_seconds": 5000, "alarm_emails": ["nope"], "encryptoin": "kms"}')
+def layers(project: Path, env_text: str, extra_name: str, extra_text: str) -> tuple[Path, Path, ConfigErrors]:
+    """The prod environment's file and a --config file written, and the error of loading both."""
+    env_file, extra = project / "environments" / "prod.toml", project / extra_name
+    env_file.write_text(env_text)
+    extra.write_text(extra_text)
     with pytest.raises(ConfigErrors) as raised:
         load_config(extra, env_name="prod")
-    found = {(e.source, e.field): e.message for e in raised.value.errors}
+    return env_file, extra, raised.value
+
+
+def test_every_error_of_every_layer_is_reported_at_once_with_its_file(project: Path) -> None:
+    env_file, extra, raised = layers(
+        project, 'lambda_memroy_mb = 2048\nlog_retention_days = 13\nregions = ["us-east-1"]\n',
+        "extra.json", '{"lambda_timeout_seconds": 5000, "alarm_emails": ["nope"], "encryptoin": "kms"}',
+    )  # fmt: skip
+    found = {(e.source, e.field): e.message for e in raised.errors}
     assert found[(str(env_file), "lambda_memroy_mb")] == "unknown setting; did you mean 'lambda_memory_mb'?"
     assert found[(str(extra), "encryptoin")] == "unknown setting; did you mean 'encryption'?"
     assert "from 1 to 900, got 5000" in found[(str(extra), "lambda_timeout_seconds")]
@@ -35,7 +43,7 @@ def test_every_error_of_every_layer_is_reported_at_once_with_its_file(project: P
     assert "not an e-mail address" in found[(str(extra), "alarm_emails[0]")]
     # a rule about two settings names no single file
     assert (None, "queue_visibility_timeout_seconds") in found
-    assert raised.value.field == "lambda_memroy_mb"  # the first, for callers that look at one
+    assert raised.field == "lambda_memroy_mb"  # the first, for callers that look at one
 
 
 def test_the_command_line_prints_each_error_on_its_own_line_and_exits_2(
@@ -108,15 +116,11 @@ def test_unreadable_files_and_wrong_types_are_configuration_errors_not_crashes(p
 
 def test_an_unreadable_environment_file_does_not_hide_the_config_file_s_errors(project: Path) -> None:
     # GIVEN an environment file that does not parse, and a --config file with its own mistakes
-    env_file = project / "environments" / "prod.toml"
-    env_file.write_text("lambda_memory_mb = = 2\n")
-    extra = project / "extra.toml"
-    extra.write_text('encryptoin = "kms"\nbackend = "gcs"\n')
     # WHEN loaded THEN both files' errors are reported at once, each with its file
-    with pytest.raises(ConfigErrors) as raised:
-        load_config(extra, env_name="prod")
-    sources = {(e.source, e.field) for e in raised.value.errors}
-    assert str(env_file) in str(raised.value)
+    env_file, extra, raised = layers(project, "lambda_memory_mb = = 2\n", "extra.toml",
+                                     'encryptoin = "kms"\nbackend = "gcs"\n')  # fmt: skip
+    sources = {(e.source, e.field) for e in raised.errors}
+    assert str(env_file) in str(raised)
     assert (str(extra), "encryptoin") in sources and (str(extra), "backend") in sources
     # AND an environment that does not exist is reported with them too
     with pytest.raises(ConfigErrors) as missing:
